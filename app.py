@@ -1,0 +1,98 @@
+"""Dialogue Summarization Studio: see how FLAN-T5 summarizes conversations and how fine-tuning changes it.
+
+Run ``python app.py --help`` for options. By default the app listens on 127.0.0.1:7860 only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    m = p.add_argument_group("models (hub id, local folder, or finished run folder)")
+    m.add_argument("--base-model", default="google/flan-t5-base", help="base seq2seq model (default: %(default)s)")
+    m.add_argument("--full-model", help="fully fine-tuned checkpoint for the 'full' slot")
+    m.add_argument("--lora-model", help="peft LoRA adapter for the 'lora' slot (loaded onto the base)")
+    m.add_argument("--detox-model", help="peft adapter from PPO detox for the 'detox' slot")
+    m.add_argument("--toxicity-model", default="facebook/roberta-hate-speech-dynabench-r4-target",
+                   help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
+    m.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: $STUDIO_DEVICE, else CUDA if available, else CPU)")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", default=os.environ.get("DIALOGSUM_DIR", "knkarthick/dialogsum"),
+                   help="DialogSum hub id or local folder (CSV or official JSONL layout) "
+                        "(default: $DIALOGSUM_DIR, else knkarthick/dialogsum)")
+    d.add_argument("--runs-dir", default=os.environ.get("STUDIO_RUNS_DIR", "runs"),
+                   help="folder for training runs (default: $STUDIO_RUNS_DIR, else ./runs)")
+    s = p.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; 0.0.0.0 exposes it to your network)")
+    s.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    s.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
+    s.add_argument("--offline", action="store_true",
+                   help="never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, "
+                        "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
+    args = p.parse_args(argv)
+    if args.auth and ":" not in args.auth:
+        p.error("--auth must be USER:PASSWORD")
+    return args
+
+
+def set_offline_env() -> None:
+    """Must run before transformers, datasets or gradio are imported: they read these at import."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[var] = "1"
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+def make_studio(args: argparse.Namespace):
+    from summarizer.models import ModelSlots, SlotConfig, resolve_source
+    from summarizer.toxicity import ToxicityScorer
+    from ui.context import Studio
+
+    config = SlotConfig(base=resolve_source(args.base_model),
+                        **{s: resolve_source(v) if v else None for s, v in
+                           (("full", args.full_model), ("lora", args.lora_model), ("detox", args.detox_model))})
+    slots = ModelSlots(config, device=args.device)
+    return Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
+                  dataset=args.dataset, runs_dir=Path(args.runs_dir))
+
+
+def build_demo(studio):
+    """The Gradio Blocks app with every tab."""
+    import gradio as gr
+
+    from ui import compare, prompting, toxicity
+
+    with gr.Blocks(title="Dialogue Summarization Studio") as demo:
+        gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
+                    "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
+        with gr.Tabs():
+            with gr.Tab("Prompting", id="prompting"):
+                prompting.build(studio)
+            with gr.Tab("Compare", id="compare"):
+                compare.build(studio)
+            with gr.Tab("Toxicity", id="toxicity"):
+                toxicity.build(studio)
+    return demo
+
+
+def launch(demo, args: argparse.Namespace, **kwargs):
+    """Launch bound to ``args.host`` with no share link unless ``--share``."""
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    return demo.queue(default_concurrency_limit=1).launch(
+        server_name=args.host, server_port=args.port, share=args.share, auth=auth, **kwargs)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.offline:
+        set_offline_env()
+    studio = make_studio(args)
+    launch(build_demo(studio), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

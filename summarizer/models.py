@@ -1,0 +1,322 @@
+"""The four model slots (base, full, lora, detox) with one shared base in memory.
+
+* ``base``: a seq2seq model (default ``google/flan-t5-base``), hub id or local folder.
+* ``full``: a fully fine-tuned checkpoint (a complete model folder); its own copy in memory.
+* ``lora`` and ``detox``: peft adapters loaded **onto the one base model** as named adapters
+  (``PeftModel.load_adapter``), so the four slots cost about two models of memory.
+
+peft injects LoRA layers into the base network in place, so after adapters load the "base"
+output is always produced with the adapters switched off (peft's ``"__base__"`` adapter name in
+a mixed batch): the base slot stays pristine, unlike the course lab, which wrapped its base.
+
+A slot source may be a hub id, a model or adapter folder, or a finished run folder (its model
+is in ``<run>/model``). Loading is lazy, cached and guarded by one lock.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from .devices import pick_device, pick_dtype
+from .generation import GenerationSettings, generate_texts
+
+DEFAULT_BASE_MODEL = "google/flan-t5-base"
+SLOTS = ("base", "full", "lora", "detox")
+ADAPTER_SLOTS = ("lora", "detox")
+BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
+SLOT_LABELS = {"base": "Base (original)", "full": "Full fine-tune", "lora": "LoRA (peft)",
+               "detox": "PPO detox"}
+EMPTY_SLOT_HELP = {
+    "full": "no model yet: train one in the Train tab (full fine-tune) or give a fine-tuned "
+            "checkpoint folder or hub id with --full-model",
+    "lora": "no model yet: train one in the Train tab (LoRA) or give a peft adapter folder or "
+            "hub id with --lora-model",
+    "detox": "no model yet: train one in the Train tab (PPO detox) or give a peft adapter "
+             "folder or hub id with --detox-model",
+    "base": "no base model: give a hub id or folder with --base-model",
+}
+
+
+class SlotError(ValueError):
+    """A slot's source is missing or is the wrong kind of model; the message says what to do."""
+
+
+@dataclass
+class SlotConfig:
+    """Where each slot's model comes from (hub id, folder, or run folder); ``None`` = empty."""
+
+    base: str = DEFAULT_BASE_MODEL
+    full: str | None = None
+    lora: str | None = None
+    detox: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def resolve_source(source: str) -> str:
+    """Map a run folder to its model folder (``<run>/model``); other sources unchanged.
+
+    Raises:
+        SlotError: the path looks local but does not exist, or the run has no finished model.
+    """
+    source = str(source).strip()
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if (path / "status.json").is_file() and not (path / "config.json").is_file() \
+                and not (path / "adapter_config.json").is_file():
+            model = path / "model"
+            if not model.is_dir():
+                raise SlotError(f"Run folder {path} has no finished model (no model/ folder).")
+            return str(model)
+        return str(path)
+    if path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
+        raise SlotError(f"Model folder {source} does not exist.")
+    return source
+
+
+def is_adapter(source: str) -> bool:
+    """True when a local ``source`` folder holds a peft adapter (``adapter_config.json``)."""
+    return (Path(source) / "adapter_config.json").is_file()
+
+
+def _check_kind(slot: str, source: str) -> None:
+    """Raise :class:`SlotError` when a local folder holds the wrong kind of model for ``slot``."""
+    path = Path(source)
+    if not path.is_dir():
+        return  # hub ids are checked when loaded
+    if slot in ADAPTER_SLOTS and not is_adapter(source):
+        kind = "a full model" if (path / "config.json").is_file() else "no model files"
+        raise SlotError(f"The {slot} slot needs a peft adapter folder (with adapter_config.json), "
+                        f"but {source} holds {kind}." + (" Put it in the full slot." if kind == "a full model" else ""))
+    if slot not in ADAPTER_SLOTS and not (path / "config.json").is_file():
+        hint = " It is a peft adapter: put it in the lora or detox slot." if is_adapter(source) else ""
+        raise SlotError(f"The {slot} slot needs a model folder with config.json; {source} has none.{hint}")
+
+
+@dataclass
+class _Loaded:
+    model: object
+    tokenizer: object
+
+
+class ModelSlots:
+    """Lazily loaded, thread-safe model slots sharing one base model.
+
+    Args:
+        config: slot sources.
+        device: torch device name (default: CUDA if available, else CPU).
+        dtype: weights dtype (default: bf16 on capable GPUs, else fp32).
+
+    All public methods may be called from several threads; model work is serialised by one lock.
+    """
+
+    def __init__(self, config: SlotConfig | None = None, device: str | None = None,
+                 dtype: torch.dtype | None = None):
+        self.config = config or SlotConfig()
+        self.device = pick_device(device)
+        self.dtype = dtype or pick_dtype(self.device)
+        self._lock = threading.RLock()
+        self._base: _Loaded | None = None  # base model, wrapped by peft once adapters load
+        self._full: _Loaded | None = None
+        self._adapters: dict[str, str] = {}  # slot -> source loaded as that adapter
+
+    # ---- configuration -------------------------------------------------------------------
+    def source(self, slot: str) -> str | None:
+        self._check_slot(slot)
+        return getattr(self.config, slot)
+
+    def set_source(self, slot: str, source: str | None) -> None:
+        """Point ``slot`` at a new source (``None`` or "" empties it); reloads lazily.
+
+        Raises:
+            SlotError: unknown slot, missing folder, wrong kind of model, or an empty base.
+        """
+        self._check_slot(slot)
+        source = resolve_source(source) if source and str(source).strip() else None
+        if source is None and slot == "base":
+            raise SlotError(EMPTY_SLOT_HELP["base"])
+        if source:
+            _check_kind(slot, source)
+        with self._lock:
+            if source == getattr(self.config, slot):
+                return
+            setattr(self.config, slot, source)
+            if slot == "base":
+                self._base, self._adapters = None, {}
+            elif slot == "full":
+                self._full = None
+            elif slot in self._adapters:
+                self._base.model.delete_adapter(slot)
+                del self._adapters[slot]
+
+    def is_filled(self, slot: str) -> bool:
+        return bool(self.source(slot))
+
+    def describe(self, slot: str) -> str:
+        """One line for the UI: the slot's source and whether it is loaded, or how to fill it."""
+        src = self.source(slot)
+        if not src:
+            return EMPTY_SLOT_HELP[slot]
+        loaded = {"base": self._base is not None, "full": self._full is not None}.get(slot, slot in self._adapters)
+        return f"{src} ({'loaded' if loaded else 'loads on first use'})"
+
+    @staticmethod
+    def _check_slot(slot: str) -> None:
+        if slot not in SLOTS:
+            raise SlotError(f"Unknown slot {slot!r}; slots are {', '.join(SLOTS)}.")
+
+    # ---- loading -------------------------------------------------------------------------
+    def _load_seq2seq(self, source: str, slot: str) -> _Loaded:
+        _check_kind(slot, source)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=self.dtype)
+        except (OSError, ValueError) as err:
+            raise SlotError(f"Could not load the {slot} model from {source!r}: {err}") from err
+        return _Loaded(model.to(self.device).eval(), tokenizer)
+
+    def base(self) -> _Loaded:
+        """The shared base (a ``PeftModel`` once an adapter is loaded) and its tokenizer."""
+        with self._lock:
+            if self._base is None:
+                self._base = self._load_seq2seq(self.config.base, "base")
+            return self._base
+
+    @property
+    def tokenizer(self):
+        """The base model's tokenizer (loads the base if needed)."""
+        return self.base().tokenizer
+
+    def _ensure_adapter(self, slot: str) -> None:
+        from peft import PeftModel  # imported here: the app starts faster without peft
+
+        source = self.source(slot)
+        if not source:
+            raise SlotError(EMPTY_SLOT_HELP[slot])
+        base = self.base()
+        if self._adapters.get(slot) == source:
+            return
+        _check_kind(slot, source)
+        try:
+            if isinstance(base.model, PeftModel):
+                base.model.load_adapter(source, adapter_name=slot)
+            else:
+                base.model = PeftModel.from_pretrained(base.model, source, adapter_name=slot)
+            base.model.eval()
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise SlotError(f"Could not load the {slot} adapter from {source!r} onto base "
+                            f"{self.config.base!r}: {err}") from err
+        self._adapters[slot] = source
+
+    def load(self, slots: Sequence[str] = SLOTS) -> None:
+        """Load the given filled slots now (empty ones are skipped).
+
+        Raises:
+            SlotError: a slot's model is missing or of the wrong kind.
+        """
+        with self._lock:
+            for slot in slots:
+                if not self.is_filled(slot):
+                    continue
+                if slot == "base":
+                    self.base()
+                elif slot == "full":
+                    self.full()
+                else:
+                    self._ensure_adapter(slot)
+
+    def full(self) -> _Loaded:
+        """The fully fine-tuned model and its tokenizer (the base's if it has none)."""
+        with self._lock:
+            if not self.config.full:
+                raise SlotError(EMPTY_SLOT_HELP["full"])
+            if self._full is None:
+                self._full = self._load_seq2seq(self.config.full, "full")
+            return self._full
+
+    def trainable_parameters(self, slot: str) -> tuple[int, int]:
+        """(parameters the slot trained, total parameters the slot runs with).
+
+        For adapter slots the first number counts only that adapter's parameters.
+        """
+        with self._lock:
+            if slot in ADAPTER_SLOTS:
+                self._ensure_adapter(slot)
+                model = self.base().model
+                total = sum(p.numel() for n, p in model.named_parameters()
+                            if "lora_" not in n and "modules_to_save" not in n)
+                own = sum(p.numel() for n, p in model.named_parameters() if f".{slot}." in n)
+                return own, total + own
+            model = (self.full() if slot == "full" else self.base()).model
+            n = sum(p.numel() for n_, p in model.named_parameters() if "lora_" not in n_)
+            return n, n
+
+    # ---- generation ----------------------------------------------------------------------
+    def generate(self, slots: Sequence[str], prompts: Sequence[str], settings: GenerationSettings,
+                 batch_size: int = 8, on_batch: Callable[[int, int], None] | None = None
+                 ) -> dict[str, list[str]]:
+        """Summaries of every prompt from every requested slot.
+
+        Base and adapter slots run together in mixed batches on the shared base (peft's
+        ``adapter_names``); the full slot runs on its own model.
+
+        Args:
+            slots: filled slot names, e.g. ``["base", "lora"]``.
+            prompts: N prompt strings.
+            settings: decoding settings shared by all slots.
+
+        Returns:
+            ``{slot: [N summaries]}``.
+
+        Raises:
+            SlotError: a requested slot is empty or its model cannot be loaded.
+        """
+        for slot in slots:
+            self._check_slot(slot)
+        with self._lock:
+            out: dict[str, list[str]] = {}
+            shared = [s for s in slots if s != "full"]
+            if shared:
+                out.update(self._generate_shared(shared, prompts, settings, batch_size, on_batch))
+            if "full" in slots:
+                full = self.full()
+                out["full"] = generate_texts(full.model, full.tokenizer, prompts, settings,
+                                             batch_size=batch_size, on_batch=on_batch)
+            return {s: out[s] for s in slots}
+
+    def _generate_shared(self, slots, prompts, settings, batch_size, on_batch) -> dict[str, list[str]]:
+        """Generate for base/adapter slots on the shared base model."""
+        for slot in slots:
+            if slot in ADAPTER_SLOTS:
+                self._ensure_adapter(slot)
+        base = self.base()
+        if not self._adapters:  # plain model: only the base slot can be asked for here
+            return {"base": generate_texts(base.model, base.tokenizer, prompts, settings,
+                                           batch_size=batch_size, on_batch=on_batch)}
+        if settings.strategy != "beam":
+            # One mixed batch: each row runs with its own adapter (peft mixed-batch inference).
+            names = [BASE_ADAPTER if s == "base" else s for s in slots for _ in prompts]
+            texts = generate_texts(base.model, base.tokenizer, list(prompts) * len(slots), settings,
+                                   batch_size=batch_size * len(slots), adapter_names=names,
+                                   on_batch=on_batch)
+            n = len(prompts)
+            return {s: texts[k * n:(k + 1) * n] for k, s in enumerate(slots)}
+        # peft's mixed batches do not expand adapter names over beams, so beams run per slot.
+        out = {}
+        for slot in slots:
+            if slot == "base":
+                with base.model.disable_adapter():
+                    out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
+                                               batch_size=batch_size, on_batch=on_batch)
+            else:
+                base.model.set_adapter(slot)
+                out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
+                                           batch_size=batch_size, on_batch=on_batch)
+        return out

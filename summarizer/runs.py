@@ -1,0 +1,68 @@
+"""Reading finished training runs from a runs folder (the contract shared with ``training/``).
+
+Each run lives in ``<runs_dir>/<run_id>/`` with ``status.json`` (``{"state": ..., "method": ...}``,
+state one of queued/running/completed/failed/cancelled, method one of full/lora/ppo) and, once
+completed, its model or adapter in ``<run_id>/model/``. This module only reads; the job runner in
+``training/`` writes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_RUNS_DIR = "runs"
+# Which Compare slot each training method's output fills.
+METHOD_SLOT = {"full": "full", "lora": "lora", "ppo": "detox"}
+
+
+def runs_dir(path: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``$STUDIO_RUNS_DIR``, else ``./runs``."""
+    return Path(path or os.environ.get("STUDIO_RUNS_DIR") or DEFAULT_RUNS_DIR).expanduser()
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A completed run whose model can fill a slot.
+
+    Attributes:
+        run_id: the run folder's name.
+        method: ``full``, ``lora`` or ``ppo``.
+        slot: the slot it fills (``full``, ``lora`` or ``detox``).
+        path: the run folder (a slot source; the model is in ``path/model``).
+    """
+
+    run_id: str
+    method: str
+    slot: str
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} ({self.method})"
+
+
+def read_status(run: Path) -> dict | None:
+    """The run's ``status.json`` as a dict, or None if missing or unreadable."""
+    try:
+        return json.loads((run / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def finished_runs(root: str | os.PathLike | None = None, slot: str | None = None) -> list[FinishedRun]:
+    """Completed runs with a model folder, newest first; only those for ``slot`` if given."""
+    root = runs_dir(root)
+    found = []
+    if not root.is_dir():
+        return found
+    for run in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        status = read_status(run) if run.is_dir() else None
+        if not status or status.get("state") != "completed" or not (run / "model").is_dir():
+            continue
+        method = status.get("method", "")
+        run_slot = METHOD_SLOT.get(method)
+        if run_slot and (slot is None or slot == run_slot):
+            found.append(FinishedRun(run.name, method, run_slot, run))
+    return found

@@ -1,0 +1,48 @@
+import pytest
+
+from summarizer.rouge import score_corpus, score_one, sentences_per_line
+
+PRED = "the cat sat on the mat"
+REF = "the cat is on the mat"
+
+
+def test_single_reference_hand_checked():
+    s = score_one(PRED, [REF])["best"]
+    # unigrams: 5 of 6 match each way -> F = 5/6; bigrams: 3 of 5 -> 0.6; LCS "the cat on the mat" = 5
+    assert s["rouge1"] == pytest.approx(5 / 6)
+    assert s["rouge2"] == pytest.approx(3 / 5)
+    assert s["rougeL"] == pytest.approx(5 / 6)
+    assert s["rougeLsum"] == pytest.approx(5 / 6)
+
+
+def test_multi_reference_best_and_mean():
+    s = score_one(PRED, [REF, "a dog ran away"])
+    assert s["best"]["rouge1"] == pytest.approx(5 / 6)
+    assert s["mean"]["rouge1"] == pytest.approx(5 / 12)
+    assert s["mean"]["rouge2"] == pytest.approx(0.3)
+
+
+def test_stemming_is_on():
+    assert score_one("the cats were running", ["the cat was run"])["best"]["rouge1"] == pytest.approx(0.75)
+
+
+def test_lsum_uses_sentences():
+    assert sentences_per_line("A b. C d! E?") == "A b.\nC d!\nE?"
+    # Reordered sentences: Lsum (summary-level LCS) stays perfect, sentence-agnostic L drops.
+    s = score_one("he left. she stayed.", ["she stayed. he left."])["best"]
+    assert s["rougeLsum"] == pytest.approx(1.0)
+    assert s["rougeL"] < 1.0
+
+
+def test_corpus_is_mean_times_100():
+    c = score_corpus([PRED, "x y"], [[REF], ["x y"]])
+    assert c["rouge1"] == pytest.approx(100 * (5 / 6 + 1) / 2)
+
+
+def test_errors():
+    with pytest.raises(ValueError):
+        score_corpus([PRED], [])
+    with pytest.raises(ValueError):
+        score_one(PRED, [])
+    with pytest.raises(ValueError):
+        score_corpus([PRED], [[REF]], rule="median")

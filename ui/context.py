@@ -1,0 +1,39 @@
+"""What every tab shares: the model slots, the toxicity scorer, the dataset and the runs folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from summarizer.data import load_split
+from summarizer.models import ModelSlots
+from summarizer.toxicity import ToxicityScorer
+
+# All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
+# or GPU is never oversubscribed by concurrent users (Gradio's concurrency_id).
+MODEL_QUEUE = "model-work"
+
+
+@dataclass
+class Studio:
+    """Shared state of one app process.
+
+    Attributes:
+        slots: the four model slots (one shared base).
+        toxicity: the hate-speech scorer.
+        dataset: DialogSum hub id or local folder.
+        runs_dir: folder holding training runs.
+        max_input_tokens: encoder limit for prompts (512 for FLAN-T5).
+    """
+
+    slots: ModelSlots
+    toxicity: ToxicityScorer
+    dataset: str
+    runs_dir: Path
+    max_input_tokens: int = 512
+    _splits: dict = field(default_factory=dict, repr=False)
+
+    def split(self, name: str):
+        """The DialogSum split ``name`` (cached after the first load)."""
+        if name not in self._splits:
+            self._splits[name] = load_split(self.dataset, name)
+        return self._splits[name]
