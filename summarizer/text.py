@@ -21,6 +21,7 @@ from typing import Sequence
 # conversations while keeping prompt building (one tokenizer pass per cut) fast.
 MAX_DIALOGUE_CHARS = 20_000
 MAX_SCORED_CHARS = 20_000  # texts for the toxicity classifier (it reads at most 512 tokens)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates: not encodable as UTF-8
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 except \t (09) and \n (0a); DEL
 
 
@@ -30,7 +31,7 @@ def clean_text(text: str | bytes | None) -> str:
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    text = str(text).encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+    text = _SURROGATE.sub("\ufffd", str(text))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text).strip()
 

@@ -74,9 +74,13 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
                           lines=8, max_lines=20, elem_id=f"{prefix}-dialogue")
     refs = gr.Textbox(label="Human reference summaries", lines=2, interactive=False, elem_id=f"{prefix}-references")
     visibility = "public" if api_name else "private"
-    load_fn = lambda s, i: load_dialogue(studio, s, i)
+
+    def load_fn(split: str, index: float):
+        """Reads split and number; updates dialogue, references and the "Loaded" line."""
+        return load_dialogue(studio, split, index)
+
     load.click(load_fn, [split, index], [dialogue, refs, info], api_name=api_name, api_visibility=visibility)
-    rand.click(lambda s: random_index(studio, s), split, index, api_visibility="private").then(
+    rand.click(lambda split_name: random_index(studio, split_name), split, index, api_visibility="private").then(
         load_fn, [split, index], [dialogue, refs, info], api_visibility="private")
     return dialogue, refs, info
 

@@ -138,7 +138,7 @@ def build(studio: Studio) -> dict:
     with gr.Row():
         panels = [slot_panel(slot) for slot in SLOTS]
     with gr.Accordion("All results as JSON", open=False):
-        results = gr.JSON(elem_id="compare-json")
+        results = gr.JSON(label="Results", elem_id="compare-json")
     with gr.Accordion("Models in the slots", open=False):
         pickers = slot_pickers(studio)
         refresh = gr.Button("Refresh finished runs", elem_id="compare-refresh")

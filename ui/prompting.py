@@ -88,20 +88,21 @@ def build(studio: Studio) -> dict:
     dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
     with gr.Row():
         mode = gr.Radio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
-        indices = gr.Textbox(label="Example dialogues: train numbers, e.g. 40, 80 (blank = the first N)",
+        indices = gr.Textbox("", label="Example dialogues: train numbers, e.g. 40, 80 (blank = the first N)",
                              elem_id="prompting-examples")
         count = gr.Number(DEFAULT_SHOTS, precision=0, minimum=1, maximum=10,
                           label="How many examples (few-shot, when no numbers are given)", elem_id="prompting-count")
     with gr.Accordion("Generation settings", open=False):
         controls = generation_controls()
     run = gr.Button("Summarize", variant="primary", elem_id="prompting-run")
-    prompt = gr.Code(label="The exact prompt", language=None, lines=8, max_lines=25, wrap_lines=True,
-                     interactive=False, elem_id="prompting-prompt")
+    # A Textbox, not gr.Code: Code strips the template's trailing space ("Summary: ").
+    prompt = gr.Textbox(label="The exact prompt (as the model reads it)", lines=8, max_lines=25,
+                        interactive=False, buttons=["copy"], elem_id="prompting-prompt")
     info = gr.Textbox(label="Prompt length and notes", lines=2, interactive=False, elem_id="prompting-prompt-info")
     summary = gr.Textbox(label="Summary (base model)", lines=3, interactive=False, elem_id="prompting-summary")
-    rouge_md = gr.Markdown(elem_id="prompting-rouge")
+    rouge_md = gr.Markdown(label="ROUGE table", elem_id="prompting-rouge")
     with gr.Accordion("ROUGE as JSON", open=False):
-        rouge_json = gr.JSON(elem_id="prompting-rouge-json")
+        rouge_json = gr.JSON(label="ROUGE", elem_id="prompting-rouge-json")
 
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
                           strategy, temperature, top_k, top_p, num_beams, seed, progress=gr.Progress()):
