@@ -77,6 +77,8 @@ def open_tab(driver, url: str, name: str) -> None:
 
 
 def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1400, min(max(height, 900), 2400))
     driver.execute_script("window.scrollTo(0, 0);")
     path = tmp_path / name
     assert driver.save_screenshot(str(path)) and path.stat().st_size > 10_000
@@ -103,11 +105,12 @@ def test_compare_tab_shows_four_summaries(served, browser, tmp_path):
     click(browser, "#compare-load")
     row = studio.split("test")[2]
     wait_for(browser, lambda d: value(d, "#compare-dialogue textarea") == row["dialogue"])
+    set_number(browser, "#compare-max-new input", 40)
     click(browser, "#compare-run")
     summaries = wait_for(browser, lambda d: all(texts := [value(d, f"#compare-summary-{s} textarea") for s in SLOTS])
                          and texts)
     prompt = build_prompt("zero-shot", row["dialogue"], tokenizer=studio.slots.tokenizer).text
-    direct = studio.slots.generate(["base", "lora"], [prompt], GenerationSettings())
+    direct = studio.slots.generate(["base", "lora"], [prompt], GenerationSettings(max_new_tokens=40))
     assert summaries[0] == direct["base"][0] == summaries[1]
     assert summaries[2] == direct["lora"][0]
     assert summaries[3].startswith("no model yet")
@@ -122,6 +125,8 @@ def test_prompting_tab_shows_prompt_and_keeps_html_as_text(served, browser, tmp_
     click(browser, "#prompting-load")
     row = studio.split("test")[0]
     wait_for(browser, lambda d: value(d, "#prompting-dialogue textarea") == row["dialogue"])
+    browser.find_element("xpath", "//*[@id='prompting-settings']//button").click()
+    set_number(browser, "#gen-max-new input", 40)
     click(browser, "#prompting-run")
     summary = wait_for(browser, lambda d: value(d, "#prompting-summary textarea"))
     assert summary

@@ -69,10 +69,13 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
         index = gr.Number(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
         load = gr.Button("Load", elem_id=f"{prefix}-load", scale=0)
         rand = gr.Button("Random", elem_id=f"{prefix}-random", scale=0)
-    info = gr.Textbox(label="Loaded", interactive=False, elem_id=f"{prefix}-info")
-    dialogue = gr.Textbox(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
-                          lines=8, max_lines=20, elem_id=f"{prefix}-dialogue")
-    refs = gr.Textbox(label="Human reference summaries", lines=2, interactive=False, elem_id=f"{prefix}-references")
+    with gr.Row():
+        dialogue = gr.Textbox(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
+                              lines=8, max_lines=12, elem_id=f"{prefix}-dialogue", scale=3)
+        with gr.Column(scale=2):
+            info = gr.Textbox(label="Loaded", interactive=False, elem_id=f"{prefix}-info")
+            refs = gr.Textbox(label="Human reference summaries", lines=4, max_lines=8, interactive=False,
+                              elem_id=f"{prefix}-references")
     visibility = "public" if api_name else "private"
 
     def load_fn(split: str, index: float):

@@ -92,15 +92,20 @@ def build(studio: Studio) -> dict:
                              elem_id="prompting-examples")
         count = gr.Number(DEFAULT_SHOTS, precision=0, minimum=1, maximum=10,
                           label="How many examples (few-shot, when no numbers are given)", elem_id="prompting-count")
-    with gr.Accordion("Generation settings", open=False):
+    with gr.Accordion("Generation settings", open=False, elem_id="prompting-settings"):
         controls = generation_controls()
     run = gr.Button("Summarize", variant="primary", elem_id="prompting-run")
-    # A Textbox, not gr.Code: Code strips the template's trailing space ("Summary: ").
-    prompt = gr.Textbox(label="The exact prompt (as the model reads it)", lines=8, max_lines=25,
-                        interactive=False, buttons=["copy"], elem_id="prompting-prompt")
-    info = gr.Textbox(label="Prompt length and notes", lines=2, interactive=False, elem_id="prompting-prompt-info")
-    summary = gr.Textbox(label="Summary (base model)", lines=3, interactive=False, elem_id="prompting-summary")
-    rouge_md = gr.Markdown(label="ROUGE table", elem_id="prompting-rouge")
+    with gr.Row():
+        with gr.Column():
+            # A Textbox, not gr.Code: Code strips the template's trailing space ("Summary: ").
+            prompt = gr.Textbox(label="The exact prompt (as the model reads it)", lines=8, max_lines=16,
+                                interactive=False, buttons=["copy"], elem_id="prompting-prompt")
+            info = gr.Textbox(label="Prompt length and notes", lines=2, interactive=False,
+                              elem_id="prompting-prompt-info")
+        with gr.Column():
+            summary = gr.Textbox(label="Summary (base model)", lines=3, interactive=False,
+                                 elem_id="prompting-summary")
+            rouge_md = gr.Markdown(label="ROUGE table", elem_id="prompting-rouge")
     with gr.Accordion("ROUGE as JSON", open=False):
         rouge_json = gr.JSON(label="ROUGE", elem_id="prompting-rouge-json")
 
