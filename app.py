@@ -71,11 +71,14 @@ def build_demo(studio):
                     "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"):
-                prompting.build(studio)
+                prompting_view = prompting.build(studio)
             with gr.Tab("Compare", id="compare"):
-                compare.build(studio)
+                compare_view = compare.build(studio)
             with gr.Tab("Toxicity", id="toxicity"):
-                toxicity.build(studio)
+                toxicity.build(studio, prompting_view["summary"], compare_view["results"])
+        # New finished runs appear in the slot pickers on every page load.
+        demo.load(compare_view["refresh"], None, list(compare_view["pickers"].values()),
+                  api_visibility="private")
     return demo
 
 
