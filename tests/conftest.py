@@ -12,6 +12,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import hashlib
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,23 +35,50 @@ def dialogsum_dir() -> Path:
     return folder
 
 
+def _cached(name: str, build) -> Path:
+    """``build(folder)`` once per version of tiny_models.py, kept in ``.cache/tiny-models``.
+
+    Building the tiny models trains them for a few seconds; caching by a hash of the builder's
+    source keeps repeated test runs fast and never serves a model built by older code. The folder
+    is written under a temporary name and renamed, so an interrupted build is never reused.
+    """
+    # The T5 tokenizer is trained on real DialogSum when present, so that is part of the key too.
+    key = Path(tiny_models.__file__).read_bytes() + str(default_local_dataset()).encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    root = Path(os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parents[1] / ".cache" / "tiny-models"))
+    folder = root / digest / name
+    if not folder.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=_mkdir(root / digest)))
+        build(tmp / name)
+        try:
+            (tmp / name).rename(folder)
+        except OSError:  # another test process finished the same build first
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
-def tiny_t5(tmp_path_factory) -> Path:
+def tiny_t5() -> Path:
     """Folder of a tiny trained T5 + tokenizer (the base model stand-in)."""
-    return tiny_models.build_t5(tmp_path_factory.mktemp("models") / "t5")
+    return _cached("t5", tiny_models.build_t5)
 
 
 @pytest.fixture(scope="session")
-def tiny_classifier(tmp_path_factory) -> Path:
+def tiny_classifier() -> Path:
     """Folder of a tiny RoBERTa classifier with id2label {0: nothate, 1: hate}."""
-    return tiny_models.build_classifier(tmp_path_factory.mktemp("models") / "toxicity")
+    return _cached("toxicity", tiny_models.build_classifier)
 
 
 @pytest.fixture(scope="session")
-def tiny_classifier_reversed(tmp_path_factory) -> Path:
+def tiny_classifier_reversed() -> Path:
     """The same kind of classifier with labels in the other order: {0: hate, 1: nothate}."""
-    return tiny_models.build_classifier(tmp_path_factory.mktemp("models") / "toxicity_rev",
-                                        labels=("hate", "nothate"))
+    return _cached("toxicity_rev", lambda out: tiny_models.build_classifier(out, labels=("hate", "nothate")))
 
 
 def make_adapter(base: Path, out: Path, fresh: bool = True, seed: int = 0) -> Path:
