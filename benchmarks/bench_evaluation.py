@@ -4,6 +4,8 @@ Run ``python benchmarks/bench_evaluation.py`` (``--help`` for options). Offline:
 FLAN-T5-small-shaped (d_model 512, 8+8 layers, 6 heads, d_ff 1024, gated-GELU) with **random
 weights** built from a ``T5Config``, a Unigram tokenizer trained here on DialogSum train text,
 and a LoRA adapter (r=32 on q and v, as in the labs) with random weights. Nothing is downloaded.
+The output layer's pad and EOS rows are zeroed so that greedy summaries are real (repetitive)
+tokens that depend on the input and the adapter, each ``--max-new-tokens`` long.
 
 Both sides get the same prompts (the zero-shot template, fitted to 512 tokens) of the first
 ``--n`` DialogSum test dialogues and the same greedy settings:
@@ -57,6 +59,12 @@ def build_models(out: Path, vocab_size: int, seed: int = 0) -> tuple[Path, Path]
                       tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
     model = T5ForConditionalGeneration(config).eval()
+    # A random T5 greedily emits padding (id 0) forever, which decodes to "" on both sides and makes
+    # the identity check empty. Zeroing the pad and EOS rows of the output layer makes greedy pick
+    # real tokens that depend on the input and the adapter, and every summary runs the full
+    # max_new_tokens steps: the same amount of work for both sides.
+    with torch.no_grad():
+        model.lm_head.weight[[tokenizer.pad_token_id, tokenizer.eos_token_id]] = 0.0
     base, adapter = out / "flan-t5-small-random", out / "lora-random"
     model.save_pretrained(base)
     tokenizer.save_pretrained(base)
@@ -98,9 +106,9 @@ def batched(base: Path, adapter: Path, prompts: list[str], settings: GenerationS
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=24, help="DialogSum test dialogues (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per batch per model (default: %(default)s)")
+    p.add_argument("--n", type=int, default=16, help="DialogSum test dialogues (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=100, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per batch per model (default: %(default)s)")
     p.add_argument("--vocab-size", type=int, default=4000, help="tokenizer vocabulary (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="(default: %(default)s)")
