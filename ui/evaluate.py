@@ -1,0 +1,187 @@
+"""The Evaluate tab: the labs' results table (ROUGE, BLEU, toxicity, CIs, speed) for chosen models.
+
+Every handler is a few lines over :func:`summarizer.evaluation.evaluate`, the same function the
+CLI (``python -m summarizer.evaluation``) calls. The run button is also the named API endpoint
+``/evaluate``; model work goes through the shared ``MODEL_QUEUE`` so one CPU/GPU is never
+oversubscribed, and a Cancel button stops a run between batches.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from summarizer.evaluation import (HATE_THRESHOLD, TOXICITY_PROTOCOL, EvaluationCancelled,
+                                   display_table, evaluate)
+from summarizer.generation import GenerationSettings
+from summarizer.models import EMPTY_SLOT_HELP, SLOT_LABELS, SLOTS, SlotError
+from summarizer.rouge import MULTI_REFERENCE_RULE
+
+from .context import MODEL_QUEUE, Studio
+
+# Chart label -> (mean column, CI low column, CI high column); "{rule}" is the CI rule.
+CHART_METRICS = {
+    "ROUGE-1": ("rouge1_{rule}", "rouge1_ci_low", "rouge1_ci_high"),
+    "ROUGE-2": ("rouge2_{rule}", "rouge2_ci_low", "rouge2_ci_high"),
+    "ROUGE-L": ("rougeL_{rule}", "rougeL_ci_low", "rougeL_ci_high"),
+    "ROUGE-Lsum": ("rougeLsum_{rule}", "rougeLsum_ci_low", "rougeLsum_ci_high"),
+    "P(hate) of the summary": ("p_hate_mean", "p_hate_ci_low", "p_hate_ci_high"),
+    "Reward (nothate logit)": ("reward_mean", "reward_ci_low", "reward_ci_high"),
+    "ΔROUGE-1 vs base (paired)": ("rouge1_diff_vs_base", "rouge1_diff_ci_low", "rouge1_diff_ci_high"),
+    "ΔP(hate) vs base (paired)": ("p_hate_diff_vs_base", "p_hate_diff_ci_low", "p_hate_diff_ci_high"),
+    "BLEU (no interval)": ("bleu", None, None),
+}
+# Per-dialogue columns shown in the table, in this order when present.
+_PREDICTION_COLUMN_ORDER = ("id", "detox_reward_change", "lora_reward_change", "full_reward_change")
+_cancel_flags: dict[str, threading.Event] = {}
+
+
+def results_dir() -> Path:
+    """Where the tab writes results: ``$STUDIO_RESULTS_DIR``, else ``./results``."""
+    return Path(os.environ.get("STUDIO_RESULTS_DIR") or "results")
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def metric_figure(results: list[dict], metric: str) -> go.Figure:
+    """Bar per model of ``metric`` with its bootstrap 95% interval as error bars."""
+    fig = go.Figure()
+    if not results:
+        return fig.update_layout(title="Run an evaluation to see the chart", height=360)
+    mean_col, low_col, high_col = CHART_METRICS[metric]
+    mean_col = mean_col.format(rule=results[0]["ci_rule"])
+    rows = [r for r in results if not _nan(r[mean_col])]
+    means = [r[mean_col] for r in rows]
+    error = None
+    if low_col:
+        error = dict(type="data", symmetric=False, array=[r[high_col] - r[mean_col] for r in rows],
+                     arrayminus=[r[mean_col] - r[low_col] for r in rows])
+    fig.add_bar(x=[SLOT_LABELS.get(r["model"], r["model"]) for r in rows], y=means, error_y=error,
+                text=[f"{m:.3g}" for m in means], textposition="outside")
+    suffix = " (error bars: bootstrap 95% CI)" if low_col else ""
+    return fig.update_layout(title=f"{metric}{suffix}", yaxis_title=metric, height=360,
+                             margin=dict(t=50, b=40, l=50, r=20))
+
+
+def toxicity_figure(predictions: pd.DataFrame) -> go.Figure:
+    """Per-dialogue reward before (base) and after (detox), with the no-change diagonal."""
+    fig = go.Figure()
+    if not {"base_reward", "detox_reward"} <= set(predictions.columns):
+        return fig.update_layout(title="Evaluate both Base and PPO detox to compare their toxicity",
+                                 height=360)
+    x, y = predictions["base_reward"], predictions["detox_reward"]
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="no change",
+                    line=dict(dash="dash", color="gray"))
+    fig.add_scatter(x=x, y=y, mode="markers", name="dialogue", text=predictions["id"],
+                    hovertemplate="%{text}<br>base %{x:.3f} → detox %{y:.3f}<extra></extra>")
+    change = (y - x).mean()
+    return fig.update_layout(
+        title=f"Reward (nothate logit) of each summary: before (base) vs after (detox); mean change {change:+.3f}",
+        xaxis_title="base reward (before)", yaxis_title="detox reward (after)", height=380,
+        margin=dict(t=50, b=40, l=50, r=20))
+
+
+def sorted_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Largest reward change first (detox vs base, else the first model vs base), as in the labs."""
+    changes = [c for c in _PREDICTION_COLUMN_ORDER[1:] if c in predictions.columns]
+    if changes:
+        predictions = predictions.sort_values(changes[0], ascending=False)
+    first = [c for c in _PREDICTION_COLUMN_ORDER if c in predictions.columns]
+    return predictions[first + [c for c in predictions.columns if c not in first]].round(4)
+
+
+def _status(result, out: Path) -> str:
+    m = result.meta
+    g = m["generation"]
+    return (f"**{m['n_dialogues']} dialogues** of {m.get('dataset', '')} ({m.get('split', '')}), "
+            f"{m['prompt_mode']} prompt, {g['strategy']} decoding, max {g['max_new_tokens']} new tokens; "
+            f"{m['prompts_cut_to_fit']} prompt(s) cut to fit {m['max_input_tokens']} tokens. "
+            f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {TOXICITY_PROTOCOL} "
+            f"Hate share: P(hate) ≥ {HATE_THRESHOLD}. {m['bootstrap']['method']}")
+
+
+def build(studio: Studio) -> None:
+    """Build the Evaluate tab's components and events inside the current ``gr.Blocks``."""
+    gr.Markdown("Score models on DialogSum with one generation setting: ROUGE against the human "
+                "summaries, BLEU, toxicity of each summary, 95% bootstrap intervals, length and speed.")
+    with gr.Row():
+        models = gr.CheckboxGroup([(SLOT_LABELS[s], s) for s in SLOTS], label="Models",
+                                  value=[s for s in SLOTS if studio.slots.is_filled(s)])
+        n = gr.Slider(1, 500, value=20, step=1, label="Dialogues (the first N of the split)",
+                      elem_id="evaluate-n")
+        split = gr.Dropdown(["test", "validation", "train"], value="test", label="Split",
+                            info="test: 500 dialogues, three human summaries each")
+        max_new = gr.Slider(8, 512, value=200, step=1, label="Max new tokens",
+                            info="greedy decoding, zero-shot prompt, same for every model",
+                            elem_id="evaluate-max-new")
+    with gr.Row():
+        run_btn = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
+        cancel_btn = gr.Button("Cancel", variant="stop")
+    status = gr.Markdown()
+    table = gr.Dataframe(label="Results", interactive=False, wrap=True, elem_id="evaluate-results")
+    with gr.Row():
+        metric = gr.Dropdown(list(CHART_METRICS), value="ROUGE-1", label="Chart metric")
+    with gr.Row():
+        chart = gr.Plot(label="Metric by model", elem_id="evaluate-chart")
+        tox_chart = gr.Plot(label="Toxicity before/after detox", elem_id="evaluate-toxicity")
+    predictions = gr.Dataframe(label="Per-dialogue predictions (largest detox reward change first; "
+                                     "click a header to sort)", interactive=False, wrap=True,
+                               max_height=500, elem_id="evaluate-predictions")
+    files = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
+    results_state = gr.State([])
+
+    def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, request: gr.Request,
+                       progress=gr.Progress()):
+        """Reads models, N, split, max new tokens; updates status, table, charts, predictions, files."""
+        chosen = [c for c in SLOTS if c in (chosen or [])]
+        if not chosen:
+            raise gr.Error("Choose at least one model to evaluate.")
+        empty = [c for c in chosen if not studio.slots.is_filled(c)]
+        if empty:
+            raise gr.Error(" ".join(f"{SLOT_LABELS[c]}: {EMPTY_SLOT_HELP[c]}." for c in empty))
+        flag = _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
+        flag.clear()
+        try:
+            settings = GenerationSettings(max_new_tokens=int(max_new_tokens)).validate()
+            rows = studio.split(split_name).select(range(min(int(n_dialogues), len(studio.split(split_name)))))
+            result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen,
+                              max_input_tokens=studio.max_input_tokens,
+                              on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
+        except EvaluationCancelled:
+            return ("Evaluation cancelled.", gr.update(), gr.update(), gr.update(), gr.update(),
+                    gr.update(), gr.update())
+        except (ValueError, SlotError) as err:
+            raise gr.Error(str(err)) from err
+        result.meta.update(dataset=str(studio.dataset), split=split_name)
+        out = results_dir() / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        paths = result.write(out)
+        preds = result.predictions_frame()
+        return (_status(result, out), display_table(result), metric_figure(result.results, "ROUGE-1"),
+                toxicity_figure(preds), sorted_predictions(preds), [str(p) for p in paths.values()],
+                result.results)
+
+    def request_cancel(request: gr.Request):
+        """Sets this session's cancel flag; the running evaluation stops after its current batch."""
+        flag = _cancel_flags.get(getattr(request, "session_hash", None) or "api")
+        if flag:
+            flag.set()
+        return "Cancelling: the evaluation stops after the current batch."
+
+    def show_metric(results, name):
+        """Reads the stored results and the chosen metric; updates the chart."""
+        return metric_figure(results, name)
+
+    run_event = run_btn.click(run_evaluation, [models, n, split, max_new],
+                              [status, table, chart, tox_chart, predictions, files, results_state],
+                              api_name="evaluate", concurrency_id=MODEL_QUEUE)
+    cancel_btn.click(request_cancel, None, status, cancels=[run_event], api_name="cancel_evaluation")
+    metric.change(show_metric, [results_state, metric], chart, queue=False, api_name=False)
