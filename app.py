@@ -64,7 +64,7 @@ def build_demo(studio):
     """The Gradio Blocks app with every tab."""
     import gradio as gr
 
-    from ui import compare, prompting, toxicity
+    from ui import compare, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
@@ -76,6 +76,8 @@ def build_demo(studio):
                 compare.build(studio)
             with gr.Tab("Toxicity", id="toxicity"):
                 toxicity.build(studio)
+            with gr.Tab("Train", id="train"):
+                train.build(studio)
     return demo
 
 

@@ -28,7 +28,6 @@ import importlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -56,12 +55,6 @@ def config_class(method: str):
     if method not in METHOD_MODULES:
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHOD_MODULES)}.")
     return importlib.import_module(METHOD_MODULES[method]).CONFIG
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _process_alive(pid: int | None, created: float | None) -> bool:
@@ -109,7 +102,7 @@ class JobRunner:
         cpu = [] if torch.cuda.is_available() else ["--cpu"]
         return [self.python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *cpu,
-                "--main_process_port", str(_free_port()), "-m", module, "--config", config]
+                "-m", module, "--config", config]
 
     # ---- queue -------------------------------------------------------------------------------
     def submit(self, method: str, values: dict, num_processes: int = 1, estimate_s: float | None = None) -> str:
