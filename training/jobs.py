@@ -133,12 +133,12 @@ class JobRunner:
         return run.run_id
 
     def list_runs(self) -> list[dict]:
-        """Every run's status (plus ``run_id``, ``path``, ``queue_position`` when queued), newest first."""
+        """Every run's status (plus ``run_id``, ``run_dir``, ``queue_position`` when queued), newest first."""
         runs = []
         for path in self.root.iterdir() if self.root.is_dir() else []:
             status = RunFolder(path).status() if path.is_dir() else None
             if status:
-                runs.append({**status, "run_id": path.name, "path": str(path)})
+                runs.append({**status, "run_id": path.name, "run_dir": str(path)})
         queued = sorted((r for r in runs if r.get("state") == "queued"), key=_queue_key)
         for i, r in enumerate(queued, 1):
             r["queue_position"] = i
@@ -166,11 +166,11 @@ class JobRunner:
             if not still:
                 queued = sorted((r for r in runs if r.get("state") == "queued"), key=_queue_key)
                 if queued:
-                    self._launch(RunFolder(queued[0]["path"]))
+                    self._launch(RunFolder(queued[0]["run_dir"]))
 
     def _check_alive(self, status: dict) -> bool:
         """True while the run's process lives; otherwise settle its final state."""
-        run = RunFolder(status["path"])
+        run = RunFolder(status["run_dir"])
         proc = self._procs.get(run.run_id)
         if proc is not None:
             code = proc.poll()

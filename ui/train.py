@@ -223,7 +223,8 @@ def build(studio) -> None:
                     """Reads the form; writes a new run folder; selects it and starts the timer."""
                     run_id = start_run(_method, json.dumps(_collect(base_model, *vals)), procs_n or 1)
                     gr.Info(f"Queued run {run_id}.")
-                    return run_id, gr.Timer(active=True)
+                    ids = [r["run_id"] for r in runner.list_runs()]
+                    return gr.update(choices=ids, value=run_id), gr.Timer(active=True)
 
                 form = [base, procs, *inputs, *extra]
                 for comp in form:
@@ -232,7 +233,8 @@ def build(studio) -> None:
                 start_outputs.append((start, on_start, form, preview, cost, show))
 
     with gr.Row():
-        picked = gr.Dropdown(label="Run", choices=[], elem_id="train-run-picked", scale=3)
+        picked = gr.Dropdown(label="Run", choices=[], elem_id="train-run-picked", scale=3,
+                             allow_custom_value=True)
         cancel = gr.Button("Cancel run", variant="stop", elem_id="train-cancel", scale=1)
     progress = gr.HTML(elem_id="train-progress-box")
     plot = gr.Plot(label="Live metrics", elem_id="train-plot")
