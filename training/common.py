@@ -540,6 +540,8 @@ def main(config_cls, train: Callable, argv: Sequence[str] | None = None) -> int:
     setup_logging(run)
     stop = StopFlag(run).install()
     main_proc = is_main_process()
+    if _world_size() > 1:
+        log.info("Process rank %s of %d.", os.environ.get("RANK"), _world_size())
     if main_proc:
         status = run.status()
         run.update_status(state="running", method=config.METHOD, started=time.time(), step=0,

@@ -9,7 +9,8 @@
   returns; :meth:`JobRunner.tick` (called by a watcher thread and by every UI handler) starts the
   oldest queued run when none is running. Queued runs are files, so the queue survives restarts.
 * The child is ``[python, -m, training.<method>, --config, <run>/config.json]``, or
-  ``accelerate launch --num_processes N [--cpu] -m training.<method> --config ...`` for N > 1,
+  ``accelerate launch --multi_gpu --num_processes N -m training.<method> --config ...`` for N > 1
+  (N CPU processes with gloo when there is no GPU),
   always an argument list (never ``shell=True``), in its own session (process group), output
   appended to ``train.log``. The UI process never trains.
 * Cancel writes ``<run>/cancel`` and sends SIGTERM: the child stops at the next step and marks
@@ -97,12 +98,12 @@ class JobRunner:
         module = METHOD_MODULES[method]
         if num_processes <= 1:
             return [self.python, "-m", module, "--config", config]
-        import torch
-
-        cpu = [] if torch.cuda.is_available() else ["--cpu"]
-        return [self.python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *cpu,
-                "-m", module, "--config", config]
+        # `--multi_gpu` is accelerate's torchrun launcher and also what starts N processes on a
+        # CPU-only machine (they use gloo, see common.train_seq2seq); accelerate 1.15's `--cpu`
+        # with --num_processes > 1 starts a single process unless mpirun is configured.
+        return [self.python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+                "--dynamo_backend", "no", "-m", module, "--config", config]
 
     # ---- queue -------------------------------------------------------------------------------
     def submit(self, method: str, values: dict, num_processes: int = 1, estimate_s: float | None = None) -> str:
