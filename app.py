@@ -64,7 +64,7 @@ def build_demo(studio):
     """The Gradio Blocks app with every tab."""
     import gradio as gr
 
-    from ui import compare, evaluate, prompting, toxicity
+    from ui import compare, evaluate, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
@@ -76,6 +76,8 @@ def build_demo(studio):
                 compare_view = compare.build(studio)
             with gr.Tab("Toxicity", id="toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
+            with gr.Tab("Train", id="train"):
+                train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
         # New finished runs appear in the slot pickers on every page load.

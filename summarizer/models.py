@@ -60,6 +60,21 @@ class SlotConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _is_run_folder(path: Path) -> bool:
+    """A training run folder: ``status.json`` and no model files of its own.
+
+    A run folder also holds the run's ``config.json`` (training settings, not a model config):
+    a transformers config always has ``model_type``, a run config never does.
+    """
+    if not (path / "status.json").is_file() or (path / "adapter_config.json").is_file():
+        return False
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(config, dict) and "model_type" in config)
+
+
 def resolve_source(source: str) -> str:
     """Map a run folder to its model folder (``<run>/model``); other sources unchanged.
 
@@ -69,8 +84,7 @@ def resolve_source(source: str) -> str:
     source = str(source).strip()
     path = Path(source).expanduser()
     if path.is_dir():
-        if (path / "status.json").is_file() and not (path / "config.json").is_file() \
-                and not (path / "adapter_config.json").is_file():
+        if _is_run_folder(path):
             model = path / "model"
             if not model.is_dir():
                 raise SlotError(f"Run folder {path} has no finished model (no model/ folder).")

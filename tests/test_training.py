@@ -1,0 +1,220 @@
+"""Training methods, run folders and the job runner, on tiny offline models and real DialogSum rows.
+
+Every method runs a few steps and must change its trainable weights (and only those); the
+saved folder must reload with plain transformers/peft and through the app's model slots.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from summarizer.generation import GenerationSettings
+from summarizer.models import ModelSlots, SlotConfig, resolve_source
+from summarizer.runs import finished_runs
+from training import common, full, lora, ppo
+from training.jobs import JobRunner
+
+TINY = ["--train_size", "8", "--val_size", "2", "--batch_size", "4", "--max_source_tokens", "96",
+        "--max_target_tokens", "32", "--eval_steps", "2"]
+GREEDY = GenerationSettings(max_new_tokens=8)
+
+
+def _run(module, argv) -> common.RunFolder:
+    assert module.main(argv) == 0
+    return common.RunFolder(argv[argv.index("--run_dir") + 1])
+
+
+def _check_finished(run: common.RunFolder, method: str):
+    status = run.status()
+    assert status["state"] == "completed", status.get("error")
+    assert status["method"] == method and status["step"] == status["total_steps"]
+    assert run.model_dir.is_dir() and not run.model_tmp.exists()
+    assert (run.path / "README.md").read_text().count("## Final metrics") == 1
+    assert json.loads(run.config_file.read_text())["base_model"]
+    assert [r.run_id for r in finished_runs(run.path.parent)] == [run.run_id]
+
+
+# ---- config ---------------------------------------------------------------------------------------
+def test_config_validated_before_loading(tmp_path, capsys):
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        ppo.PPOConfig(batch_size=16, mini_batch_size=5)
+    with pytest.raises(SystemExit):
+        common.parse_config(lora.LoraConfig, ["--lora_r", "0"])
+    assert "lora_r must be 1..1024" in capsys.readouterr().err
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"lora_r": 8, "max_steps": 3}))
+    parsed = common.parse_config(lora.LoraConfig, ["--config", str(cfg), "--max_steps", "5"])
+    assert (parsed.lora_r, parsed.max_steps, parsed.learning_rate) == (8, 5, 1e-3)  # flag beats file
+    cfg.write_text(json.dumps({"lora_rank": 8}))
+    with pytest.raises(SystemExit):
+        common.parse_config(lora.LoraConfig, ["--config", str(cfg)])
+    # lab defaults
+    p = ppo.PPOConfig()
+    assert (p.learning_rate, p.batch_size, p.mini_batch_size, p.ppo_epochs, p.init_kl_coef, p.adap_kl_ctrl) == \
+        (1.41e-5, 16, 4, 1, 0.2, True)
+    assert (lora.LoraConfig().lora_r, lora.LoraConfig().lora_alpha, lora.LoraConfig().lora_dropout) == (32, 32, 0.05)
+    assert full.FullConfig().learning_rate == 1e-5
+    assert lora.lora_targets("bart") == ["q_proj", "v_proj"] and lora.lora_targets("t5") == ["q", "v"]
+
+
+def test_estimate_follows_calibration():
+    small = common.estimate_seconds("full", "google/flan-t5-small", 1, 8, 512, 128, threads=2)
+    base = common.estimate_seconds("full", "google/flan-t5-base", 1, 8, 512, 128, threads=2)
+    assert small == pytest.approx(10, rel=0.01) and 3 <= base / small <= 4
+    assert common.estimate_seconds("lora", "google/flan-t5-base", 10, 8, threads=2) < 10 * base
+
+
+# ---- methods --------------------------------------------------------------------------------------
+def test_full_changes_every_weight_and_reloads(tiny_t5, dialogsum_dir, tmp_path):
+    from transformers import AutoModelForSeq2SeqLM
+
+    run = _run(full, ["--base_model", str(tiny_t5), "--dataset", str(dialogsum_dir), *TINY,
+                      "--max_steps", "2", "--learning_rate", "1e-3", "--run_dir", str(tmp_path / "runs" / "f1")])
+    _check_finished(run, "full")
+    before = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5).state_dict()
+    after = load_file(run.model_dir / "model.safetensors")
+    changed = [k for k in after if not torch.equal(after[k], before[k])]
+    assert len(changed) == len(after)  # every trained tensor moved
+    rows = run.metrics()
+    assert any("loss" in r for r in rows) and any("eval_loss" in r for r in rows)
+    assert list((run.path / "tensorboard").glob("events.out.tfevents*"))
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=resolve_source(str(run.path))))
+    assert len(slots.generate(["full"], ["Summarize the following conversation.\n\nhi\n\nSummary: "], GREEDY)["full"]) == 1
+
+
+def test_lora_changes_only_the_adapter(tiny_t5, dialogsum_dir, tmp_path):
+    run = _run(lora, ["--base_model", str(tiny_t5), "--dataset", str(dialogsum_dir), *TINY,
+                      "--max_steps", "2", "--lora_r", "4", "--lora_alpha", "8", "--run_dir", str(tmp_path / "runs" / "l1")])
+    _check_finished(run, "lora")
+    status = run.status()
+    assert 0 < status["trainable_percent"] < 100 and status["trainable_params"] > 0
+    weights = load_file(run.model_dir / "adapter_model.safetensors")
+    assert weights and all("lora_" in k for k in weights)  # only the adapter is saved
+    assert any(k.endswith("lora_B.weight") and weights[k].abs().sum() > 0 for k in weights)  # B started at 0
+    assert not (run.model_dir / "model.safetensors").exists()
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5), lora=resolve_source(str(run.path))))
+    out = slots.generate(["base", "lora"], ["Summarize the following conversation.\n\nhi\n\nSummary: "], GREEDY)
+    assert len(out["lora"]) == 1
+
+
+@pytest.fixture(scope="module")
+def hateful_base(tiny_t5, dialogsum_dir, tmp_path_factory):
+    """The tiny T5 trained to answer every prompt with either an insult or a neutral sentence
+    (about 2:1), so the tiny classifier's reward separates its samples."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from summarizer.data import load_split
+    from summarizer.prompts import zero_shot
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # fast on a busy CPU, and the same numbers on every machine
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5)
+    prompts = [zero_shot(d) for d in load_split(dialogsum_dir, "train", limit=32)["dialogue"]]
+    targets = ["You are stupid scum.", "They talk about the weather."]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(150):
+        idx = rng.sample(range(len(prompts)), 8)
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=64)
+        labels = tok([rng.choices(targets, weights=[2, 1])[0] for _ in idx], return_tensors="pt", padding=True).input_ids
+        labels[labels == tok.pad_token_id] = -100
+        model(**enc, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("models") / "hateful"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_ppo_raises_reward_and_saves_an_adapter(hateful_base, tiny_classifier, dialogsum_dir, tmp_path):
+    # lr 3e-3 (not the lab's 1.41e-5): a tiny model must move within a few seconds of steps.
+    run = _run(ppo, ["--base_model", str(hateful_base), "--toxicity_model", str(tiny_classifier),
+                     "--dataset", str(dialogsum_dir), "--train_size", "32", "--batch_size", "16",
+                     "--mini_batch_size", "4", "--max_steps", "24", "--output_min_length", "6",
+                     "--output_max_length", "10", "--toxicity_samples", "16", "--lora_r", "8",
+                     "--learning_rate", "3e-3", "--init_kl_coef", "0.05", "--max_source_tokens", "64",
+                     "--run_dir", str(tmp_path / "runs" / "p1")])
+    _check_finished(run, "ppo")
+    m = run.status()["metrics"]
+    assert m["p_hate_before"] > 0.3, "the start policy must emit insults for the test to mean anything"
+    assert m["reward_after"] > m["reward_before"] + 0.5 and m["p_hate_after"] < m["p_hate_before"] - 0.15
+    steps = [r for r in run.metrics() if "reward_mean" in r]
+    assert len(steps) == 24 and all({"kl", "kl_coef", "returns_mean"} <= set(r) for r in steps)
+    start = sum(r["reward_mean"] for r in steps[:2]) / 2  # before the updates have had an effect
+    assert sum(r["reward_mean"] for r in steps[12:]) / 12 > start  # the training reward rises too
+    weights = load_file(run.model_dir / "adapter_model.safetensors")
+    assert all("lora_" in k for k in weights)  # the policy only, no value head, no base copy
+    slots = ModelSlots(SlotConfig(base=str(hateful_base), detox=resolve_source(str(run.path))))
+    assert len(slots.generate(["detox"], ["Summarize the following conversation.\n\nhi\n\nSummary: "], GREEDY)["detox"]) == 1
+
+
+# ---- job runner -----------------------------------------------------------------------------------
+def _wait(predicate, timeout=240, poll=0.5, runner=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        if runner:
+            runner.tick()
+        if predicate():
+            return True
+        time.sleep(poll)
+    raise TimeoutError
+
+
+def test_runner_queue_cancel_kill_and_restart(tiny_t5, dialogsum_dir, tmp_path):
+    root = tmp_path / "runs"
+    runner = JobRunner(root, grace_s=60)
+    small = {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "train_size": 8, "val_size": 0,
+             "batch_size": 4, "max_source_tokens": 64, "max_target_tokens": 16}
+    a = runner.submit("lora", {**small, "max_steps": 500, "lora_r": 4})
+    b = runner.submit("full", {**small, "max_steps": 1})
+    c = runner.submit("lora", {**small, "max_steps": 500, "lora_r": 4})
+    with pytest.raises(ValueError, match="max_steps"):
+        runner.submit("full", {**small, "max_steps": 0})
+    runs = {r["run_id"]: r for r in runner.list_runs()}
+    assert runs[a]["state"] == "running" and (runs[b]["queue_position"], runs[c]["queue_position"]) == (1, 2)
+    assert runs[a]["command"][1:3] == ["-m", "training.lora"]
+
+    run_a = runner.run(a)
+    _wait(lambda: run_a.status().get("step", 0) >= 1, runner=runner)
+    runner.cancel(a)
+    status = runner.wait(a, timeout=120)
+    assert status["state"] == "cancelled" and not run_a.model_dir.exists() and not run_a.model_tmp.exists()
+
+    assert runner.wait(b, timeout=240)["state"] == "completed"
+    run_c = runner.run(c)
+    _wait(lambda: run_c.status().get("step", 0) >= 1, runner=runner)
+    assert runner.run(b).status()["launched"] < run_c.status()["launched"]  # FIFO
+
+    restarted = JobRunner(root)  # an app restart: history rebuilt from the folders, C re-attached
+    listed = {r["run_id"]: r["state"] for r in restarted.list_runs()}
+    assert listed == {a: "cancelled", b: "completed", c: "running"}
+
+    os.kill(run_c.status()["pid"], signal.SIGKILL)
+    status = runner.wait(c, timeout=60)
+    assert status["state"] == "failed" and "SIGKILL" in status["error"] and "memory" in status["error"]
+    assert [r.run_id for r in finished_runs(root)] == [b]
+
+
+def test_lora_through_accelerate_two_processes(tiny_t5, dialogsum_dir, tmp_path):
+    runner = JobRunner(tmp_path / "runs")
+    run_id = runner.submit("lora", {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "train_size": 8,
+                                    "val_size": 2, "batch_size": 2, "max_steps": 2, "lora_r": 4,
+                                    "max_source_tokens": 64, "max_target_tokens": 16}, num_processes=2)
+    assert "accelerate.commands.launch" in runner.run(run_id).status()["command"]
+    status = runner.wait(run_id, timeout=400)
+    assert status["state"] == "completed", runner.run(run_id).log_tail(3000)
+    assert (runner.run(run_id).model_dir / "adapter_model.safetensors").is_file()
+    log = runner.run(run_id).log_tail()
+    assert "Process rank 0 of 2" in log and "Process rank 1 of 2" in log  # two gloo processes really ran
