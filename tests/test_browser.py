@@ -6,22 +6,17 @@ Skipped, saying why, when Debian's chromium or chromedriver is missing.
 """
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from summarizer.generation import GenerationSettings
 from summarizer.prompts import build_prompt
 from tests.app_server import running_app
+from tests.browser import (click, new_driver, open_tab, requires_chromium, save_screenshot,
+                           set_number, value, wait_for)
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SLOTS = ("base", "full", "lora", "detox")
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)")
+pytestmark = requires_chromium
 
 
 @pytest.fixture(scope="module")
@@ -33,74 +28,14 @@ def served(tiny_t5, tiny_classifier, random_adapter, dialogsum_dir, tmp_path_fac
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1300",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(60)
+    driver = new_driver(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
 
-def value(driver, css: str) -> str:
-    return driver.execute_script(f"const e = document.querySelector({css!r}); return e ? e.value : '';") or ""
-
-
-def wait_for(driver, condition, timeout=120):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(lambda d: condition(d))
-
-
-def click(driver, css: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    element = driver.find_element(By.CSS_SELECTOR, css)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-    element.click()
-
-
-def open_tab(driver, url: str, name: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(url)
-    tab = wait_for(driver, lambda d: next(iter(d.find_elements(
-        By.XPATH, f"//button[@role='tab' and normalize-space(.)='{name}']")), None), timeout=60)
-    tab.click()
-
-
-def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    height = driver.execute_script("return document.body.scrollHeight")
-    driver.set_window_size(1400, min(max(height, 900), 2400))
-    driver.execute_script("window.scrollTo(0, 0);")
-    path = tmp_path / name
-    assert driver.save_screenshot(str(path)) and path.stat().st_size > 10_000
-    if os.environ.get("STUDIO_SCREENSHOT_DIR"):
-        target = Path(os.environ["STUDIO_SCREENSHOT_DIR"])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target / name)
-    return path
-
-
-def set_number(driver, css: str, number: int) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    box = driver.find_element(By.CSS_SELECTOR, css)
-    box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(str(number), Keys.TAB)
-
-
 def test_compare_tab_shows_four_summaries(served, browser, tmp_path):
     studio, url = served
-    open_tab(browser, url, "Compare")
+    open_tab(browser, "Compare", url)
     set_number(browser, "#compare-index input", 2)
     click(browser, "#compare-load")
     row = studio.split("test")[2]
@@ -121,11 +56,11 @@ def test_compare_tab_shows_four_summaries(served, browser, tmp_path):
 
 def test_prompting_tab_shows_prompt_and_keeps_html_as_text(served, browser, tmp_path):
     studio, url = served
-    open_tab(browser, url, "Prompting")
+    open_tab(browser, "Prompting", url)
     click(browser, "#prompting-load")
     row = studio.split("test")[0]
     wait_for(browser, lambda d: value(d, "#prompting-dialogue textarea") == row["dialogue"])
-    browser.find_element("xpath", "//*[@id='prompting-settings']//button").click()
+    click(browser, "#prompting-settings button")
     set_number(browser, "#gen-max-new input", 40)
     click(browser, "#prompting-run")
     summary = wait_for(browser, lambda d: value(d, "#prompting-summary textarea"))

@@ -4,20 +4,14 @@ Only this tab is built (inside a Blocks with one other tab to switch from), so t
 depend on the other tabs.
 """
 import os
-import shutil
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+from tests.app_server import free_port
+from tests.browser import new_driver, requires_chromium
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def app_url(tiny_t5, random_adapter, tiny_classifier, dialogsum_dir, tmp_path_fa
                 gr.Markdown("Another tab")
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
-    port = _free_port()
+    port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -70,23 +64,14 @@ def test_api_names_empty_slot(app_url):
         Client(app_url, verbose=False).predict(["lora"], 2, "test", 8, api_name="/evaluate")
 
 
+@requires_chromium
 def test_browser_runs_an_evaluation_and_shows_table_and_chart(app_url, tmp_path):
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip(f"Headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
-                    "(apt-get install chromium chromium-driver).")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,2200"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = new_driver(tmp_path / "chromium-profile", size="1400,2200")
     try:
         driver.get(app_url)
         wait = WebDriverWait(driver, 120)

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-import torch
 
 from summarizer.generation import GenerationSettings
 from summarizer.models import ModelSlots, SlotConfig, SlotError, resolve_source
