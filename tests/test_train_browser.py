@@ -8,7 +8,8 @@ import pytest
 
 from tests.app_server import running_app
 from summarizer.generation import GenerationSettings
-from tests.browser import click, new_driver, open_tab, requires_chromium, set_number, wait_for
+from tests.browser import (click, new_driver, open_tab, requires_chromium, save_screenshot, set_number,
+                           wait_for)
 
 pytestmark = requires_chromium
 
@@ -26,7 +27,7 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_start_lora_run_from_train_tab(app_url, browser):
+def test_start_lora_run_from_train_tab(app_url, browser, tmp_path):
     from gradio_client import Client
     from selenium.webdriver.common.by import By
 
@@ -46,6 +47,7 @@ def test_start_lora_run_from_train_tab(app_url, browser):
         "return document.querySelectorAll('#train-plot .scatterlayer .point').length") > 0, timeout=300)
     wait_for(browser, lambda _: "completed" in browser.find_element(By.ID, "train-runs").text, timeout=300)
     assert "step 4/4" in browser.find_element(By.ID, "train-progress-box").text
+    save_screenshot(browser, tmp_path, "screenshot-train.png")
 
     (run,) = finished_runs(studio.runs_dir, "lora")
     client = Client(url, verbose=False)
