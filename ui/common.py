@@ -12,12 +12,11 @@ import gradio as gr
 
 from summarizer.data import SPLITS
 from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
-from summarizer.text import check_index, clean_text, reference_index
+from summarizer.text import check_index
 
 from .context import Studio
 
 NO_REFERENCE = "no reference"
-_REFERENCES: dict[int, dict[str, list[str]]] = {}  # id(studio) -> {cleaned dialogue: references}
 
 
 @contextlib.contextmanager
@@ -27,20 +26,6 @@ def user_errors():
         yield
     except (ValueError, OSError) as err:
         raise gr.Error(str(err), print_exception=False) from err
-
-
-def references_for(studio: Studio, dialogue: str) -> list[str]:
-    """Human summaries of ``dialogue`` if it is a DialogSum dialogue (any split), else ``[]``."""
-    key = clean_text(dialogue)
-    index = _REFERENCES.setdefault(id(studio), {})
-    for split in SPLITS:
-        if key in index:
-            break
-        if f"_indexed_{split}" not in index:
-            rows = studio.split(split)
-            index.update(reference_index(rows["dialogue"], rows["references"]))
-            index[f"_indexed_{split}"] = []
-    return list(index.get(key, []))
 
 
 def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, str]:

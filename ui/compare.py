@@ -17,7 +17,7 @@ from summarizer.prompts import build_prompt
 from summarizer.runs import finished_runs
 from summarizer.text import clean_dialogue
 
-from .common import dialogue_picker, progress_callback, references_for, rouge_report, user_errors
+from .common import dialogue_picker, progress_callback, rouge_report, user_errors
 from .context import MODEL_QUEUE, Studio
 
 PICKABLE = ("full", "lora", "detox")
@@ -40,7 +40,7 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
                                       on_batch=progress_callback(progress, "generating"))
     progress(0.9, desc="scoring toxicity")
     scores = dict(zip(filled, studio.toxicity.score([summaries[s][0] for s in filled])))
-    refs = references_for(studio, text)
+    refs = studio.references_for(text)
     rows = []
     for slot in SLOTS:
         row = {"slot": slot, "label": SLOT_LABELS[slot], "filled": slot in filled}

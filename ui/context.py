@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from summarizer.data import load_split
+from summarizer.data import SPLITS, load_split
 from summarizer.models import ModelSlots
+from summarizer.text import clean_text, reference_index
 from summarizer.toxicity import ToxicityScorer
 
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
@@ -31,9 +32,26 @@ class Studio:
     runs_dir: Path
     max_input_tokens: int = 512
     _splits: dict = field(default_factory=dict, repr=False)
+    _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> references
+    _indexed: set = field(default_factory=set, repr=False)  # splits already in _references
 
     def split(self, name: str):
         """The DialogSum split ``name`` (cached after the first load)."""
         if name not in self._splits:
             self._splits[name] = load_split(self.dataset, name)
         return self._splits[name]
+
+    def references_for(self, dialogue: str) -> list[str]:
+        """Human summaries of ``dialogue`` if it is a DialogSum dialogue (any split), else ``[]``.
+
+        Splits are indexed lazily, in order, until the dialogue is found.
+        """
+        key = clean_text(dialogue)
+        for name in SPLITS:
+            if key in self._references:
+                break
+            if name not in self._indexed:
+                rows = self.split(name)
+                self._references.update(reference_index(rows["dialogue"], rows["references"]))
+                self._indexed.add(name)
+        return list(self._references.get(key, []))

@@ -12,7 +12,7 @@ from summarizer.generation import STRATEGIES, GenerationSettings
 from summarizer.prompts import MODES, Example, Prompt, build_prompt
 from summarizer.text import clean_dialogue, parse_indices
 
-from .common import dialogue_picker, progress_callback, references_for, rouge_markdown, rouge_report, user_errors
+from .common import dialogue_picker, progress_callback, rouge_markdown, rouge_report, user_errors
 from .context import MODEL_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
@@ -60,7 +60,7 @@ def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count
                               tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
         summary = studio.slots.generate(["base"], [prompt.text], settings,
                                         on_batch=progress_callback(progress, "generating"))["base"][0]
-    report = rouge_report(summary, references_for(studio, text))
+    report = rouge_report(summary, studio.references_for(text))
     return prompt.text, describe_prompt(prompt), summary, rouge_markdown(report), report
 
 
