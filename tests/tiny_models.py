@@ -3,6 +3,13 @@
 Run ``python -m tests.tiny_models --out tiny-models`` to write ``t5/`` and ``toxicity/`` folders
 that the app accepts (``python app.py --base-model tiny-models/t5 --toxicity-model
 tiny-models/toxicity``). The tests build the same models in fixtures. Nothing is downloaded.
+It takes one to a few minutes on a laptop CPU (the T5 and the classifier are trained briefly);
+progress is printed as it goes.
+
+The tiny models only stand in for the real ones so that the app and the tests run offline: the
+T5 writes near-nonsense summaries, and the tiny classifier's scores are **meaningless** (it learnt
+six "hate" words from a few sentences and rates most real text as hate, e.g. "You are a
+wonderful teacher" gets P(hate) near 1). Use the real models for any conclusion about toxicity.
 
 * T5: the flan-t5 architecture shrunk (d_model 64, 2 layers), a Unigram tokenizer trained on
   DialogSum text with the ``tokenizers`` library, then trained for a few dozen steps on
@@ -15,8 +22,9 @@ from __future__ import annotations
 
 import argparse
 import random
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -63,9 +71,18 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1000) -> PreTrainedT
                                    unk_token="<unk>", model_max_length=512)
 
 
+def _report(say: Callable[[str], None] | None, step: int, steps: int, what: str) -> None:
+    """Call ``say`` about every tenth of ``steps`` (and at the last step)."""
+    if say and (step + 1 == steps or (step + 1) % max(1, steps // 10) == 0):
+        say(f"{what}: step {step + 1}/{steps}")
+
+
 def build_t5(out: Path, pairs: Sequence[tuple[str, str]] | None = None, steps: int = 120,
-             seed: int = 0) -> Path:
-    """Write a tiny trained T5 and its tokenizer to ``out``; returns ``out``."""
+             seed: int = 0, say: Callable[[str], None] | None = None) -> Path:
+    """Write a tiny trained T5 and its tokenizer to ``out``; returns ``out``.
+
+    ``say`` (e.g. ``print``) receives progress lines; None keeps quiet.
+    """
     torch.manual_seed(seed)
     pairs = list(pairs or corpus_pairs())
     tokenizer = train_tokenizer([t for p in pairs for t in p])
@@ -77,7 +94,7 @@ def build_t5(out: Path, pairs: Sequence[tuple[str, str]] | None = None, steps: i
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     rng = random.Random(seed)
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
         batch = rng.sample(pairs, min(8, len(pairs)))
         enc = tokenizer(["Summarize the following conversation.\n\n" + d + "\n\nSummary: " for d, _ in batch],
                         return_tensors="pt", padding=True, truncation=True, max_length=256)
@@ -87,6 +104,7 @@ def build_t5(out: Path, pairs: Sequence[tuple[str, str]] | None = None, steps: i
         loss.backward()
         optim.step()
         optim.zero_grad()
+        _report(say, step, steps, "tiny T5")
     model.eval()
     model.generation_config.max_new_tokens = 32
     out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +114,7 @@ def build_t5(out: Path, pairs: Sequence[tuple[str, str]] | None = None, steps: i
 
 
 def build_classifier(out: Path, labels: Sequence[str] = ("nothate", "hate"), steps: int = 60,
-                     seed: int = 0) -> Path:
+                     seed: int = 0, say: Callable[[str], None] | None = None) -> Path:
     """Write a tiny RoBERTa classifier whose class ``i`` is ``labels[i]``; returns ``out``.
 
     Trained so that sentences containing :data:`HATE_WORDS` score as ``hate``.
@@ -116,13 +134,14 @@ def build_classifier(out: Path, labels: Sequence[str] = ("nothate", "hate"), ste
     data = [(t, 1 - hate_id) for t in neutral] + [(t, hate_id) for t in hateful]
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
         batch = rng.sample(data, 16)
         enc = tokenizer([t for t, _ in batch], return_tensors="pt", padding=True)
         loss = model(**enc, labels=torch.tensor([y for _, y in batch])).loss
         loss.backward()
         optim.step()
         optim.zero_grad()
+        _report(say, step, steps, "tiny classifier")
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -136,8 +155,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("tiny-models"),
                         help="folder to write t5/ and toxicity/ into (default: tiny-models)")
     args = parser.parse_args(argv)
-    print("T5:", build_t5(args.out / "t5"))
-    print("classifier:", build_classifier(args.out / "toxicity"))
+    say = partial(print, flush=True)
+    say("Building the tiny offline models (one to a few minutes on a CPU). Their summaries are "
+        "near-nonsense and the tiny classifier's toxicity scores are meaningless.")
+    say("T5: training a tokenizer on DialogSum text, then the model...")
+    say(f"T5: {build_t5(args.out / 't5', say=say)}")
+    say(f"classifier: {build_classifier(args.out / 'toxicity', say=say)}")
 
 
 if __name__ == "__main__":
