@@ -21,7 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
     m.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: $STUDIO_DEVICE, else CUDA if available, else CPU)")
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default=os.environ.get("DIALOGSUM_DIR", "knkarthick/dialogsum"),
+    d.add_argument("--dataset", default=None,
                    help="DialogSum hub id or local folder (CSV or official JSONL layout) "
                         "(default: $DIALOGSUM_DIR, else knkarthick/dialogsum)")
     d.add_argument("--runs-dir", default=os.environ.get("STUDIO_RUNS_DIR", "runs"),
@@ -48,6 +48,7 @@ def set_offline_env() -> None:
 
 
 def make_studio(args: argparse.Namespace):
+    from summarizer.data import default_dataset
     from summarizer.models import ModelSlots, SlotConfig, resolve_source
     from summarizer.toxicity import ToxicityScorer
     from ui.context import Studio
@@ -57,7 +58,7 @@ def make_studio(args: argparse.Namespace):
                            (("full", args.full_model), ("lora", args.lora_model), ("detox", args.detox_model))})
     slots = ModelSlots(config, device=args.device)
     return Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
-                  dataset=args.dataset, runs_dir=Path(args.runs_dir))
+                  dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
 
 
 def build_demo(studio):

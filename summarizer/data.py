@@ -118,11 +118,14 @@ def load_split(source: str | os.PathLike = DEFAULT_DATASET, split: str = "test",
                 f"dialogsum.{_OFFICIAL_NAMES[split]}.jsonl (also under official/).")
         layout, files = found
         raw = datasets.load_dataset(layout, data_files=[str(f) for f in files], split="train")
-    elif os.sep in str(source) or str(source).startswith("."):
-        raise FileNotFoundError(f"Dataset folder {source} does not exist.")
+    elif path.exists():
+        raise ValueError(f"Dataset {source} is a file; give a folder holding dialogsum_{split}.csv "
+                         f"(or the official JSONL files), or the hub id {DEFAULT_DATASET}.")
+    elif not is_hub_id(str(source)):
+        raise FileNotFoundError(f"Dataset folder {source} does not exist (and it is not a hub id "
+                                f"such as {DEFAULT_DATASET}).")
     else:
-        layout = "hub"
-        raw = datasets.load_dataset(str(source), split=split)
+        raw = _load_hub(str(source), split)
     rows = _normalise_official(raw) if "fname" in raw.column_names else _group_references(raw)
     rows = rows.map(lambda r: {"dialogue": r["dialogue"].strip()})
     if length is not None:
@@ -132,8 +135,51 @@ def load_split(source: str | os.PathLike = DEFAULT_DATASET, split: str = "test",
     return rows
 
 
+def is_hub_id(source: str) -> bool:
+    """True when ``source`` is a valid hub repo id (``name`` or ``namespace/name``), checked by
+    ``huggingface_hub.utils.validate_repo_id``; local-looking strings (``./x``, ``~/x``, ``/x``,
+    ``a/b/c``) are not."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if source.startswith((".", "~", "/")) or source.count("/") > 1 or os.sep != "/" and os.sep in source:
+        return False
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _load_hub(repo_id: str, split: str) -> datasets.Dataset:
+    """``datasets.load_dataset(repo_id, split=split)`` (from the HF cache when it is there).
+
+    Raises:
+        ConnectionError: the dataset is neither cached nor downloadable; the message says which
+            flag or variable gives a local copy instead.
+    """
+    try:
+        return datasets.load_dataset(repo_id, split=split)
+    except (ConnectionError, OSError, ValueError) as err:
+        if isinstance(err, FileNotFoundError) or "offline" in str(err).lower() or \
+                type(err).__name__ in ("ConnectionError", "DatasetNotFoundError", "LocalEntryNotFoundError"):
+            raise ConnectionError(
+                f"Could not load the DialogSum dataset {repo_id!r} ({split} split) from the Hugging "
+                f"Face hub or its cache ({type(err).__name__}: {err}). Either connect to the internet "
+                "once (it is then cached in $HF_HOME), or download the CSV files and give their "
+                "folder with --dataset FOLDER or DIALOGSUM_DIR=FOLDER (dialogsum_train.csv, "
+                "dialogsum_validation.csv, dialogsum_test.csv).") from err
+        raise
+
+
+def default_dataset() -> str:
+    """The dataset a user gets by default: ``$DIALOGSUM_DIR`` if set, else the hub id
+    ``knkarthick/dialogsum`` (app, training runs and the Evaluate CLI all use this)."""
+    return os.environ.get("DIALOGSUM_DIR") or DEFAULT_DATASET
+
+
 def default_local_dataset() -> Path | None:
-    """The DialogSum folder named by ``DIALOGSUM_DIR``, else ``../shared/data/dialogsum`` if present."""
+    """For tests, benchmarks and scripts only: the DialogSum folder named by ``DIALOGSUM_DIR``,
+    else ``../shared/data/dialogsum`` beside the project if present. The app never looks there."""
     env = os.environ.get("DIALOGSUM_DIR")
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dialogsum")

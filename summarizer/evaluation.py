@@ -27,6 +27,7 @@ from statistics import fmean, pstdev
 from typing import Callable, Sequence
 
 from .generation import STRATEGIES, GenerationSettings
+from .data import default_dataset
 from .rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, RULES, score_one
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ci, paired_difference_ci
 
@@ -410,13 +411,6 @@ def display_table(result: EvaluationResult):
 
 
 # ---- command line -------------------------------------------------------------------------
-def _default_dataset() -> str:
-    from .data import DEFAULT_DATASET, default_local_dataset
-
-    local = default_local_dataset()
-    return str(local) if local else DEFAULT_DATASET
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     d = GenerationSettings()
     p = argparse.ArgumentParser(
@@ -441,7 +435,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default=None,
                       help="DialogSum hub id or local folder (default: $DIALOGSUM_DIR, else "
-                           "../shared/data/dialogsum if present, else knkarthick/dialogsum)")
+                           "knkarthick/dialogsum)")
     data.add_argument("--split", default="test", choices=("train", "validation", "test"),
                       help="split (default: %(default)s: 500 dialogues with three references each)")
     data.add_argument("--n", type=int, default=100,
@@ -523,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     slots = ModelSlots(config, device=args.device)
     models = args.models or [m for m in ("base", "full", "lora", "detox") if slots.is_filled(m)]
-    dataset = args.dataset or _default_dataset()
+    dataset = args.dataset or default_dataset()
     rows = load_split(dataset, args.split, limit=args.n or None)
     out = args.out or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
 

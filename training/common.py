@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
-from summarizer.data import DEFAULT_DATASET, LengthFilter, default_local_dataset, load_split
+from summarizer.data import LengthFilter, default_dataset, load_split
 from summarizer.models import DEFAULT_BASE_MODEL
 from summarizer.prompts import zero_shot
 from summarizer.runs import runs_dir as default_runs_dir
@@ -50,11 +50,6 @@ FINAL_STATES = ("completed", "failed", "cancelled")
 LORA_TARGETS = {"t5": ["q", "v"], "mt5": ["q", "v"], "umt5": ["q", "v"], "longt5": ["q", "v"],
                 "bart": ["q_proj", "v_proj"], "mbart": ["q_proj", "v_proj"],
                 "pegasus": ["q_proj", "v_proj"], "marian": ["q_proj", "v_proj"]}
-
-
-def _default_dataset() -> str:
-    local = default_local_dataset()
-    return str(local) if local else DEFAULT_DATASET
 
 
 # ---- config ----------------------------------------------------------------------------------
@@ -71,8 +66,8 @@ class RunConfig:
     base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={
         "help": "Seq2seq base model: hub id or local folder (FLAN-T5 or BART)."})
     dataset: str | None = field(default=None, metadata={
-        "help": "DialogSum hub id or local folder (default: $DIALOGSUM_DIR, else the shared local "
-                "copy, else knkarthick/dialogsum)."})
+        "help": "DialogSum hub id or local folder (default: $DIALOGSUM_DIR, else "
+                "knkarthick/dialogsum)."})
     train_size: int = field(default=1000, metadata={
         "help": "Number of training dialogues used (the first N of the train split, after the "
                 "length filter)."})
@@ -96,7 +91,7 @@ class RunConfig:
                 "runner sets it."})
 
     def __post_init__(self):
-        self.dataset = self.dataset or _default_dataset()
+        self.dataset = self.dataset or default_dataset()
         errors = self.errors()
         if errors:
             raise ValueError(f"Invalid {self.METHOD} config: " + "; ".join(errors) + ".")
