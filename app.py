@@ -47,6 +47,35 @@ def set_offline_env() -> None:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
+def go_offline_if_unreachable() -> bool:
+    """Switch to offline mode when the hub cannot be reached (checked once, 3 s timeout).
+
+    Without this, the first model load on a machine with no network retries for about a minute
+    before failing. Must run before transformers, datasets or gradio are imported. Returns True
+    when it switched.
+    """
+    from summarizer.preflight import hub_reachable, offline
+
+    if offline() or hub_reachable():
+        return False
+    print("The Hugging Face hub cannot be reached: working offline (HF_HUB_OFFLINE=1). Only local "
+          "folders and what is already in the Hugging Face cache can be used.", flush=True)
+    set_offline_env()
+    return True
+
+
+def preflight(args: argparse.Namespace) -> list:
+    """Print where the base model, the toxicity model and DialogSum will come from; return the
+    :class:`summarizer.preflight.SourceCheck` list."""
+    from summarizer.data import default_dataset
+    from summarizer.preflight import check_sources
+
+    checks = check_sources(args.base_model, args.toxicity_model, args.dataset or default_dataset())
+    for check in checks:
+        print(check.text, flush=True)
+    return checks
+
+
 def make_studio(args: argparse.Namespace):
     from summarizer.data import default_dataset
     from summarizer.models import ModelSlots, SlotConfig, resolve_source
@@ -61,8 +90,9 @@ def make_studio(args: argparse.Namespace):
                   dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
 
 
-def build_demo(studio):
-    """The Gradio Blocks app with every tab."""
+def build_demo(studio, notice: str = ""):
+    """The Gradio Blocks app with every tab; ``notice`` (Markdown, e.g. the first-start
+    download note from :func:`summarizer.preflight.summary_markdown`) is shown under the title."""
     import gradio as gr
 
     from ui import compare, evaluate, prompting, toxicity, train
@@ -70,6 +100,8 @@ def build_demo(studio):
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
                     "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
+        if notice:
+            gr.Markdown(notice, elem_id="first-start-notice")
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"):
                 prompting_view = prompting.build(studio)
@@ -98,8 +130,13 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.offline:
         set_offline_env()
+    else:
+        go_offline_if_unreachable()
+    from summarizer.preflight import summary_markdown
+
+    checks = preflight(args)
     studio = make_studio(args)
-    launch(build_demo(studio), args)
+    launch(build_demo(studio, notice=summary_markdown(checks)), args)
 
 
 if __name__ == "__main__":

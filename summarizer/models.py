@@ -24,6 +24,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from .devices import pick_device, pick_dtype
+from .preflight import explain_load_error
 from .generation import GenerationSettings, generate_texts
 
 DEFAULT_BASE_MODEL = "google/flan-t5-base"
@@ -193,7 +194,7 @@ class ModelSlots:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=self.dtype)
         except (OSError, ValueError) as err:
-            raise SlotError(f"Could not load the {slot} model from {source!r}: {err}") from err
+            raise SlotError(explain_load_error(f"{slot} model", source, err, f"--{slot}-model")) from err
         return _Loaded(model.to(self.device).eval(), tokenizer)
 
     def base(self) -> _Loaded:

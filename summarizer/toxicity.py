@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .devices import pick_device
+from .preflight import explain_load_error
 
 DEFAULT_TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
 NOT_HATE, HATE = "nothate", "hate"
@@ -76,9 +77,13 @@ class ToxicityScorer:
         with self._lock:
             if self._model is not None:
                 return
-            model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+            except OSError as err:
+                raise OSError(explain_load_error("toxicity model", self.model_name, err, "--toxicity-model")) from err
             idx = (label_index(model.config.id2label, NOT_HATE), label_index(model.config.id2label, HATE))
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+            self._tokenizer = tokenizer
             self._model, self._idx = model.to(self.device).eval(), idx
 
     @torch.inference_mode()

@@ -1,0 +1,62 @@
+"""The first-start check: local folder, in the HF cache, to be downloaded, or unavailable with a fix."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from summarizer import preflight
+from tests import hub_cache
+
+
+def test_each_kind_of_source(tmp_path, tiny_t5, monkeypatch):
+    home = tmp_path / "hf-home"
+    hub_cache.add_model(home / "hub", "google/flan-t5-base", tiny_t5)
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    assert preflight.check_source("base", str(tiny_t5)).where == preflight.LOCAL
+    assert preflight.check_source("base", "google/flan-t5-base").where == preflight.CACHED
+    missing = preflight.check_source("base", "google/flan-t5-large", can_download=False)
+    assert missing.where == preflight.MISSING
+    assert "hf download google/flan-t5-large --local-dir models/flan-t5-large" in missing.text
+    assert "--base-model models/flan-t5-large" in missing.text
+    later = preflight.check_source("toxicity", "someone/classifier", can_download=True, ask_size=False)
+    assert later.where == preflight.DOWNLOAD and "on first use" in later.text
+    gone = preflight.check_source("dataset", "./no/such/folder", can_download=False)
+    assert gone.where == preflight.MISSING and "--dataset" in gone.text
+
+
+def test_dataset_missing_names_the_flag_and_variable():
+    check = preflight.check_source("dataset", "someone/not-cached-dialogsum", can_download=False)
+    assert "--dataset FOLDER or DIALOGSUM_DIR=FOLDER" in check.text
+
+
+def test_summary_note_totals_downloads_and_is_empty_when_all_local():
+    local = preflight.SourceCheck("base", "x", preflight.LOCAL)
+    assert preflight.summary_markdown([local]) == ""
+    note = preflight.summary_markdown([
+        local, preflight.SourceCheck("base", "google/flan-t5-base", preflight.DOWNLOAD, 990_000_000),
+        preflight.SourceCheck("toxicity", "facebook/r", preflight.DOWNLOAD, 499_000_000)])
+    assert "about 1.5 GB in all" in note and "about 990 MB" in note
+
+
+def test_unreachable_hub_switches_the_app_offline(monkeypatch):
+    import app
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(preflight, "hub_reachable", lambda timeout_s=3.0: False)
+    assert app.go_offline_if_unreachable() is True
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_DATASETS_OFFLINE"] == "1"
+
+
+@pytest.mark.parametrize("text,hint", [
+    ("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files.", True),
+    ("Error no file named model.safetensors found in directory", False)])
+def test_load_error_gets_the_fix_only_for_hub_failures(text, hint):
+    message = preflight.explain_load_error("base model", "google/flan-t5-base", OSError(text), "--base-model")
+    assert message.startswith("Could not load the base model from 'google/flan-t5-base'")
+    assert ("--base-model models/flan-t5-base" in message) is hint
