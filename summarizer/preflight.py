@@ -202,3 +202,17 @@ def explain_load_error(what: str, source: str, err: BaseException, flag: str) ->
     if is_hub_id(str(source)) and not Path(str(source)).exists() and hub_failure:
         text += " " + _missing_fix("model", str(source), flag) + " " + TINY_HINT
     return text
+
+
+def loading_note(what: str, source: str) -> str:
+    """A progress line for the first load of ``source``: says when it is a first-use download
+    (not a local folder and not in the cache), so a long wait is never silent."""
+    from .data import is_hub_id
+
+    source = str(source)
+    if Path(source).expanduser().is_dir() or not is_hub_id(source) or _model_cached(source):
+        return f"loading the {what} ({source})"
+    if offline():
+        return f"loading the {what} ({source}): not in the cache and offline"
+    return (f"downloading the {what} {source} from the Hugging Face hub (first use only; "
+            "download progress in the console)")

@@ -60,3 +60,11 @@ def test_load_error_gets_the_fix_only_for_hub_failures(text, hint):
     message = preflight.explain_load_error("base model", "google/flan-t5-base", OSError(text), "--base-model")
     assert message.startswith("Could not load the base model from 'google/flan-t5-base'")
     assert ("--base-model models/flan-t5-base" in message) is hint
+
+
+def test_loading_note_says_when_a_first_use_download_is_coming(tiny_t5, monkeypatch):
+    assert preflight.loading_note("base model", str(tiny_t5)).startswith("loading the base model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert "downloading the base model someone/not-cached" in preflight.loading_note("base model", "someone/not-cached")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "not in the cache and offline" in preflight.loading_note("base model", "someone/not-cached")
