@@ -303,4 +303,4 @@ def test_mcp_server_lists_the_arena_tools(tiny_t5, tiny_classifier, dialogsum_di
     finally:
         demo.close()
     names = {tool["name"] for tool in schema}
-    assert {"arena_next", "arena_vote", "arena_leaderboard", "arena_new_session"} <= names
+    assert {"arena_next", "arena_vote", "arena_leaderboard", "arena_new_session", "arena_export"} <= names

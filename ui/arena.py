@@ -119,7 +119,7 @@ def build(studio: Studio) -> dict:
             export_file = gr.File(label="Votes CSV", interactive=False, elem_id="arena-export-file")
 
     # ---- handlers ----------------------------------------------------------------------
-    def next_pair(request: gr.Request) -> dict:
+    def arena_next(request: gr.Request) -> dict:
         """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b.
 
         Raises an error saying how to fill a slot when fewer than two model slots are filled.
@@ -132,13 +132,13 @@ def build(studio: Studio) -> dict:
     def show_next(request: gr.Request):
         """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
         try:
-            pair = next_pair(request)
+            pair = arena_next(request)
         except gr.Error as err:  # fewer than two slots: say how to fill one, keep the page usable
             return ("", "", "", "", f"**{err.message}**", *[gr.Button(interactive=False)] * len(buttons))
         return (pair["pair_id"], pair["dialogue"], pair["summary_a"], pair["summary_b"],
                 "Which summary is better?", *[gr.Button(interactive=True)] * len(buttons))
 
-    def vote(pair_id: str, vote: str, request: gr.Request) -> dict:
+    def arena_vote(pair_id: str, vote: str, request: gr.Request) -> dict:
         """Record a vote (A, B, tie, both bad) on a pair /arena_next served to this session.
 
         Returns the vote and the models revealed: vote, model_a, source_a, model_b, source_b,
@@ -150,11 +150,11 @@ def build(studio: Studio) -> dict:
     def vote_handler(value: str):
         def vote_clicked(current_pair, request: gr.Request):
             """Reads the shown pair's id; updates the reveal line and disables the vote buttons."""
-            result = vote(current_pair, value, request)
+            result = arena_vote(current_pair, value, request)
             return reveal_text(result), *[gr.Button(interactive=False)] * len(buttons)
         return vote_clicked
 
-    def leaderboard_json(scope: str = "current") -> dict:
+    def arena_leaderboard(scope: str = "current") -> dict:
         """Leaderboard of the current class session ("current") or of every vote ("all"): rows with
         model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
         (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method."""
@@ -169,7 +169,7 @@ def build(studio: Studio) -> dict:
             data = board_data(store, scope_value)
         return board_caption(data), board_frame(data)
 
-    def new_session(name: str = "") -> dict:
+    def arena_new_session(name: str = "") -> dict:
         """Start a new class session: the leaderboard restarts empty, old votes are kept.
         Returns the session's id, name and start time (Unix seconds)."""
         with user_errors():
@@ -177,11 +177,11 @@ def build(studio: Studio) -> dict:
 
     def new_session_clicked(name, scope_value):
         """Reads the name and scope; updates the caption, table and name box."""
-        entry = new_session(name or "")
+        entry = arena_new_session(name or "")
         gr.Info(f"Started class session {entry['name']!r}; earlier votes are kept (scope: all sessions).")
         return *refresh(scope_value), ""
 
-    def export(scope: str = "current") -> str:
+    def arena_export(scope: str = "current") -> str:
         """Reads the scope; returns the votes as a CSV file (every column of a vote, no summaries)."""
         with user_errors():
             scope = check_scope(scope)
@@ -202,10 +202,10 @@ def build(studio: Studio) -> dict:
     scope.change(refresh, scope, [caption, board], api_visibility="private", **store_work)
     new_class_btn.click(new_session_clicked, [class_name, scope], [caption, board, class_name],
                         api_visibility="private", **store_work)
-    export_btn.click(export, scope, export_file, api_name="arena_export", **store_work)
-    gr.api(next_pair, api_name="arena_next", **model_work)
-    gr.api(vote, api_name="arena_vote", **store_work)
-    gr.api(leaderboard_json, api_name="arena_leaderboard", **store_work)
-    gr.api(new_session, api_name="arena_new_session", **store_work)
+    export_btn.click(arena_export, scope, export_file, api_name="arena_export", **store_work)
+    gr.api(arena_next, api_name="arena_next", **model_work)
+    gr.api(arena_vote, api_name="arena_vote", **store_work)
+    gr.api(arena_leaderboard, api_name="arena_leaderboard", **store_work)
+    gr.api(arena_new_session, api_name="arena_new_session", **store_work)
     gr.context.Context.root_block.load(refresh, scope, [caption, board], api_visibility="private", **store_work)
     return {"store": store, "refresh": refresh}
