@@ -21,6 +21,7 @@ from summarizer.arena import (ArenaError, ArenaStore, ServedPair, bradley_terry,
 from summarizer.generation import GenerationSettings
 from summarizer.prompts import build_prompt
 from tests.app_server import running_app
+from tests.browser import click, new_driver, open_tab, requires_chromium, save_screenshot, value, wait_for
 
 
 def make_pair(pair_id: str, a="base", b="lora") -> ServedPair:
@@ -304,3 +305,29 @@ def test_mcp_server_lists_the_arena_tools(tiny_t5, tiny_classifier, dialogsum_di
         demo.close()
     names = {tool["name"] for tool in schema}
     assert {"arena_next", "arena_vote", "arena_leaderboard", "arena_new_session", "arena_export"} <= names
+
+
+@requires_chromium
+def test_the_tab_in_a_browser_hides_names_until_the_vote(served, tmp_path):
+    studio, url, runs = served
+    store = ArenaStore(runs / "arena.sqlite3")
+    before = len(store.votes())
+    driver = new_driver(tmp_path / "profile")
+    try:
+        open_tab(driver, "Arena", url)
+        click(driver, "#arena-next")
+        first = wait_for(driver, lambda d: value(d, "#arena-summary-a textarea") and value(d, "#arena-dialogue textarea"))
+        assert "base" not in driver.find_element("css selector", "#arena-reveal").text  # nothing revealed yet
+        click(driver, "#arena-vote-a")
+        reveal = wait_for(driver, lambda d: value(d, "#arena-reveal textarea"))
+        assert reveal.startswith("You chose: A is better. A was ") and "LoRA (peft)" in reveal and "Base" in reveal
+        # The next pair comes at once: the vote buttons work again on a newly served pair.
+        wait_for(driver, lambda d: d.find_element("css selector", "#arena-vote-a").is_enabled())
+        votes = store.votes()
+        assert len(votes) == before + 1 and votes[-1]["vote"] == "A"
+        assert value(driver, "#arena-dialogue textarea") and first
+        click(driver, "#arena-refresh")
+        wait_for(driver, lambda d: "LoRA (peft)" in d.find_element("css selector", "#arena-board").text)
+        save_screenshot(driver, tmp_path, "screenshot-arena.png")
+    finally:
+        driver.quit()

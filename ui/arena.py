@@ -77,7 +77,7 @@ def board_caption(data: dict) -> str:
 def reveal_text(result: dict) -> str:
     """The line shown after a vote: what the student chose and which model wrote A and B."""
     chose = {"A": "A is better", "B": "B is better", "tie": "a tie", "both bad": "both bad"}[result["vote"]]
-    return (f"You voted {chose}. A was {SLOT_LABELS[result['model_a']]} ({result['source_a']}); "
+    return (f"You chose: {chose}. A was {SLOT_LABELS[result['model_a']]} ({result['source_a']}); "
             f"B was {SLOT_LABELS[result['model_b']]} ({result['source_b']}).")
 
 
