@@ -16,9 +16,9 @@ Statistics (see :func:`leaderboard`):
 
 * win rate = wins / (wins + losses) over decisive votes, with the 95% **Wilson** score
   interval (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it over the normal interval);
-* **Bradley–Terry** ratings fitted by maximum likelihood with Hunter's (2004) MM algorithm, as
-  Chatbot Arena does (Chiang et al. 2024, "Chatbot Arena: An Open Platform for Evaluating LLMs
-  by Human Preference"), on the Elo-like scale of FastChat (``1000 + 400 log10(strength)``, so
+* **Bradley–Terry** ratings fitted by maximum likelihood (logistic regression on the pairwise
+  outcomes, by Newton's method) as Chatbot Arena does (Chiang et al. 2024, "Chatbot Arena: An
+  Open Platform for Evaluating LLMs by Human Preference"), on the Elo-like scale of FastChat (``1000 + 400 log10(strength)``, so
   a 400-point gap means 10:1 odds); a tie counts as half a win for each side, and "both bad"
   counts as a tie (FastChat's ``tie (bothbad)`` is a tie in its ratings too); 95% intervals
   from a percentile bootstrap over votes.
@@ -357,37 +357,51 @@ def _strongly_connected(W: np.ndarray) -> bool:
     return bool(reach.all())
 
 
-def bradley_terry(W: np.ndarray, tol: float = 1e-10, max_iter: int = 100_000) -> tuple[np.ndarray, bool]:
-    """Bradley–Terry log-strengths from a win matrix, by Hunter's (2004) MM algorithm.
+def _log_likelihood(W: np.ndarray, b: np.ndarray) -> float:
+    """sum_ij W_ij log sigmoid(b_i - b_j): the Bradley–Terry log-likelihood of win matrix ``W``."""
+    return float(-(W * np.logaddexp(0.0, -(b[:, None] - b[None, :]))).sum())
 
-    The model: P(i beats j) = p_i / (p_i + p_j). The MM update
-    ``p_i <- W_i / sum_j N_ij / (p_i + p_j)`` (``W_i`` = total wins of i, ``N = W + W^T``)
-    increases the likelihood every step and converges to the maximum-likelihood estimate when it
-    exists, i.e. when the win graph is strongly connected (Hunter 2004, assumption 1). When it
-    does not (say a model never won), one virtual tie is added to every pair that met, a weak
-    prior that keeps ratings finite; the second return value says so.
+
+def bradley_terry(W: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, bool]:
+    """Bradley–Terry log-strengths from a win matrix: maximum likelihood by Newton's method.
+
+    The model: P(i beats j) = sigmoid(b_i - b_j), i.e. logistic regression on pairwise outcomes
+    as Chatbot Arena fits it (Chiang et al. 2024). The log-likelihood is concave, so Newton's
+    method with step halving converges in a few steps (Hunter's 2004 MM algorithm reaches the
+    same point, linearly; the tests check against it). The maximum exists when the win graph is
+    strongly connected (Hunter 2004, assumption 1); when it is not (say a model never won), one
+    virtual tie is added to every pair that met, a weak prior that keeps ratings finite, and the
+    second return value says so.
+
+    Args:
+        W: (M, M) wins, ``W[i, j]`` = wins of i over j (ties as halves, see :func:`win_matrix`).
 
     Returns:
-        (log-strengths (M,) with mean 0, natural log; whether the prior was added).
+        (log-strengths (M,), natural log, mean 0 over the models that played; ``nan`` for a model
+        without games), whether the prior was added.
     """
     W = np.array(W, dtype=np.float64)
-    regularized = not _strongly_connected(W)
+    played = (W + W.T).sum(axis=1) > 0  # (M,)
+    regularized = not _strongly_connected(W[np.ix_(played, played)])
     if regularized:
-        met = (W + W.T) > 0
-        W = W + 0.5 * met
+        W = W + 0.5 * ((W + W.T) > 0)
     N = W + W.T  # (M, M) games between i and j
-    wins = W.sum(axis=1)  # (M,)
-    p = np.ones(len(W))
+    b = np.zeros(len(W))
     for _ in range(max_iter):
-        denom = (N / (p[:, None] + p[None, :])).sum(axis=1)
-        new = np.where(denom > 0, wins / np.where(denom > 0, denom, 1), p)
-        new = new / np.exp(np.log(new).mean())  # fix the scale: geometric mean 1
-        done = np.max(np.abs(np.log(new) - np.log(p))) < tol
-        p = new
-        if done:
+        p = 1.0 / (1.0 + np.exp(-(b[:, None] - b[None, :])))  # (M, M) P(i beats j)
+        grad = (W * (1 - p)).sum(axis=1) - (W.T * p).sum(axis=1)  # (M,)
+        info = N * p * (1 - p)
+        laplacian = np.diag(info.sum(axis=1)) - info  # minus the Hessian; null space: shifts
+        step = np.linalg.lstsq(laplacian, grad, rcond=None)[0]  # least-norm: no shift added
+        t, before = 1.0, _log_likelihood(W, b)
+        while _log_likelihood(W, b + t * step) < before - 1e-12 and t > 1e-8:
+            t /= 2  # step halving keeps every step uphill
+        b = b + t * step
+        if np.max(np.abs(t * step)) < tol:
             break
-    logp = np.log(p)
-    return logp - logp.mean(), regularized
+    b = b - b[played].mean()
+    b[~played] = np.nan
+    return b, regularized
 
 
 def to_rating(log_strength: np.ndarray) -> np.ndarray:
@@ -416,7 +430,7 @@ def leaderboard(votes: Sequence[dict], n_bootstrap: int = 200, seed: int = 0) ->
     coded = [(index[(v["model_a"], v["source_a"])], index[(v["model_b"], v["source_b"])], v["vote"])
              for v in votes]
     method = ("Win rate = wins / (wins + losses), 95% Wilson interval. Rating: Bradley–Terry maximum "
-              "likelihood (MM algorithm), 1000 + 400·log10(strength); ties and 'both bad' count as half a "
+              "likelihood (logistic, as Chatbot Arena), 1000 + 400·log10(strength); ties and 'both bad' count as half a "
               f"win each; 95% percentile bootstrap over {n_bootstrap} resamples of the votes.")
     if not keys:
         return {"rows": [], "n_votes": 0, "regularized": False, "method": method}
@@ -444,4 +458,5 @@ def _bootstrap_ratings(coded, n_models: int, n_bootstrap: int, seed: int) -> tup
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(len(coded), np.full(len(coded), 1 / len(coded)), size=n_bootstrap)  # (R, V)
     ratings = np.array([to_rating(bradley_terry(win_matrix(coded, n_models, c))[0]) for c in counts])  # (R, M)
-    return np.quantile(ratings, 0.025, axis=0), np.quantile(ratings, 0.975, axis=0)
+    # A model absent from a resample has no rating there (nan): quantiles over the others.
+    return np.nanquantile(ratings, 0.025, axis=0), np.nanquantile(ratings, 0.975, axis=0)

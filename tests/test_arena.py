@@ -24,6 +24,11 @@ from tests.app_server import running_app
 from tests.browser import click, new_driver, open_tab, requires_chromium, save_screenshot, value, wait_for
 
 
+def connect(url: str) -> Client:
+    """A gradio_client session; a long read timeout because 30 clients queue for one CPU here."""
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 600})
+
+
 def make_pair(pair_id: str, a="base", b="lora") -> ServedPair:
     return ServedPair(pair_id, "test_1", "#Person1#: Hi.", a, f"src-{a}", b, f"src-{b}", "sum A", "sum B")
 
@@ -115,25 +120,17 @@ def test_export_neutralises_spreadsheet_formulas(tmp_path):
 
 
 # ---- statistics ----------------------------------------------------------------------------------
-def newton_bradley_terry(W: np.ndarray) -> np.ndarray:
-    """Reference: maximise sum_ij W_ij log sigmoid(b_i - b_j) by Newton's method, sum(b) = 0.
-
-    Written independently of the MM code: gradient and Hessian of the logistic log-likelihood.
-    """
-    m = len(W)
-    b = np.zeros(m)
-    for _ in range(100):
-        d = b[:, None] - b[None, :]
-        p = 1 / (1 + np.exp(-d))  # P(i beats j)
-        grad = (W * (1 - p)).sum(1) - (W.T * p).sum(1)
-        n = W + W.T
-        hess = -(n * p * (1 - p))
-        hess[np.diag_indices(m)] = -hess.sum(1)
-        hess = -hess  # negative definite on the sum-zero subspace
-        hess += np.ones((m, m)) / m  # pins the free shift (sum(b) = 0)
-        b = b - np.linalg.solve(hess, grad)
-        b -= b.mean()
-    return b
+def mm_bradley_terry(W: np.ndarray) -> np.ndarray:
+    """Reference: Hunter's (2004) MM iteration p_i <- W_i / sum_j N_ij / (p_i + p_j), run to a fixed
+    point; log-strengths with mean 0. Written independently of the app's Newton fit."""
+    N, wins, p = W + W.T, W.sum(1), np.ones(len(W))
+    for _ in range(200_000):
+        new = wins / (N / (p[:, None] + p[None, :])).sum(1)
+        new /= np.exp(np.log(new).mean())
+        if np.max(np.abs(np.log(new / p))) < 1e-13:
+            break
+        p = new
+    return np.log(new) - np.log(new).mean()
 
 
 HAND_MADE = [  # 4 models; every model wins and loses something, with ties and "both bad"
@@ -144,17 +141,17 @@ HAND_MADE = [  # 4 models; every model wins and loses something, with ties and "
 ]
 
 
-def test_bradley_terry_equals_an_independent_newton_fit():
+def test_bradley_terry_equals_an_independent_mm_fit():
     names = ["base", "detox", "full", "lora"]
     coded = [(names.index(a), names.index(b), v) for a, b, v in HAND_MADE]
     W = win_matrix(coded, 4)
     assert W[0, 3] == 2.5 and W[3, 0] == 6.5 and W[2, 0] == 5.5  # ties add half a win each way
-    mm, regularized = bradley_terry(W)
+    fitted, regularized = bradley_terry(W)
     assert not regularized
-    np.testing.assert_allclose(mm, newton_bradley_terry(W), atol=1e-7)
+    np.testing.assert_allclose(fitted, mm_bradley_terry(W), atol=1e-8)
     board = {r["model"]: r for r in leaderboard(votes_of(HAND_MADE))["rows"]}
     for k, name in enumerate(names):
-        assert board[name]["rating"] == pytest.approx(to_rating(newton_bradley_terry(W))[k], abs=1e-5)
+        assert board[name]["rating"] == pytest.approx(to_rating(mm_bradley_terry(W))[k], abs=1e-5)
         assert board[name]["rating_low"] <= board[name]["rating"] <= board[name]["rating_high"]
 
 
@@ -175,6 +172,13 @@ def test_both_bad_counts_as_a_tie_in_the_rating():
     with_bad = leaderboard(votes_of([("base", "lora", "A")] * 3 + [("base", "lora", "both bad")] * 2))["rows"]
     assert [r["rating"] for r in with_ties] == pytest.approx([r["rating"] for r in with_bad])
     assert with_bad[0]["both_bad"] == 2 and with_bad[0]["ties"] == 0
+
+
+def test_lopsided_votes_fit_like_the_reference_and_absent_models_are_nan():
+    W = np.array([[0, 500, 500, 0], [1, 0, 300, 0], [1, 1, 0, 0], [0, 0, 0, 0.]])  # model 3 never played
+    fitted, regularized = bradley_terry(W)
+    assert not regularized and math.isnan(fitted[3])
+    np.testing.assert_allclose(fitted[:3], mm_bradley_terry(W[:3, :3]), atol=1e-7)
 
 
 def test_a_model_that_never_wins_gets_a_finite_lowest_rating():
@@ -203,7 +207,7 @@ def served(tiny_t5, tiny_classifier, random_adapter, dialogsum_dir, tmp_path_fac
 
 def test_a_pair_is_blind_and_its_vote_reveals_the_models(served):
     studio, url, _ = served
-    client = Client(url, verbose=False)
+    client = connect(url)
     pair = client.predict(api_name="/arena_next")
     assert set(pair) == {"pair_id", "dialogue_id", "dialogue", "summary_a", "summary_b"}
     row = next(r for r in studio.split("test") if r["id"] == pair["dialogue_id"])
@@ -216,7 +220,7 @@ def test_a_pair_is_blind_and_its_vote_reveals_the_models(served):
     assert result["source_b"] == studio.slots.source(result["model_b"])
     with pytest.raises(AppError, match="already has your vote"):
         client.predict(pair["pair_id"], "A", api_name="/arena_vote")
-    other = Client(url, verbose=False)  # another browser session cannot vote on this pair
+    other = connect(url)  # another browser session cannot vote on this pair
     second = client.predict(api_name="/arena_next")
     with pytest.raises(AppError, match="was not served to this session"):
         other.predict(second["pair_id"], "A", api_name="/arena_vote")
@@ -230,7 +234,7 @@ def test_a_pair_is_blind_and_its_vote_reveals_the_models(served):
     (("PAIR", "maybe"), "vote must be one of"),
 ])
 def test_bad_votes_through_the_api_name_the_field(served, args, message):
-    client = Client(served[1], verbose=False)
+    client = connect(served[1])
     pair = client.predict(api_name="/arena_next")
     args = tuple(pair["pair_id"] if a == "PAIR" else a for a in args)
     with pytest.raises(AppError, match=message):
@@ -240,11 +244,11 @@ def test_bad_votes_through_the_api_name_the_field(served, args, message):
 
 def test_thirty_concurrent_clients_leaderboard_session_and_export(served):
     studio, url, _ = served
-    client = Client(url, verbose=False)
+    client = connect(url)
     client.predict("arena test", api_name="/arena_new_session")
 
     def student(k: int) -> str:
-        me = Client(url, verbose=False)
+        me = connect(url)
         pair = me.predict(api_name="/arena_next")
         return me.predict(pair["pair_id"], ["A", "B", "tie", "both bad"][k % 4], api_name="/arena_vote")["vote"]
 
@@ -263,22 +267,27 @@ def test_thirty_concurrent_clients_leaderboard_session_and_export(served):
     client.predict("", api_name="/arena_new_session")
     assert client.predict("current", api_name="/arena_leaderboard")["n_votes"] == 0
     assert client.predict("all", api_name="/arena_leaderboard")["n_votes"] >= 30
-    with pytest.raises(AppError, match="scope must be one of 'current', 'all'"):
-        client.predict("everything", api_name="/arena_leaderboard")
+    for bad in ("everything", ["current"], 3):
+        with pytest.raises(AppError, match="scope must be one of 'current', 'all'"):
+            client.predict(bad, api_name="/arena_leaderboard")
+    with pytest.raises(AppError, match="scope must be one of 'current', 'all'; got 'everything'"):
+        client.predict("everything", api_name="/arena_export")
+    with pytest.raises(AppError, match="class session name must be a string"):
+        client.predict(5, api_name="/arena_new_session")
 
 
 def test_votes_survive_an_app_restart(served, tiny_t5, tiny_classifier, random_adapter, dialogsum_dir):
     _, url, runs = served
-    client = Client(url, verbose=False)
+    client = connect(url)
     pair = client.predict(api_name="/arena_next")
     client.predict(pair["pair_id"], "A", api_name="/arena_vote")
     before = client.predict("all", api_name="/arena_leaderboard")["n_votes"]
     with running_app(tiny_t5, tiny_classifier, dialogsum_dir, runs, lora=random_adapter) as (_, url2):
-        assert Client(url2, verbose=False).predict("all", api_name="/arena_leaderboard")["n_votes"] == before
+        assert connect(url2).predict("all", api_name="/arena_leaderboard")["n_votes"] == before
 
 
 def test_one_filled_slot_says_how_to_fill_another(served, random_adapter):
-    client = Client(served[1], verbose=False)
+    client = connect(served[1])
     client.predict("", api_name="/set_lora")
     try:
         with pytest.raises(AppError, match="at least two filled model slots.*Models in the slots"):

@@ -42,7 +42,7 @@ def session_of(request: gr.Request | None) -> str:
 
 def check_scope(scope) -> str:
     """``"current"`` or ``"all"``; else :class:`ArenaError` naming ``scope``."""
-    if scope not in SCOPES:
+    if not isinstance(scope, str) or scope not in SCOPES:
         raise ArenaError(f"scope must be one of {', '.join(repr(s) for s in SCOPES)}; got {str(scope)[:20]!r}.")
     return scope
 
@@ -105,8 +105,10 @@ def build(studio: Studio) -> dict:
         reveal = gr.Textbox(label="Your last vote", interactive=False, elem_id="arena-reveal", scale=4)
     pair_id = gr.State("")
     with gr.Accordion("Leaderboard and class session (teacher)", open=True):
-        scope = gr.Radio([(label, key) for key, label in SCOPES.items()], value="current", label="Votes counted",
-                         elem_id="arena-scope")
+        # A dropdown that takes any value, so that /arena_export's refusal of a bad scope is ours
+        # (naming the field), not the component's generic "not in the list of choices".
+        scope = gr.Dropdown([(label, key) for key, label in SCOPES.items()], value="current", label="Votes counted",
+                            allow_custom_value=True, elem_id="arena-scope")
         caption = gr.Markdown(elem_id="arena-caption")
         board = gr.Dataframe(headers=list(BOARD_COLUMNS), interactive=False, wrap=True, elem_id="arena-board")
         with gr.Row():
@@ -150,6 +152,8 @@ def build(studio: Studio) -> dict:
     def vote_handler(value: str):
         def vote_clicked(current_pair, request: gr.Request):
             """Reads the shown pair's id; updates the reveal line and disables the vote buttons."""
+            if not current_pair:  # gr.State lives in the server: empty before a pair or after a restart
+                raise gr.Error("No pair is shown: press New pair, then vote.", print_exception=False)
             result = arena_vote(current_pair, value, request)
             return reveal_text(result), *[gr.Button(interactive=False)] * len(buttons)
         return vote_clicked
