@@ -204,6 +204,8 @@ class ArenaStore:
     def vote(self, pair_id, vote, browser_session) -> dict:
         """Record ``vote`` on a served pair and reveal its models.
 
+        The vote counts in the class session that is current when it is cast.
+
         Args:
             pair_id: the id :func:`serve_pair` returned.
             vote: ``A``, ``B``, ``tie`` or ``both bad``.
@@ -304,9 +306,10 @@ def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settin
     Raises:
         ArenaError: fewer than two filled slots; SlotError: a slot cannot be loaded.
     """
+    from .models import SLOTS  # imported here: the store and the statistics need no torch
     from .prompts import build_prompt  # the zero-shot prompt of Compare and the training runs
 
-    model_a, model_b = pick_models([s for s in ("base", "full", "lora", "detox") if slots.is_filled(s)], rng)
+    model_a, model_b = pick_models([s for s in SLOTS if slots.is_filled(s)], rng)
     row = rows[rng.randrange(len(rows))]
     prompt = build_prompt("zero-shot", row["dialogue"], tokenizer=slots.tokenizer, max_tokens=max_input_tokens)
     out = slots.generate([model_a, model_b], [prompt.text], settings)

@@ -8,8 +8,12 @@ from __future__ import annotations
 import csv
 import math
 import random
+import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,6 +61,19 @@ def test_votes_survive_a_restart(tmp_path):
     with pytest.raises(ArenaError, match="already has your vote"):
         second.vote("pair0", "B", "browser-1")
     assert len(ArenaStore(path).votes()) == 3
+
+
+def test_votes_survive_the_app_being_killed(tmp_path):
+    """A process that votes and is then killed (SIGKILL: no clean shutdown) loses no answered vote."""
+    script = (f"import os, signal; from summarizer.arena import ArenaStore; from tests.test_arena import make_pair\n"
+              f"s = ArenaStore({str(tmp_path / 'arena.sqlite3')!r})\n"
+              f"for k in range(5):\n    s.record_pair(make_pair(f'p{{k}}'), 'b'); s.vote(f'p{{k}}', 'A', 'b')\n"
+              f"s.record_pair(make_pair('open'), 'b')\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == -signal.SIGKILL
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    assert [v["vote"] for v in store.votes()] == ["A"] * 5
+    assert store.vote("open", "B", "b")["vote"] == "B"  # the pair served before the kill is still votable
 
 
 def test_thirty_concurrent_voters_are_all_stored(tmp_path):

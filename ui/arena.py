@@ -81,135 +81,162 @@ def reveal_text(result: dict) -> str:
             f"B was {SLOT_LABELS[result['model_b']]} ({result['source_b']}).")
 
 
-def build(studio: Studio) -> dict:
-    """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
+class ArenaEndpoints:
+    """The five named endpoints over one :class:`ArenaStore`; method names are the API and MCP names.
 
-    Returns ``{"store": ArenaStore, "refresh": fn}`` (the store for tests and the lead).
+    Args:
+        studio: the app's shared state (slots, DialogSum, runs folder).
+        store: the vote store (default: ``<runs>/arena.sqlite3``).
     """
-    store = ArenaStore(Path(studio.runs_dir) / DB_NAME)
-    rng = random.SystemRandom()  # which dialogue, which two models, which goes first
-    settings = GenerationSettings()  # greedy, as Compare
 
-    gr.Markdown("Blind test: read the dialogue and the two summaries, then vote. The model names "
-                "appear only after your vote, and the next pair comes at once. Each pair takes one vote.")
-    status = gr.Markdown(elem_id="arena-status")
-    dialogue = gr.Textbox(label="Dialogue", lines=8, max_lines=14, interactive=False, elem_id="arena-dialogue")
-    with gr.Row():
-        summary_a = gr.Textbox(label="Summary A", lines=4, interactive=False, elem_id="arena-summary-a")
-        summary_b = gr.Textbox(label="Summary B", lines=4, interactive=False, elem_id="arena-summary-b")
-    with gr.Row():
-        buttons = [gr.Button(label, interactive=False, elem_id=f"arena-vote-{value.replace(' ', '-').lower()}")
-                   for label, value in VOTE_BUTTONS]
-    with gr.Row():
-        next_btn = gr.Button("New pair (skip)", variant="primary", elem_id="arena-next", scale=0)
-        reveal = gr.Textbox(label="Your last vote", interactive=False, elem_id="arena-reveal", scale=4)
-    pair_id = gr.State("")
-    with gr.Accordion("Leaderboard and class session (teacher)", open=True):
-        # A dropdown that takes any value, so that /arena_export's refusal of a bad scope is ours
-        # (naming the field), not the component's generic "not in the list of choices".
-        scope = gr.Dropdown([(label, key) for key, label in SCOPES.items()], value="current", label="Votes counted",
-                            allow_custom_value=True, elem_id="arena-scope")
-        caption = gr.Markdown(elem_id="arena-caption")
-        board = gr.Dataframe(headers=list(BOARD_COLUMNS), interactive=False, wrap=True, elem_id="arena-board")
-        with gr.Row():
-            refresh_btn = gr.Button("Refresh leaderboard", elem_id="arena-refresh")
-            class_name = gr.Textbox(label="New class session name (optional)", max_length=100,
-                                    elem_id="arena-class-name")
-            new_class_btn = gr.Button("Start a new class session", variant="stop", elem_id="arena-new-session")
-        with gr.Row():
-            export_btn = gr.Button("Export votes (CSV)", elem_id="arena-export")
-            export_file = gr.File(label="Votes CSV", interactive=False, elem_id="arena-export-file")
+    def __init__(self, studio: Studio, store: ArenaStore | None = None):
+        self.studio = studio
+        self.store = store or ArenaStore(Path(studio.runs_dir) / DB_NAME)
+        self.rng = random.SystemRandom()  # which dialogue, which two models, which goes first
+        self.settings = GenerationSettings()  # greedy, 200 new tokens at most, as Compare
 
-    # ---- handlers ----------------------------------------------------------------------
-    def arena_next(request: gr.Request) -> dict:
-        """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b.
-
-        Raises an error saying how to fill a slot when fewer than two model slots are filled.
-        """
+    def arena_next(self, request: gr.Request) -> dict:
+        """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b
+        (no model names). Refused, saying how to fill a slot, when fewer than two slots are filled."""
+        studio = self.studio
         with user_errors():
-            pair = serve_pair(store, studio.slots, studio.split("test"), session_of(request), rng, settings,
-                              studio.max_input_tokens)
+            pair = serve_pair(self.store, studio.slots, studio.split("test"), session_of(request), self.rng,
+                              self.settings, studio.max_input_tokens)
         return pair.public()
 
-    def show_next(request: gr.Request):
-        """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
-        try:
-            pair = arena_next(request)
-        except gr.Error as err:  # fewer than two slots: say how to fill one, keep the page usable
-            return ("", "", "", "", f"**{err.message}**", *[gr.Button(interactive=False)] * len(buttons))
-        return (pair["pair_id"], pair["dialogue"], pair["summary_a"], pair["summary_b"],
-                "Which summary is better?", *[gr.Button(interactive=True)] * len(buttons))
-
-    def arena_vote(pair_id: str, vote: str, request: gr.Request) -> dict:
-        """Record a vote (A, B, tie, both bad) on a pair /arena_next served to this session.
+    def arena_vote(self, pair_id: str, vote: str, request: gr.Request) -> dict:
+        """Record a vote ("A", "B", "tie", "both bad") on a pair /arena_next served to this session.
 
         Returns the vote and the models revealed: vote, model_a, source_a, model_b, source_b,
         dialogue_id, class_session. Refuses unknown pair ids, second votes and bad vote values.
         """
         with user_errors():
-            return store.vote(pair_id, vote, session_of(request))
+            return self.store.vote(pair_id, vote, session_of(request))
+
+    def arena_leaderboard(self, scope: str = "current") -> dict:
+        """Leaderboard of the current class session ("current") or of every vote ("all"): rows with
+        model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
+        (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method."""
+        with user_errors():
+            data = board_data(self.store, scope)
+        return {**data, "rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                                 for r in data["rows"]]}
+
+    def arena_new_session(self, name: str = "") -> dict:
+        """Start a new class session: the leaderboard restarts empty, old votes are kept.
+        Returns the session's id, name and start time (Unix seconds)."""
+        with user_errors():
+            return self.store.new_class(name)
+
+    def arena_export(self, scope: str = "current") -> str:
+        """The votes of the current class session ("current") or all ("all") as a CSV file (no summaries)."""
+        with user_errors():
+            scope = check_scope(scope)
+            klass = self.store.current_class()
+            folder = Path(tempfile.mkdtemp(prefix="arena-export-"))
+            name = f"arena-votes-{scope}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            return str(self.store.export_csv(folder / name, klass["id"] if scope == "current" else None))
+
+
+def voting_panel() -> dict:
+    """The student's view: status line, dialogue, summaries A and B, vote buttons, next, reveal."""
+    gr.Markdown("Blind test: read the dialogue and the two summaries, then vote. The model names "
+                "appear only after your vote, and the next pair comes at once. Each pair takes one vote.")
+    view = {"status": gr.Markdown(elem_id="arena-status"),
+            "dialogue": gr.Textbox(label="Dialogue", lines=8, max_lines=14, interactive=False,
+                                   elem_id="arena-dialogue")}
+    with gr.Row():
+        view["summary_a"] = gr.Textbox(label="Summary A", lines=4, interactive=False, elem_id="arena-summary-a")
+        view["summary_b"] = gr.Textbox(label="Summary B", lines=4, interactive=False, elem_id="arena-summary-b")
+    with gr.Row():
+        view["buttons"] = [gr.Button(label, interactive=False,
+                                     elem_id=f"arena-vote-{value.replace(' ', '-').lower()}")
+                           for label, value in VOTE_BUTTONS]
+    with gr.Row():
+        view["next"] = gr.Button("New pair (skip)", variant="primary", elem_id="arena-next", scale=0)
+        view["reveal"] = gr.Textbox(label="Your last vote", interactive=False, elem_id="arena-reveal", scale=4)
+    return view
+
+
+def teacher_panel() -> dict:
+    """The leaderboard, the class-session reset and the CSV export."""
+    view = {}
+    with gr.Accordion("Leaderboard and class session (teacher)", open=True):
+        # A dropdown that takes any value, so that /arena_export's refusal of a bad scope is ours
+        # (naming the field), not the component's generic "not in the list of choices".
+        view["scope"] = gr.Dropdown([(label, key) for key, label in SCOPES.items()], value="current",
+                                    label="Votes counted", allow_custom_value=True, elem_id="arena-scope")
+        view["caption"] = gr.Markdown(elem_id="arena-caption")
+        view["board"] = gr.Dataframe(headers=list(BOARD_COLUMNS), interactive=False, wrap=True,
+                                     elem_id="arena-board")
+        with gr.Row():
+            view["refresh"] = gr.Button("Refresh leaderboard", elem_id="arena-refresh")
+            view["class_name"] = gr.Textbox(label="New class session name (optional)", max_length=100,
+                                            elem_id="arena-class-name")
+            view["new_class"] = gr.Button("Start a new class session", variant="stop", elem_id="arena-new-session")
+        with gr.Row():
+            view["export"] = gr.Button("Export votes (CSV)", elem_id="arena-export")
+            view["file"] = gr.File(label="Votes CSV", interactive=False, elem_id="arena-export-file")
+    return view
+
+
+def build(studio: Studio) -> dict:
+    """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
+
+    Returns ``{"api": ArenaEndpoints, "refresh": fn}`` (the store is ``api.store``).
+    """
+    api = ArenaEndpoints(studio)
+    vote_view, teacher = voting_panel(), teacher_panel()
+    buttons = vote_view["buttons"]
+    pair_id = gr.State("")
+    off, on = [gr.Button(interactive=False)] * len(buttons), [gr.Button(interactive=True)] * len(buttons)
+
+    def show_next(request: gr.Request):
+        """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
+        try:
+            pair = api.arena_next(request)
+        except gr.Error as err:  # e.g. fewer than two slots: say how to fill one, keep the page usable
+            return ("", "", "", "", f"**{err.message}**", *off)
+        return (pair["pair_id"], pair["dialogue"], pair["summary_a"], pair["summary_b"],
+                "Which summary is better?", *on)
 
     def vote_handler(value: str):
         def vote_clicked(current_pair, request: gr.Request):
             """Reads the shown pair's id; updates the reveal line and disables the vote buttons."""
             if not current_pair:  # gr.State lives in the server: empty before a pair or after a restart
                 raise gr.Error("No pair is shown: press New pair, then vote.", print_exception=False)
-            result = arena_vote(current_pair, value, request)
-            return reveal_text(result), *[gr.Button(interactive=False)] * len(buttons)
+            return reveal_text(api.arena_vote(current_pair, value, request)), *off
         return vote_clicked
-
-    def arena_leaderboard(scope: str = "current") -> dict:
-        """Leaderboard of the current class session ("current") or of every vote ("all"): rows with
-        model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
-        (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method."""
-        with user_errors():
-            data = board_data(store, scope)
-        return {**data, "rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                                 for r in data["rows"]]}
 
     def refresh(scope_value):
         """Reads the scope; updates the caption and the leaderboard table."""
         with user_errors():
-            data = board_data(store, scope_value)
+            data = board_data(api.store, scope_value)
         return board_caption(data), board_frame(data)
-
-    def arena_new_session(name: str = "") -> dict:
-        """Start a new class session: the leaderboard restarts empty, old votes are kept.
-        Returns the session's id, name and start time (Unix seconds)."""
-        with user_errors():
-            return store.new_class(name)
 
     def new_session_clicked(name, scope_value):
         """Reads the name and scope; updates the caption, table and name box."""
-        entry = arena_new_session(name or "")
+        entry = api.arena_new_session(name or "")
         gr.Info(f"Started class session {entry['name']!r}; earlier votes are kept (scope: all sessions).")
         return *refresh(scope_value), ""
 
-    def arena_export(scope: str = "current") -> str:
-        """Reads the scope; returns the votes as a CSV file (every column of a vote, no summaries)."""
-        with user_errors():
-            scope = check_scope(scope)
-            klass = store.current_class()
-            folder = Path(tempfile.mkdtemp(prefix="arena-export-"))
-            name = f"arena-votes-{scope}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-            return str(store.export_csv(folder / name, klass["id"] if scope == "current" else None))
-
-    # ---- events ------------------------------------------------------------------------
-    pair_outputs = [pair_id, dialogue, summary_a, summary_b, status, *buttons]
+    pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons]
+    board_outputs = [teacher["caption"], teacher["board"]]
     model_work = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
     store_work = dict(concurrency_id=ARENA_QUEUE, concurrency_limit=ARENA_CONCURRENCY)
-    next_btn.click(show_next, None, pair_outputs, api_visibility="private", **model_work)
+    private = dict(api_visibility="private")
+    vote_view["next"].click(show_next, None, pair_outputs, **private, **model_work)
     for button, (_, value) in zip(buttons, VOTE_BUTTONS):
-        button.click(vote_handler(value), pair_id, [reveal, *buttons], api_visibility="private", **store_work
-                     ).success(show_next, None, pair_outputs, api_visibility="private", **model_work)
-    refresh_btn.click(refresh, scope, [caption, board], api_visibility="private", **store_work)
-    scope.change(refresh, scope, [caption, board], api_visibility="private", **store_work)
-    new_class_btn.click(new_session_clicked, [class_name, scope], [caption, board, class_name],
-                        api_visibility="private", **store_work)
-    export_btn.click(arena_export, scope, export_file, api_name="arena_export", **store_work)
-    gr.api(arena_next, api_name="arena_next", **model_work)
-    gr.api(arena_vote, api_name="arena_vote", **store_work)
-    gr.api(arena_leaderboard, api_name="arena_leaderboard", **store_work)
-    gr.api(arena_new_session, api_name="arena_new_session", **store_work)
-    gr.context.Context.root_block.load(refresh, scope, [caption, board], api_visibility="private", **store_work)
-    return {"store": store, "refresh": refresh}
+        button.click(vote_handler(value), pair_id, [vote_view["reveal"], *buttons], **private, **store_work
+                     ).success(show_next, None, pair_outputs, **private, **model_work)
+    teacher["refresh"].click(refresh, teacher["scope"], board_outputs, **private, **store_work)
+    teacher["scope"].change(refresh, teacher["scope"], board_outputs, **private, **store_work)
+    teacher["new_class"].click(new_session_clicked, [teacher["class_name"], teacher["scope"]],
+                               [*board_outputs, teacher["class_name"]], **private, **store_work)
+    teacher["export"].click(api.arena_export, teacher["scope"], teacher["file"], api_name="arena_export",
+                            **store_work)
+    gr.api(api.arena_next, api_name="arena_next", **model_work)
+    for fn in (api.arena_vote, api.arena_leaderboard, api.arena_new_session):
+        gr.api(fn, api_name=fn.__name__, **store_work)
+    gr.context.Context.root_block.load(refresh, teacher["scope"], board_outputs, **private, **store_work)
+    return {"api": api, "refresh": refresh}
