@@ -5,6 +5,7 @@ Run ``python app.py --help`` for options. By default the app listens on 127.0.0.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -34,9 +35,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--offline", action="store_true",
                    help="never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, "
                         "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
+    s.add_argument("--mcp", action="store_true",
+                   help="also serve the named endpoints as MCP tools at /gradio_api/mcp/ (Gradio's MCP server; "
+                        "needs the mcp extra: pip install \"gradio[mcp]==6.31.0\")")
     args = p.parse_args(argv)
     if args.auth and ":" not in args.auth:
         p.error("--auth must be USER:PASSWORD")
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        p.error('--mcp needs the mcp extra: pip install "gradio[mcp]==6.31.0"')
     return args
 
 
@@ -95,7 +101,7 @@ def build_demo(studio, notice: str = ""):
     download note from :func:`summarizer.preflight.summary_markdown`) is shown under the title."""
     import gradio as gr
 
-    from ui import compare, evaluate, prompting, toxicity, train
+    from ui import arena, compare, evaluate, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
@@ -113,6 +119,8 @@ def build_demo(studio, notice: str = ""):
                 train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
+            with gr.Tab("Arena", id="arena"):
+                arena.build(studio)
         # New finished runs appear in the slot pickers on every page load.
         demo.load(compare_view["refresh"], None, list(compare_view["pickers"].values()),
                   api_visibility="private")
@@ -123,7 +131,8 @@ def launch(demo, args: argparse.Namespace, **kwargs):
     """Launch bound to ``args.host`` with no share link unless ``--share``."""
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     return demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth, **kwargs)
+        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+        mcp_server=args.mcp, **kwargs)
 
 
 def main(argv=None) -> None:

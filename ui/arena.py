@@ -1,0 +1,242 @@
+"""Arena tab: blind votes between two model slots, a leaderboard, class sessions and CSV export.
+
+Every handler is a few lines over :mod:`summarizer.arena`. Votes live in ``<runs>/arena.sqlite3``
+(see :class:`summarizer.arena.ArenaStore`), so a restart mid-class loses nothing.
+
+Endpoints: ``/arena_next`` (-> pair id, dialogue, summaries A and B; model work, on the shared
+``MODEL_QUEUE``), ``/arena_vote`` (pair id, vote -> the revealed models), ``/arena_leaderboard``
+(scope -> JSON), ``/arena_new_session`` (name -> the new class session), ``/arena_export``
+(scope -> CSV file). Votes and reads run on their own queue (``ARENA_QUEUE``), so the
+leaderboard never waits behind generation.
+"""
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from summarizer.arena import DB_NAME, ArenaError, ArenaStore, leaderboard, serve_pair
+from summarizer.generation import GenerationSettings
+from summarizer.models import SLOT_LABELS
+
+from .common import user_errors
+from .context import MODEL_QUEUE, Studio
+
+ARENA_QUEUE = "arena-store"  # votes, leaderboard, export: quick SQLite work beside model work
+ARENA_CONCURRENCY = 8  # SQLite serialises writes itself (busy_timeout); 8 keeps threads few
+SCOPES = {"current": "current class session", "all": "all sessions"}
+VOTE_BUTTONS = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both bad"))
+BOARD_COLUMNS = ("model", "source", "votes", "wins", "losses", "ties", "both bad", "win rate % (95% CI)",
+                 "rating (95% CI)")
+
+
+def session_of(request: gr.Request | None) -> str:
+    """The browser (or gradio_client) session that served/votes: Gradio's ``session_hash``."""
+    return getattr(request, "session_hash", None) or "no-session"
+
+
+def check_scope(scope) -> str:
+    """``"current"`` or ``"all"``; else :class:`ArenaError` naming ``scope``."""
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise ArenaError(f"scope must be one of {', '.join(repr(s) for s in SCOPES)}; got {str(scope)[:20]!r}.")
+    return scope
+
+
+def board_data(store: ArenaStore, scope: str) -> dict:
+    """The :func:`summarizer.arena.leaderboard` of the chosen votes, with the class session."""
+    klass = store.current_class()
+    votes = store.votes(klass["id"] if check_scope(scope) == "current" else None)
+    return {**leaderboard(votes), "class_session": klass, "scope": scope}
+
+
+def board_frame(data: dict) -> pd.DataFrame:
+    """The leaderboard as a table of text cells (numbers rounded for reading)."""
+    def ci(mid, low, high, fmt):
+        return "–" if math.isnan(mid) else f"{fmt(mid)} ({fmt(low)}–{fmt(high)})"
+
+    rows = [[SLOT_LABELS.get(r["model"], r["model"]), r["source"], r["votes"], r["wins"], r["losses"], r["ties"],
+             r["both_bad"], ci(r["win_rate"], r["win_rate_low"], r["win_rate_high"], lambda x: f"{100 * x:.0f}"),
+             ci(r["rating"], r["rating_low"], r["rating_high"], lambda x: f"{x:.0f}")] for r in data["rows"]]
+    return pd.DataFrame(rows, columns=list(BOARD_COLUMNS))
+
+
+def board_caption(data: dict) -> str:
+    """One paragraph: class session, vote count, method (no user text: names are shown in a table)."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data["class_session"]["started_at"]))
+    extra = (" Some model never won or never lost, so one virtual tie per pair that met keeps the "
+             "ratings finite." if data["regularized"] else "")
+    return (f"**{data['n_votes']} votes** ({SCOPES[data['scope']]}; this class session started {when}). "
+            f"{data['method']}{extra}")
+
+
+def reveal_text(result: dict) -> str:
+    """The line shown after a vote: what the student chose and which model wrote A and B."""
+    chose = {"A": "A is better", "B": "B is better", "tie": "a tie", "both bad": "both bad"}[result["vote"]]
+    return (f"You chose: {chose}. A was {SLOT_LABELS[result['model_a']]} ({result['source_a']}); "
+            f"B was {SLOT_LABELS[result['model_b']]} ({result['source_b']}).")
+
+
+class ArenaEndpoints:
+    """The five named endpoints over one :class:`ArenaStore`; method names are the API and MCP names.
+
+    Args:
+        studio: the app's shared state (slots, DialogSum, runs folder).
+        store: the vote store (default: ``<runs>/arena.sqlite3``).
+    """
+
+    def __init__(self, studio: Studio, store: ArenaStore | None = None):
+        self.studio = studio
+        self.store = store or ArenaStore(Path(studio.runs_dir) / DB_NAME)
+        self.rng = random.SystemRandom()  # which dialogue, which two models, which goes first
+        self.settings = GenerationSettings()  # greedy, 200 new tokens at most, as Compare
+
+    def arena_next(self, request: gr.Request) -> dict:
+        """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b
+        (no model names). Refused, saying how to fill a slot, when fewer than two slots are filled."""
+        studio = self.studio
+        with user_errors():
+            pair = serve_pair(self.store, studio.slots, studio.split("test"), session_of(request), self.rng,
+                              self.settings, studio.max_input_tokens)
+        return pair.public()
+
+    def arena_vote(self, pair_id: str, vote: str, request: gr.Request) -> dict:
+        """Record a vote ("A", "B", "tie", "both bad") on a pair /arena_next served to this session.
+
+        Returns the vote and the models revealed: vote, model_a, source_a, model_b, source_b,
+        dialogue_id, class_session. Refuses unknown pair ids, second votes and bad vote values.
+        """
+        with user_errors():
+            return self.store.vote(pair_id, vote, session_of(request))
+
+    def arena_leaderboard(self, scope: str = "current") -> dict:
+        """Leaderboard of the current class session ("current") or of every vote ("all"): rows with
+        model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
+        (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method."""
+        with user_errors():
+            data = board_data(self.store, scope)
+        return {**data, "rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                                 for r in data["rows"]]}
+
+    def arena_new_session(self, name: str = "") -> dict:
+        """Start a new class session: the leaderboard restarts empty, old votes are kept.
+        Returns the session's id, name and start time (Unix seconds)."""
+        with user_errors():
+            return self.store.new_class(name)
+
+    def arena_export(self, scope: str = "current") -> str:
+        """The votes of the current class session ("current") or all ("all") as a CSV file (no summaries)."""
+        with user_errors():
+            scope = check_scope(scope)
+            klass = self.store.current_class()
+            folder = Path(tempfile.mkdtemp(prefix="arena-export-"))
+            name = f"arena-votes-{scope}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            return str(self.store.export_csv(folder / name, klass["id"] if scope == "current" else None))
+
+
+def voting_panel() -> dict:
+    """The student's view: status line, dialogue, summaries A and B, vote buttons, next, reveal."""
+    gr.Markdown("Blind test: read the dialogue and the two summaries, then vote. The model names "
+                "appear only after your vote, and the next pair comes at once. Each pair takes one vote.")
+    view = {"status": gr.Markdown(elem_id="arena-status"),
+            "dialogue": gr.Textbox(label="Dialogue", lines=8, max_lines=14, interactive=False,
+                                   elem_id="arena-dialogue")}
+    with gr.Row():
+        view["summary_a"] = gr.Textbox(label="Summary A", lines=4, interactive=False, elem_id="arena-summary-a")
+        view["summary_b"] = gr.Textbox(label="Summary B", lines=4, interactive=False, elem_id="arena-summary-b")
+    with gr.Row():
+        view["buttons"] = [gr.Button(label, interactive=False,
+                                     elem_id=f"arena-vote-{value.replace(' ', '-').lower()}")
+                           for label, value in VOTE_BUTTONS]
+    with gr.Row():
+        view["next"] = gr.Button("New pair (skip)", variant="primary", elem_id="arena-next", scale=0)
+        view["reveal"] = gr.Textbox(label="Your last vote", interactive=False, elem_id="arena-reveal", scale=4)
+    return view
+
+
+def teacher_panel() -> dict:
+    """The leaderboard, the class-session reset and the CSV export."""
+    view = {}
+    with gr.Accordion("Leaderboard and class session (teacher)", open=True):
+        # A dropdown that takes any value, so that /arena_export's refusal of a bad scope is ours
+        # (naming the field), not the component's generic "not in the list of choices".
+        view["scope"] = gr.Dropdown([(label, key) for key, label in SCOPES.items()], value="current",
+                                    label="Votes counted", allow_custom_value=True, elem_id="arena-scope")
+        view["caption"] = gr.Markdown(elem_id="arena-caption")
+        view["board"] = gr.Dataframe(headers=list(BOARD_COLUMNS), interactive=False, wrap=True,
+                                     elem_id="arena-board")
+        with gr.Row():
+            view["refresh"] = gr.Button("Refresh leaderboard", elem_id="arena-refresh")
+            view["class_name"] = gr.Textbox(label="New class session name (optional)", max_length=100,
+                                            elem_id="arena-class-name")
+            view["new_class"] = gr.Button("Start a new class session", variant="stop", elem_id="arena-new-session")
+        with gr.Row():
+            view["export"] = gr.Button("Export votes (CSV)", elem_id="arena-export")
+            view["file"] = gr.File(label="Votes CSV", interactive=False, elem_id="arena-export-file")
+    return view
+
+
+def build(studio: Studio) -> dict:
+    """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
+
+    Returns ``{"api": ArenaEndpoints, "refresh": fn}`` (the store is ``api.store``).
+    """
+    api = ArenaEndpoints(studio)
+    vote_view, teacher = voting_panel(), teacher_panel()
+    buttons = vote_view["buttons"]
+    pair_id = gr.State("")
+    off, on = [gr.Button(interactive=False)] * len(buttons), [gr.Button(interactive=True)] * len(buttons)
+
+    def show_next(request: gr.Request):
+        """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
+        try:
+            pair = api.arena_next(request)
+        except gr.Error as err:  # e.g. fewer than two slots: say how to fill one, keep the page usable
+            return ("", "", "", "", f"**{err.message}**", *off)
+        return (pair["pair_id"], pair["dialogue"], pair["summary_a"], pair["summary_b"],
+                "Which summary is better?", *on)
+
+    def vote_handler(value: str):
+        def vote_clicked(current_pair, request: gr.Request):
+            """Reads the shown pair's id; updates the reveal line and disables the vote buttons."""
+            if not current_pair:  # gr.State lives in the server: empty before a pair or after a restart
+                raise gr.Error("No pair is shown: press New pair, then vote.", print_exception=False)
+            return reveal_text(api.arena_vote(current_pair, value, request)), *off
+        return vote_clicked
+
+    def refresh(scope_value):
+        """Reads the scope; updates the caption and the leaderboard table."""
+        with user_errors():
+            data = board_data(api.store, scope_value)
+        return board_caption(data), board_frame(data)
+
+    def new_session_clicked(name, scope_value):
+        """Reads the name and scope; updates the caption, table and name box."""
+        entry = api.arena_new_session(name or "")
+        gr.Info(f"Started class session {entry['name']!r}; earlier votes are kept (scope: all sessions).")
+        return *refresh(scope_value), ""
+
+    pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons]
+    board_outputs = [teacher["caption"], teacher["board"]]
+    model_work = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    store_work = dict(concurrency_id=ARENA_QUEUE, concurrency_limit=ARENA_CONCURRENCY)
+    private = dict(api_visibility="private")
+    vote_view["next"].click(show_next, None, pair_outputs, **private, **model_work)
+    for button, (_, value) in zip(buttons, VOTE_BUTTONS):
+        button.click(vote_handler(value), pair_id, [vote_view["reveal"], *buttons], **private, **store_work
+                     ).success(show_next, None, pair_outputs, **private, **model_work)
+    teacher["refresh"].click(refresh, teacher["scope"], board_outputs, **private, **store_work)
+    teacher["scope"].change(refresh, teacher["scope"], board_outputs, **private, **store_work)
+    teacher["new_class"].click(new_session_clicked, [teacher["class_name"], teacher["scope"]],
+                               [*board_outputs, teacher["class_name"]], **private, **store_work)
+    teacher["export"].click(api.arena_export, teacher["scope"], teacher["file"], api_name="arena_export",
+                            **store_work)
+    gr.api(api.arena_next, api_name="arena_next", **model_work)
+    for fn in (api.arena_vote, api.arena_leaderboard, api.arena_new_session):
+        gr.api(fn, api_name=fn.__name__, **store_work)
+    gr.context.Context.root_block.load(refresh, teacher["scope"], board_outputs, **private, **store_work)
+    return {"api": api, "refresh": refresh}
