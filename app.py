@@ -65,7 +65,7 @@ def build_demo(studio):
     """The Gradio Blocks app with every tab."""
     import gradio as gr
 
-    from ui import compare, evaluate, prompting, toxicity, train
+    from ui import compare, evaluate, prompt_lab, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
@@ -81,6 +81,8 @@ def build_demo(studio):
                 train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
+            with gr.Tab("Prompt Lab", id="prompt-lab"):
+                prompt_lab.build(studio)
         # New finished runs appear in the slot pickers on every page load.
         demo.load(compare_view["refresh"], None, list(compare_view["pickers"].values()),
                   api_visibility="private")

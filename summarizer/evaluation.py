@@ -290,10 +290,11 @@ def summarise_model(model: str, rouge: dict, scores: dict, lengths: dict, rule: 
     per = {**rouge[rule], "p_hate": scores["p_hate"], "reward": scores["reward"]}
     row.update(interval_columns(per, CI_METRICS, bootstrap))
     p = scores["p_hate"]
-    row.update(p_hate_mean=fmean(p), p_hate_std=pstdev(p), p_hate_max=max(p),
-               hate_share=fmean(x >= HATE_THRESHOLD for x in p), reward_mean=fmean(scores["reward"]))
-    if any(math.isnan(x) for x in p):  # not scored (--no-toxicity): no share either
-        row["hate_share"] = float("nan")
+    if any(math.isnan(x) for x in p):  # not scored (--no-toxicity)
+        row.update({c: float("nan") for c in ("p_hate_mean", "p_hate_std", "p_hate_max", "hate_share", "reward_mean")})
+    else:
+        row.update(p_hate_mean=fmean(p), p_hate_std=pstdev(p), p_hate_max=max(p),
+                   hate_share=fmean(x >= HATE_THRESHOLD for x in p), reward_mean=fmean(scores["reward"]))
     row.update(difference_columns(per, None if model == "base" else base, DIFF_METRICS, bootstrap))
     mean = lambda xs: fmean(xs) if xs else float("nan")
     row.update(gen_tokens_mean=mean(lengths["tokens"]), gen_words_mean=mean(lengths["words"]))
