@@ -123,10 +123,12 @@ def build(studio: Studio) -> dict:
         with user_errors():
             return preset(name, studio.split("train") if name in ("one-shot", "few-shot") else None)
 
-    def run(model_name, split_name, n_dialogues, seed, *values, request: gr.Request, progress=gr.Progress()):
+    def run(model_name, split_name, n_dialogues, seed, t1, t2, t3, t4, t5, t6, max_new, min_new, strategy,
+            temperature, top_k, top_p, beams, gen_seed, request: gr.Request, progress=gr.Progress()):
         """Reads model, split, N, dialogue seed, the six templates and eight generation settings;
         updates status, table, chart, per-dialogue outputs, files and the stored table."""
-        texts, settings_values = values[:MAX_TEMPLATES], values[MAX_TEMPLATES:]
+        texts = (t1, t2, t3, t4, t5, t6)  # MAX_TEMPLATES boxes
+        settings_values = (max_new, min_new, strategy, temperature, top_k, top_p, beams, gen_seed)
         flag = _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
         flag.clear()
         with user_errors():
