@@ -48,6 +48,7 @@ TIMING_NOTE = (
 TOXICITY_TRUNCATION = (
     "The toxicity classifier reads at most {max_length} tokens of each summary (its tokenizer "
     "truncates longer texts; RoBERTa's limit is 512).")
+TURN_SECONDS = 0.02  # pause between batches in take_turns mode (a batch takes seconds on a CPU)
 CI_METRICS = (*ROUGE_KEYS, "p_hate", "reward")  # per-dialogue metrics that get an interval
 DIFF_METRICS = ("rouge1", "p_hate", "reward")  # paired differences vs base
 
@@ -193,12 +194,14 @@ def generation_groups(models: Sequence[str], per_model_timing: bool = False) -> 
 def generate_summaries(slots, models: Sequence[str], prompts: Sequence[str],
                        settings: GenerationSettings, batch_size: int = 8, per_model_timing: bool = False,
                        on_progress: Callable[[float, str], None] | None = None,
-                       should_stop: Callable[[], bool] | None = None
+                       should_stop: Callable[[], bool] | None = None, take_turns: bool = False
                        ) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Each model's summary of each prompt, and each model's seconds per summary.
 
     ``should_stop`` is checked after every batch; when it returns True the pass stops with
-    :class:`EvaluationCancelled`.
+    :class:`EvaluationCancelled`. With ``take_turns`` each length-sorted batch is its own
+    ``slots.generate`` call (:func:`generate_in_turns`), so other requests waiting for the model
+    get it between batches instead of after the whole pass.
     """
     total = len(models) * len(prompts)
     summaries: dict[str, list[str]] = {}
@@ -212,11 +215,41 @@ def generate_summaries(slots, models: Sequence[str], prompts: Sequence[str],
                 frac = min(1.0, (offset + done) / total)
                 on_progress(frac, f"Generating ({', '.join(group)}): {offset + done}/{total} summaries")
         start = time.perf_counter()
-        summaries.update(slots.generate(group, prompts, settings, batch_size=batch_size, on_batch=on_batch))
+        if take_turns:
+            summaries.update(generate_in_turns(slots, group, prompts, settings, batch_size, on_batch))
+        else:
+            summaries.update(slots.generate(group, prompts, settings, batch_size=batch_size, on_batch=on_batch))
         per_summary = (time.perf_counter() - start) / (len(group) * len(prompts))
         seconds.update({m: per_summary for m in group})
         finished += len(group) * len(prompts)
     return {m: summaries[m] for m in models}, seconds
+
+
+def generate_in_turns(slots, group: Sequence[str], prompts: Sequence[str], settings: GenerationSettings,
+                      batch_size: int, on_batch: Callable[[int, int], None]) -> dict[str, list[str]]:
+    """``slots.generate(group, prompts)`` one length-sorted batch per call, in the prompts' order.
+
+    The slots' lock is released after every batch and this thread pauses :data:`TURN_SECONDS`,
+    because Python's locks are not fair: without the pause this thread would usually take the
+    lock back before a waiting request wakes up. Batches are the ones
+    :func:`summarizer.generation.generate_texts` would form, so greedy output is unchanged; the
+    seed is applied once per batch, so sampled output differs from one single call.
+    """
+    from .generation import length_sorted_batches
+
+    out = {m: [""] * len(prompts) for m in group}
+    batches = length_sorted_batches([len(p) for p in prompts], batch_size)
+    done = 0
+    for k, batch in enumerate(batches):
+        texts = slots.generate(group, [prompts[i] for i in batch], settings, batch_size=batch_size)
+        for m in group:
+            for i, text in zip(batch, texts[m]):
+                out[m][i] = text
+        done += len(batch) * len(group)
+        on_batch(done, len(prompts) * len(group))
+        if k + 1 < len(batches):
+            time.sleep(TURN_SECONDS)
+    return out
 
 
 def corpus_bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:

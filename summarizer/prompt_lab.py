@@ -268,7 +268,7 @@ def run_lab(slots, model: str, templates: Sequence[str], rows: Sequence[dict],
             rule: str = "best", n_resamples: int = DEFAULT_RESAMPLES,
             confidence: float = DEFAULT_CONFIDENCE, bootstrap_seed: int = 0,
             on_progress: Callable[[float, str], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> LabResult:
+            should_stop: Callable[[], bool] | None = None, take_turns: bool = True) -> LabResult:
     """Summarize every (template, dialogue) with one slot and compare the templates.
 
     Args:
@@ -285,6 +285,8 @@ def run_lab(slots, model: str, templates: Sequence[str], rows: Sequence[dict],
         n_resamples, confidence, bootstrap_seed: bootstrap settings (:mod:`summarizer.stats`).
         on_progress: ``on_progress(fraction, message)``.
         should_stop: checked after every batch; True raises ``EvaluationCancelled``.
+        take_turns: one ``slots.generate`` call per batch, so other users' requests get the model
+            between batches (:func:`summarizer.evaluation.generate_in_turns`).
 
     Returns:
         A :class:`LabResult`.
@@ -317,8 +319,8 @@ def run_lab(slots, model: str, templates: Sequence[str], rows: Sequence[dict],
                                 f"in the model's {max_input_tokens}-token input: shorten it.")
     fitted = [[fit(t, r["dialogue"], tokenizer, max_input_tokens) for r in rows] for t in templates]
     prompts = [p for per in fitted for p, _, _ in per]  # (K*N,) template-major
-    summaries, _ = generate_summaries(slots, [model], prompts, settings, batch_size,
-                                      on_progress=on_progress, should_stop=should_stop)
+    summaries, _ = generate_summaries(slots, [model], prompts, settings, batch_size, on_progress=on_progress,
+                                      should_stop=should_stop, take_turns=take_turns)
     n = len(rows)
     per_template = [summaries[model][k * n:(k + 1) * n] for k in range(len(templates))]
     refs = [r["references"] for r in rows]

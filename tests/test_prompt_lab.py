@@ -56,8 +56,9 @@ def test_two_templates_on_fake_slots_give_hand_checked_numbers(tokenizer):
     templates = ["Perfect: {dialogue}", "Close: {dialogue}"]
     result = run_lab(slots, "base", templates, ROWS, GREEDY, **BOOT)
     t1, t2 = result.table
-    # One generation call with all K x N prompts, template-major (batched by length inside).
-    assert slots.calls == [[fill(t, r["dialogue"]) for t in templates for r in ROWS]]
+    # One length-sorted batch (K x N = 4 prompts <= batch size 8) holding every filled template.
+    assert len(slots.calls) == 1
+    assert sorted(slots.calls[0]) == sorted(fill(t, r["dialogue"]) for t in templates for r in ROWS)
     assert t1["rouge1"] == pytest.approx(100) and t1["rouge1_ci_low"] == pytest.approx(100)
     # Close: row a 5/6 against its best reference; row b "x y z" vs "x y": P 2/3, R 1 -> F 0.8.
     assert t2["rouge1"] == pytest.approx(100 * (5 / 6 + 0.8) / 2)
@@ -92,6 +93,43 @@ def test_best_is_marked_only_when_its_ci_excludes_every_other(tokenizer):
     three = [clearly[0], clearly[1], [0.9, 0.8, 0.85, 0.95, 0.9, 0.87]]  # excludes one but not the other
     assert best_template(three, {"n_resamples": 500, "confidence": 0.95, "seed": 0}) is None
     assert best_template(clearly[:1], {"n_resamples": 10, "confidence": 0.95, "seed": 0}) is None
+
+
+@pytest.mark.parametrize("take_turns", [True, False])
+def test_other_requests_get_the_model_between_batches(tiny_t5, take_turns):
+    """In turns (the Prompt Lab's way), a request that waits for the model runs before the lab's
+    last batch; in one pass (Evaluate's way) it waits for the whole pass."""
+    import threading
+    import time
+
+    from summarizer.models import ModelSlots, SlotConfig
+
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5)))
+    log, waiting = [], threading.Event()
+    generate = slots.generate
+
+    def logged(group, prompts, *args, **kwargs):
+        out = generate(group, prompts, *args, **kwargs)
+        log.append(threading.current_thread().name)
+        return out
+
+    slots.generate = logged
+    other = threading.Thread(name="other", target=lambda: (waiting.set(), slots.generate(["base"], ["hi"], GREEDY)))
+
+    def on_progress(frac, message):
+        if message.startswith("Generating") and not other.is_alive() and not waiting.is_set():
+            other.start()
+            waiting.wait()
+            time.sleep(0.3)  # let the other request block on the model's lock
+
+    run_lab(slots, "base", ["A: {dialogue}", "B: {dialogue}"], ROWS, GREEDY, batch_size=1, n_resamples=20,
+            on_progress=on_progress, take_turns=take_turns)
+    other.join(timeout=60)
+    lab_calls = [i for i, who in enumerate(log) if who != "other"]
+    if take_turns:
+        assert len(lab_calls) == 4 and log.index("other") < lab_calls[-1]  # served between lab batches
+    else:
+        assert len(lab_calls) == 1 and log[-1] == "other"  # served after the whole pass
 
 
 def test_templates_are_validated_with_the_field_named():

@@ -2,8 +2,11 @@
 
 Every handler is a few lines over :func:`summarizer.prompt_lab.run_lab`, which the CLI
 (``python -m summarizer.prompt_lab``) also calls and which generates and scores with the Evaluate
-tab's code. The run is the named endpoint ``/prompt_lab``; it goes through the shared
-``MODEL_QUEUE`` (one model job at a time for all users), and Cancel stops it after the current batch.
+tab's code. The run is the named endpoint ``/prompt_lab``. It has its own queue, ``LAB_QUEUE`` (one
+Prompt Lab run at a time), and generates one batch per ``slots.generate`` call (``take_turns``), so
+requests in the shared ``MODEL_QUEUE`` (Prompting, Compare, Evaluate) get the model between its
+batches instead of waiting for the whole run; the model itself still does one job at a time (the
+slots' lock). Cancel stops a run after the current batch.
 """
 from __future__ import annotations
 
@@ -24,12 +27,13 @@ from summarizer.prompt_lab import (MAX_DIALOGUES, MAX_TEMPLATE_CHARS, MAX_TEMPLA
 from summarizer.rouge import ROUGE_KEYS, ROUGE_NAMES
 
 from .common import user_errors
-from .context import MODEL_QUEUE, Studio
+from .context import Studio
 from .evaluate import results_dir
 
 SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", "top_k", "top_p",
                  "num_beams", "seed")
 DEFAULT_TEMPLATES = ("zero-shot", "what-was-going-on")  # T1, T2 on first load; the rest empty
+LAB_QUEUE = "prompt-lab"
 _cancel_flags: dict[str, threading.Event] = {}
 
 
@@ -162,7 +166,7 @@ def build(studio: Studio) -> dict:
         picker.change(apply_preset, picker, box, api_visibility="private")
     run_event = run_btn.click(run, [model, split, n, dialogue_seed, *boxes, *controls],
                               [status, table, chart, outputs, files, table_state],
-                              api_name="prompt_lab", concurrency_id=MODEL_QUEUE)
+                              api_name="prompt_lab", concurrency_id=LAB_QUEUE)
     cancel_btn.click(request_cancel, None, status, cancels=[run_event], api_name="cancel_prompt_lab")
     metric.change(lambda t, m: lab_figure(t, m), [table_state, metric], chart, queue=False,
                   api_visibility="private")
