@@ -95,8 +95,8 @@ class LabResult:
 
     Attributes:
         table: one dict per template with the keys of :data:`TABLE_COLUMNS`.
-        outputs: one dict per dialogue: id, dialogue, references, then per template its summary
-            and ROUGE-1 (``T1_summary``, ``T1_rouge1``...).
+        outputs: one dict per dialogue: id, references, then per template its summary and
+            ROUGE-1 (``T1_summary``, ``T1_rouge1``...), then the dialogue.
         meta: settings, dialogue ids, rules (written to ``prompt_lab.json``).
     """
 
@@ -362,16 +362,18 @@ BEST_RULE = ("A template is marked best only when its mean ROUGE-1 is the highes
 
 def output_rows(rows: Sequence[dict], names: Sequence[str], summaries: Sequence[Sequence[str]],
                 rouge: Sequence[dict]) -> list[dict]:
-    """Per-dialogue table: id, dialogue, references, then ``<T>_summary`` and ``<T>_rouge1`` per template."""
+    """Per-dialogue table: id, references, ``<T>_summary`` and ``<T>_rouge1`` per template, then the
+    dialogue (last, as it is long)."""
     k = max(len(r["references"]) for r in rows)
     out = []
     for i, r in enumerate(rows):
-        row = {"id": r["id"], "dialogue": r["dialogue"]}
+        row = {"id": r["id"]}
         row.update({f"reference_{j + 1}": r["references"][j] if j < len(r["references"]) else ""
                     for j in range(k)})
         for t, name in enumerate(names):
             row[f"{name}_summary"] = summaries[t][i]
             row[f"{name}_rouge1"] = rouge[t][RANK_METRIC][i]
+        row["dialogue"] = r["dialogue"]
         out.append(row)
     return out
 
@@ -381,7 +383,8 @@ def display_table(result: LabResult):
     import pandas as pd
 
     def ci(mean, low, high):
-        return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+        one = lambda x: f"{round(x, 1) + 0.0:.1f}"  # + 0.0 turns -0.0 into 0.0
+        return f"{one(mean)} [{one(low)}, {one(high)}]"
 
     out = []
     for r in result.table:
