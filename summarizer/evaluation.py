@@ -11,6 +11,13 @@ length-sorted batches (base and adapters in mixed batches on one shared base, se
 :meth:`ModelSlots.generate`), and then scored by every metric. :func:`evaluate` does the work and
 returns an :class:`EvaluationResult`; the CLI below and the app's Evaluate tab both call it.
 Column meanings are in :data:`RESULT_COLUMNS` and :data:`PREDICTION_COLUMNS`.
+
+The scoring half, :func:`score_summaries`, also scores summaries produced elsewhere
+(``--predictions FILE.csv``, :func:`score_predictions_file`), and the Prompt Lab
+(:mod:`summarizer.prompt_lab`) reuses :func:`generate_summaries`, :func:`rouge_table`,
+:func:`interval_columns` and :func:`difference_columns`, so every table is computed by one code.
+Each results row carries three ROUGE figures: ``_best`` and ``_mean`` over the references of a
+dialogue, and ``_lab``, the course labs' protocol (:data:`summarizer.rouge.LAB_PROTOCOL`).
 """
 from __future__ import annotations
 

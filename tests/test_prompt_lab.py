@@ -134,6 +134,17 @@ def test_other_requests_get_the_model_between_batches(tiny_t5, take_turns):
         assert len(lab_calls) == 1 and log[-1] == "other"  # served after the whole pass
 
 
+def test_cancel_stops_between_batches(tokenizer):
+    from summarizer.evaluation import EvaluationCancelled
+
+    slots, asked = FakeSlots(tokenizer), []
+    stop = lambda: asked.append(1) or True
+    with pytest.raises(EvaluationCancelled):
+        run_lab(slots, "base", ["Perfect: {dialogue}", "Close: {dialogue}"], ROWS, GREEDY, batch_size=1,
+                should_stop=stop)
+    assert len(slots.calls) == 1 and len(asked) == 1  # one batch of four, then stopped
+
+
 def test_templates_are_validated_with_the_field_named():
     with pytest.raises(TemplateError, match=r"Template T2 has no \{dialogue\}"):
         check_templates(["{dialogue}", "Summarize it."])
