@@ -101,7 +101,7 @@ def build_demo(studio, notice: str = ""):
     download note from :func:`summarizer.preflight.summary_markdown`) is shown under the title."""
     import gradio as gr
 
-    from ui import arena, compare, evaluate, prompting, toxicity, train
+    from ui import arena, compare, evaluate, predictions_upload, prompt_lab, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
@@ -119,6 +119,9 @@ def build_demo(studio, notice: str = ""):
                 train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
+                predictions_upload.build(studio)
+            with gr.Tab("Prompt Lab", id="prompt-lab"):
+                prompt_lab.build(studio)
             with gr.Tab("Arena", id="arena"):
                 arena.build(studio)
         # New finished runs appear in the slot pickers on every page load.

@@ -11,6 +11,13 @@ length-sorted batches (base and adapters in mixed batches on one shared base, se
 :meth:`ModelSlots.generate`), and then scored by every metric. :func:`evaluate` does the work and
 returns an :class:`EvaluationResult`; the CLI below and the app's Evaluate tab both call it.
 Column meanings are in :data:`RESULT_COLUMNS` and :data:`PREDICTION_COLUMNS`.
+
+The scoring half, :func:`score_summaries`, also scores summaries produced elsewhere
+(``--predictions FILE.csv``, :func:`score_predictions_file`), and the Prompt Lab
+(:mod:`summarizer.prompt_lab`) reuses :func:`generate_summaries`, :func:`rouge_table`,
+:func:`interval_columns` and :func:`difference_columns`, so every table is computed by one code.
+Each results row carries three ROUGE figures: ``_best`` and ``_mean`` over the references of a
+dialogue, and ``_lab``, the course labs' protocol (:data:`summarizer.rouge.LAB_PROTOCOL`).
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from typing import Callable, Sequence
 
 from .generation import STRATEGIES, GenerationSettings
 from .data import default_dataset
-from .rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, RULES, score_one
+from .rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, RULES, score_lab, score_one
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ci, paired_difference_ci
 
 HATE_THRESHOLD = 0.5
@@ -45,6 +52,10 @@ TIMING_NOTE = (
     "seconds_per_summary is the wall time of the generation pass divided by the summaries it "
     "produced. Base and adapter models generated in one mixed batch share one pass, so they show "
     "the same time; use --per-model-timing to time each model on its own.")
+TOXICITY_TRUNCATION = (
+    "The toxicity classifier reads at most {max_length} tokens of each summary (its tokenizer "
+    "truncates longer texts; RoBERTa's limit is 512).")
+TURN_SECONDS = 0.02  # pause between batches in take_turns mode (a batch takes seconds on a CPU)
 CI_METRICS = (*ROUGE_KEYS, "p_hate", "reward")  # per-dialogue metrics that get an interval
 DIFF_METRICS = ("rouge1", "p_hate", "reward")  # paired differences vs base
 
@@ -57,10 +68,15 @@ RESULT_COLUMNS: dict[str, str] = {
        for k, n in (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum"))},
     **{f"{k}_mean": f"{n} F-measure x100, mean over the references of each dialogue, averaged"
        for k, n in (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum"))},
+    **{f"{k}_lab": f"{n} F-measure x100 as the course labs computed it (lab-comparable): one "
+                   "(summary, reference) pair per row, stemming on, no sentence splitting, mean "
+                   "over pairs; compare with the labs' published figures, not with _best"
+       for k, n in ROUGE_NAMES.items()},
     **{f"{k}_ci_low": f"lower end of the bootstrap CI of mean {k} (x100, under ci_rule)" for k in ROUGE_KEYS},
     **{f"{k}_ci_high": f"upper end of the bootstrap CI of mean {k} (x100, under ci_rule)" for k in ROUGE_KEYS},
     "ci_rule": "multi-reference rule (best or mean) used for the ROUGE intervals, differences and per-dialogue ROUGE-1",
-    "bleu": "sacrebleu corpus BLEU against all references of each dialogue (no interval)",
+    "bleu": "sacrebleu corpus BLEU against all references of each dialogue (no interval; settings "
+            "in results.json under bleu_settings)",
     "p_hate_mean": "mean P(hate) of the summary alone (0..1)",
     "p_hate_std": "population standard deviation of P(hate) over dialogues",
     "p_hate_ci_low": "lower end of the bootstrap CI of mean P(hate)",
@@ -84,6 +100,7 @@ RESULT_COLUMNS: dict[str, str] = {
 }
 RESULT_COLUMN_ORDER = [
     "model", "source", "n_dialogues", *[f"{k}_best" for k in ROUGE_KEYS], *[f"{k}_mean" for k in ROUGE_KEYS],
+    *[f"{k}_lab" for k in ROUGE_KEYS],
     "ci_rule", *[f"{k}_ci_{e}" for k in ROUGE_KEYS for e in ("low", "high")], "bleu",
     "p_hate_mean", "p_hate_std", "p_hate_ci_low", "p_hate_ci_high", "hate_share", "p_hate_max",
     "reward_mean", "reward_ci_low", "reward_ci_high",
@@ -184,12 +201,14 @@ def generation_groups(models: Sequence[str], per_model_timing: bool = False) -> 
 def generate_summaries(slots, models: Sequence[str], prompts: Sequence[str],
                        settings: GenerationSettings, batch_size: int = 8, per_model_timing: bool = False,
                        on_progress: Callable[[float, str], None] | None = None,
-                       should_stop: Callable[[], bool] | None = None
+                       should_stop: Callable[[], bool] | None = None, take_turns: bool = False
                        ) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Each model's summary of each prompt, and each model's seconds per summary.
 
     ``should_stop`` is checked after every batch; when it returns True the pass stops with
-    :class:`EvaluationCancelled`.
+    :class:`EvaluationCancelled`. With ``take_turns`` each length-sorted batch is its own
+    ``slots.generate`` call (:func:`generate_in_turns`), so other requests waiting for the model
+    get it between batches instead of after the whole pass.
     """
     total = len(models) * len(prompts)
     summaries: dict[str, list[str]] = {}
@@ -203,20 +222,67 @@ def generate_summaries(slots, models: Sequence[str], prompts: Sequence[str],
                 frac = min(1.0, (offset + done) / total)
                 on_progress(frac, f"Generating ({', '.join(group)}): {offset + done}/{total} summaries")
         start = time.perf_counter()
-        summaries.update(slots.generate(group, prompts, settings, batch_size=batch_size, on_batch=on_batch))
+        if take_turns:
+            summaries.update(generate_in_turns(slots, group, prompts, settings, batch_size, on_batch))
+        else:
+            summaries.update(slots.generate(group, prompts, settings, batch_size=batch_size, on_batch=on_batch))
         per_summary = (time.perf_counter() - start) / (len(group) * len(prompts))
         seconds.update({m: per_summary for m in group})
         finished += len(group) * len(prompts)
     return {m: summaries[m] for m in models}, seconds
 
 
+def generate_in_turns(slots, group: Sequence[str], prompts: Sequence[str], settings: GenerationSettings,
+                      batch_size: int, on_batch: Callable[[int, int], None]) -> dict[str, list[str]]:
+    """``slots.generate(group, prompts)`` one length-sorted batch per call, in the prompts' order.
+
+    The slots' lock is released after every batch and this thread pauses :data:`TURN_SECONDS`,
+    because Python's locks are not fair: without the pause this thread would usually take the
+    lock back before a waiting request wakes up. Batches are the ones
+    :func:`summarizer.generation.generate_texts` would form, so greedy output is unchanged; the
+    seed is applied once per batch, so sampled output differs from one single call.
+    """
+    from .generation import length_sorted_batches
+
+    out = {m: [""] * len(prompts) for m in group}
+    batches = length_sorted_batches([len(p) for p in prompts], batch_size)
+    done = 0
+    for k, batch in enumerate(batches):
+        texts = slots.generate(group, [prompts[i] for i in batch], settings, batch_size=batch_size)
+        for m in group:
+            for i, text in zip(batch, texts[m]):
+                out[m][i] = text
+        done += len(batch) * len(group)
+        on_batch(done, len(prompts) * len(group))
+        if k + 1 < len(batches):
+            time.sleep(TURN_SECONDS)
+    return out
+
+
 def corpus_bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """sacrebleu corpus BLEU against all references (variable counts padded with None)."""
+    return bleu_with_settings(predictions, references)[0]
+
+
+def bleu_with_settings(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, dict]:
+    """(corpus BLEU, its settings) with sacrebleu's defaults: tokenizer 13a, mixed case, exp smoothing.
+
+    The settings dict records sacrebleu's version and signature (Post, 2018: "A Call for Clarity in
+    Reporting BLEU Scores"), the level (corpus) and the number of references per dialogue.
+    """
     import sacrebleu
+    from sacrebleu.metrics import BLEU
 
     k = max(len(r) for r in references)
     streams = [[r[i] if i < len(r) else None for r in references] for i in range(k)]
-    return float(sacrebleu.corpus_bleu(list(predictions), streams).score)
+    bleu = BLEU()  # defaults: tokenize="13a", lowercase=False, smooth_method="exp"
+    score = float(bleu.corpus_score(list(predictions), streams).score)
+    counts = sorted({len(r) for r in references})
+    settings = {"library": "sacrebleu", "version": sacrebleu.__version__, "level": "corpus",
+                "tokenizer": bleu.tokenizer.signature(), "case": "mixed (lowercase=False)",
+                "smoothing": bleu.smooth_method, "references_per_dialogue": counts,
+                "signature": str(bleu.get_signature())}
+    return score, settings
 
 
 def rouge_table(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, dict[str, list[float]]]:
@@ -229,26 +295,49 @@ def count_tokens(tokenizer, texts: Sequence[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
+def interval_columns(per: dict[str, Sequence[float]], metrics: Sequence[str], bootstrap: dict) -> dict:
+    """``{m}_ci_low`` and ``{m}_ci_high`` for each metric: percentile bootstrap CI of the mean.
+
+    Shared by the Evaluate table and the Prompt Lab table, so both report the same intervals.
+    """
+    row = {}
+    for m in metrics:
+        ci = bootstrap_ci(per[m], **bootstrap)
+        row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ci.low, ci.high
+    return row
+
+
+def difference_columns(per: dict, other: dict | None, metrics: Sequence[str], bootstrap: dict,
+                       suffix: str = "vs_base") -> dict:
+    """``{m}_diff_{suffix}`` (mean of per-dialogue ``per - other``) with its paired bootstrap CI;
+    NaN when ``other`` is None."""
+    row = {}
+    for m in metrics:
+        if other is None:
+            row[f"{m}_diff_{suffix}"] = row[f"{m}_diff_ci_low"] = row[f"{m}_diff_ci_high"] = float("nan")
+            continue
+        d = paired_difference_ci(per[m], other[m], **bootstrap)
+        row[f"{m}_diff_{suffix}"], row[f"{m}_diff_ci_low"], row[f"{m}_diff_ci_high"] = d.mean, d.low, d.high
+    return row
+
+
 def summarise_model(model: str, rouge: dict, scores: dict, lengths: dict, rule: str,
                     base: dict | None, bootstrap: dict) -> dict:
-    """One results row (keys of :data:`RESULT_COLUMNS` except source/params/timing/bleu)."""
+    """One results row (keys of :data:`RESULT_COLUMNS` except source/params/timing/bleu/lab)."""
     row = {"model": model, "n_dialogues": len(scores["p_hate"]), "ci_rule": rule}
     for r in RULES:
         row.update({f"{k}_{r}": fmean(rouge[r][k]) for k in ROUGE_KEYS})
     per = {**rouge[rule], "p_hate": scores["p_hate"], "reward": scores["reward"]}
-    for m in CI_METRICS:
-        ci = bootstrap_ci(per[m], **bootstrap)
-        row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ci.low, ci.high
+    row.update(interval_columns(per, CI_METRICS, bootstrap))
     p = scores["p_hate"]
-    row.update(p_hate_mean=fmean(p), p_hate_std=pstdev(p), p_hate_max=max(p),
-               hate_share=fmean(x >= HATE_THRESHOLD for x in p), reward_mean=fmean(scores["reward"]))
-    for m in DIFF_METRICS:
-        if base is None or model == "base":
-            row[f"{m}_diff_vs_base"] = row[f"{m}_diff_ci_low"] = row[f"{m}_diff_ci_high"] = float("nan")
-            continue
-        d = paired_difference_ci(per[m], base[m], **bootstrap)
-        row[f"{m}_diff_vs_base"], row[f"{m}_diff_ci_low"], row[f"{m}_diff_ci_high"] = d.mean, d.low, d.high
-    row.update(gen_tokens_mean=fmean(lengths["tokens"]), gen_words_mean=fmean(lengths["words"]))
+    if any(math.isnan(x) for x in p):  # not scored (--no-toxicity)
+        row.update({c: float("nan") for c in ("p_hate_mean", "p_hate_std", "p_hate_max", "hate_share", "reward_mean")})
+    else:
+        row.update(p_hate_mean=fmean(p), p_hate_std=pstdev(p), p_hate_max=max(p),
+                   hate_share=fmean(x >= HATE_THRESHOLD for x in p), reward_mean=fmean(scores["reward"]))
+    row.update(difference_columns(per, None if model == "base" else base, DIFF_METRICS, bootstrap))
+    mean = lambda xs: fmean(xs) if xs else float("nan")
+    row.update(gen_tokens_mean=mean(lengths["tokens"]), gen_words_mean=mean(lengths["words"]))
     return row
 
 
@@ -272,6 +361,88 @@ def prediction_rows(rows: Sequence[dict], models: Sequence[str], summaries: dict
     return out
 
 
+def check_request(rows: Sequence[dict], models: Sequence[str], rule: str) -> None:
+    """Raise ``ValueError`` naming what is wrong with rows, models or rule (see :func:`evaluate`)."""
+    if not rows:
+        raise ValueError("No dialogues to evaluate: choose at least one (n >= 1).")
+    if not models or len(set(models)) != len(models):
+        raise ValueError(f"Choose one or more different models to evaluate, got {list(models)}.")
+    if rule not in RULES:
+        raise ValueError(f"Unknown multi-reference rule {rule!r}; choose 'best' or 'mean'.")
+    if any(not r["references"] for r in rows):
+        raise ValueError("Every dialogue needs at least one reference summary.")
+
+
+def toxicity_scores(scorer, models: Sequence[str], summaries: dict[str, list[str]]) -> dict:
+    """``{model: {"p_hate": [N], "reward": [N]}}`` of the summaries alone (NaN when ``scorer`` is None)."""
+    n = len(summaries[models[0]])
+    if scorer is None:
+        nan = [float("nan")] * n
+        return {m: {"p_hate": list(nan), "reward": list(nan)} for m in models}
+    tox = scorer.score([s for m in models for s in summaries[m]])  # the summary alone: TOXICITY_PROTOCOL
+    return {m: {"p_hate": [t.p_hate for t in tox[k * n:(k + 1) * n]],
+                "reward": [t.reward for t in tox[k * n:(k + 1) * n]]} for k, m in enumerate(models)}
+
+
+def score_summaries(rows: Sequence[dict], summaries: dict[str, list[str]], scorer, *,
+                    tokenizers: dict | None = None, rule: str = "best",
+                    n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                    bootstrap_seed: int = 0, should_stop: Callable[[], bool] | None = None
+                    ) -> EvaluationResult:
+    """Score given summaries (``{model: [N summaries]}``, in ``rows`` order) by every metric.
+
+    What :func:`evaluate` does after generating, and what ``--predictions FILE.csv`` does with
+    summaries produced elsewhere. Slot columns (source, parameters, timing) are NaN here;
+    :func:`evaluate` fills them. ``tokenizers`` maps a model to the tokenizer that counts its
+    summary tokens (``gen_tokens_mean`` is NaN for a model without one). ``scorer`` None leaves
+    the toxicity columns NaN.
+
+    Raises:
+        ValueError: as :func:`check_request`, or a model with a summary count other than N.
+        EvaluationCancelled: ``should_stop`` returned True.
+    """
+    models = list(summaries)
+    check_request(rows, models, rule)
+    for m in models:
+        if len(summaries[m]) != len(rows):
+            raise ValueError(f"Model {m!r} has {len(summaries[m])} summaries for {len(rows)} dialogues.")
+    stop = should_stop or (lambda: False)
+    scores = toxicity_scores(scorer, models, summaries)
+    refs = [r["references"] for r in rows]
+    rouge = {}
+    for m in models:
+        if stop():
+            raise EvaluationCancelled("Evaluation cancelled.")
+        rouge[m] = rouge_table(summaries[m], refs)
+    bootstrap = dict(n_resamples=n_resamples, confidence=confidence, seed=bootstrap_seed)
+    base_per = {**rouge["base"][rule], **scores["base"]} if "base" in models else None
+    results, bleu_settings = [], None
+    for m in models:
+        tokenizer = (tokenizers or {}).get(m)
+        lengths = {"tokens": count_tokens(tokenizer, summaries[m]) if tokenizer is not None else [],
+                   "words": [len(s.split()) for s in summaries[m]]}
+        row = summarise_model(m, rouge[m], scores[m], lengths, rule, base_per, bootstrap)
+        row["bleu"], bleu_settings = bleu_with_settings(summaries[m], refs)
+        row.update({f"{k}_lab": v for k, v in score_lab(summaries[m], refs).items()})
+        nan = float("nan")
+        row.update(source=None, trainable_params=nan, total_params=nan, trainable_pct=nan,
+                   seconds_per_summary=nan)
+        results.append({c: row[c] for c in RESULT_COLUMN_ORDER})
+    meta = {
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "n_dialogues": len(rows), "ids": [r["id"] for r in rows], "models_evaluated": models,
+        "multi_reference_rule": MULTI_REFERENCE_RULE, "ci_rule": rule, "lab_protocol": LAB_PROTOCOL,
+        "bleu_settings": bleu_settings,
+        "bootstrap": {**bootstrap, "method": BOOTSTRAP_METHOD.format(**bootstrap)},
+        "toxicity_protocol": TOXICITY_PROTOCOL, "toxicity_model": getattr(scorer, "model_name", None),
+        "toxicity_max_tokens": getattr(scorer, "max_length", None),
+        "toxicity_truncation": (TOXICITY_TRUNCATION.format(max_length=scorer.max_length)
+                                if getattr(scorer, "max_length", None) else None),
+        "hate_threshold": HATE_THRESHOLD,
+    }
+    return EvaluationResult(models, results, prediction_rows(rows, models, summaries, rouge, scores, rule), meta)
+
+
 # ---- the evaluation -----------------------------------------------------------------------
 def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
              models: Sequence[str] = ("base",), *, batch_size: int = 8, max_input_tokens: int = 512,
@@ -284,7 +455,7 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
 
     Args:
         slots: a :class:`summarizer.models.ModelSlots` with the requested slots filled.
-        scorer: a :class:`summarizer.toxicity.ToxicityScorer`.
+        scorer: a :class:`summarizer.toxicity.ToxicityScorer` (None: toxicity columns NaN).
         rows: dialogues with ``id``, ``dialogue``, ``references`` (list) and optionally ``topic``.
         settings: one decoding configuration for all models.
         models: slot names to evaluate, e.g. ``["base", "lora"]``.
@@ -307,16 +478,9 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
     """
     models = list(models)
     rows = [dict(r) for r in rows]
-    if not rows:
-        raise ValueError("No dialogues to evaluate: choose at least one (n >= 1).")
-    if not models or len(set(models)) != len(models):
-        raise ValueError(f"Choose one or more different models to evaluate, got {models}.")
-    if rule not in RULES:
-        raise ValueError(f"Unknown multi-reference rule {rule!r}; choose 'best' or 'mean'.")
+    check_request(rows, models, rule)
     if prompt_mode not in ("zero-shot", "raw"):
         raise ValueError(f"Evaluation prompts are 'zero-shot' or 'raw', got {prompt_mode!r}.")
-    if any(not r["references"] for r in rows):
-        raise ValueError("Every dialogue needs at least one reference summary.")
     settings.validate()
     for m in models:
         if not slots.is_filled(m):
@@ -324,54 +488,33 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
             raise SlotError(f"The {m} slot is empty: {EMPTY_SLOT_HELP[m]}.")
     stop = should_stop or (lambda: False)
 
-    def check():
-        if stop():
-            raise EvaluationCancelled("Evaluation cancelled.")
-
     if on_progress:
         on_progress(0.0, "Loading models")
     slots.load(models)
     prompts, n_cut = build_prompts(rows, slots.tokenizer, prompt_mode, max_input_tokens)
     summaries, seconds = generate_summaries(slots, models, prompts, settings, batch_size,
                                             per_model_timing, on_progress, stop)
-    check()
+    if stop():
+        raise EvaluationCancelled("Evaluation cancelled.")
     if on_progress:
         on_progress(1.0, "Scoring toxicity and ROUGE")
-    flat = [s for m in models for s in summaries[m]]
-    tox = scorer.score(flat)  # the summary alone: see TOXICITY_PROTOCOL
-    n = len(rows)
-    scores = {m: {"p_hate": [t.p_hate for t in tox[k * n:(k + 1) * n]],
-                  "reward": [t.reward for t in tox[k * n:(k + 1) * n]]} for k, m in enumerate(models)}
-    refs = [r["references"] for r in rows]
-    rouge = {}
-    for m in models:
-        check()
-        rouge[m] = rouge_table(summaries[m], refs)
-    bootstrap = dict(n_resamples=n_resamples, confidence=confidence, seed=bootstrap_seed)
-    base_per = ({**rouge["base"][rule], **scores["base"]} if "base" in models else None)
-    results = []
-    for m in models:
-        tokenizer = slots.full().tokenizer if m == "full" else slots.tokenizer
-        lengths = {"tokens": count_tokens(tokenizer, summaries[m]),
-                   "words": [len(s.split()) for s in summaries[m]]}
-        row = summarise_model(m, rouge[m], scores[m], lengths, rule, base_per, bootstrap)
+    tokenizers = {m: slots.full().tokenizer if m == "full" else slots.tokenizer for m in models}
+    result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, rule=rule,
+                             n_resamples=n_resamples, confidence=confidence,
+                             bootstrap_seed=bootstrap_seed, should_stop=stop)
+    for row in result.results:
+        m = row["model"]
         own, total = slots.trainable_parameters(m)
-        row.update(source=slots.source(m), bleu=corpus_bleu(summaries[m], refs), trainable_params=own,
-                   total_params=total, trainable_pct=100 * own / total, seconds_per_summary=seconds[m])
-        results.append({c: row[c] for c in RESULT_COLUMN_ORDER})
-    meta = {
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "n_dialogues": n, "ids": [r["id"] for r in rows], "models_evaluated": models,
+        row.update(source=slots.source(m), trainable_params=own, total_params=total,
+                   trainable_pct=100 * own / total, seconds_per_summary=seconds[m])
+    result.meta.update({
         "sources": {m: slots.source(m) for m in models},
         "generation": settings.to_dict(), "prompt_mode": prompt_mode, "batch_size": batch_size,
         "max_input_tokens": max_input_tokens, "prompts_cut_to_fit": n_cut,
-        "multi_reference_rule": MULTI_REFERENCE_RULE, "ci_rule": rule,
-        "bootstrap": {**bootstrap, "method": BOOTSTRAP_METHOD.format(**bootstrap)},
-        "toxicity_protocol": TOXICITY_PROTOCOL, "toxicity_model": getattr(scorer, "model_name", None),
-        "hate_threshold": HATE_THRESHOLD, "per_model_timing": per_model_timing, "timing_note": TIMING_NOTE,
+        "per_model_timing": per_model_timing, "timing_note": TIMING_NOTE,
         "device": str(slots.device), "dtype": str(slots.dtype),
-    }
-    return EvaluationResult(models, results, prediction_rows(rows, models, summaries, rouge, scores, rule), meta)
+    })
+    return result
 
 
 # ---- presentation -------------------------------------------------------------------------
@@ -379,6 +522,10 @@ def _fmt_ci(mean: float, low: float, high: float, digits: int = 1) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return ""
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def display_table(result: EvaluationResult):
@@ -396,6 +543,8 @@ def display_table(result: EvaluationResult):
             "ROUGE-2 best": round(r["rouge2_best"], 1), "ROUGE-L best": round(r["rougeL_best"], 1),
             "ROUGE-Lsum best": round(r["rougeLsum_best"], 1),
             "ROUGE-1 mean-ref": round(r["rouge1_mean"], 1),
+            "ROUGE-1 lab-comparable": round(r["rouge1_lab"], 1),
+            "ROUGE-Lsum lab-comparable": round(r["rougeLsum_lab"], 1),
             "ΔROUGE-1 vs base": _fmt_ci(r["rouge1_diff_vs_base"], r["rouge1_diff_ci_low"], r["rouge1_diff_ci_high"]),
             "BLEU": round(r["bleu"], 1),
             "P(hate) [95% CI]": _fmt_ci(r["p_hate_mean"], r["p_hate_ci_low"], r["p_hate_ci_high"], 3),
@@ -404,7 +553,8 @@ def display_table(result: EvaluationResult):
             "reward": round(r["reward_mean"], 3),
             "ΔP(hate) vs base": _fmt_ci(r["p_hate_diff_vs_base"], r["p_hate_diff_ci_low"], r["p_hate_diff_ci_high"], 3),
             "tokens": round(r["gen_tokens_mean"], 1), "words": round(r["gen_words_mean"], 1),
-            "trainable params (%)": f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)",
+            "trainable params (%)": ("" if _missing(r["trainable_params"])
+                                     else f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)"),
             "s/summary": round(r["seconds_per_summary"], 4),
         })
     return pd.DataFrame(out)
@@ -470,6 +620,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     o.add_argument("--offline", action="store_true",
                    help="never contact the hub (sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, TRANSFORMERS_OFFLINE=1)")
     o.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    f = p.add_argument_group("summaries produced elsewhere (no summarizer is loaded)")
+    f.add_argument("--predictions", type=Path, metavar="FILE.csv",
+                   help="score the summaries in this CSV instead of generating: an 'id' (or "
+                        "'dialogue') column matched against --split, and one column per model; "
+                        "same table, intervals and files")
+    f.add_argument("--no-toxicity", action="store_true",
+                   help="do not load the toxicity classifier; its columns are left empty")
+    f.add_argument("--tokenizer", help="with --predictions: tokenizer (hub id or folder) that counts "
+                                       "summary tokens for gen_tokens_mean (default: not counted)")
     args = p.parse_args(argv)
     if args.n < 0:
         p.error("--n must be 0 (whole split) or positive")
@@ -500,11 +659,68 @@ def slot_config_from_args(args: argparse.Namespace):
                       **{s: resolve_source(v) if v else None for s, v in sources.items()})
 
 
+def score_predictions_file(path: Path, dataset, split: str, scorer, tokenizer=None,
+                           **stats) -> EvaluationResult:
+    """Score the summaries in the CSV at ``path`` (layout: :mod:`summarizer.predictions_file`).
+
+    Raises:
+        summarizer.predictions_file.PredictionsFileError: the file cannot be read or matched.
+        OSError: the file cannot be opened.
+    """
+    from .data import load_split
+    from .predictions_file import load_predictions
+
+    rows, summaries = load_predictions(Path(path).read_bytes(), list(load_split(dataset, split)), split)
+    tokenizers = {m: tokenizer for m in summaries} if tokenizer is not None else None
+    result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, **stats)
+    result.meta.update(dataset=str(dataset), split=split, summaries_from=str(path),
+                       generation=None, prompt_mode=None)
+    return result
+
+
+def _main_predictions(args: argparse.Namespace) -> int:
+    """``--predictions FILE.csv``: score summaries produced elsewhere; print and write as usual."""
+    from .predictions_file import PredictionsFileError
+    from .toxicity import ToxicityScorer
+
+    scorer = None if args.no_toxicity else ToxicityScorer(args.toxicity_model, device=args.device)
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    dataset = args.dataset or default_dataset()
+    try:
+        result = score_predictions_file(args.predictions, dataset, args.split, scorer, tokenizer,
+                                        rule=args.rule, n_resamples=args.bootstrap,
+                                        confidence=args.confidence, bootstrap_seed=args.bootstrap_seed)
+    except (PredictionsFileError, OSError) as err:
+        print(f"error: --predictions {args.predictions}: {err}", file=sys.stderr)
+        return 2
+    out = args.out or Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    paths = result.write(out)
+    print(f"{result.meta['n_dialogues']} dialogues of {dataset} ({args.split}) from {args.predictions}; "
+          f"models: {', '.join(result.models)}")
+    _print_report(result, args.rule, paths)
+    return 0
+
+
+def _print_report(result: EvaluationResult, rule: str, paths: dict) -> None:
+    print(display_table(result).T.to_string(header=False))
+    print(f"\n{MULTI_REFERENCE_RULE} Intervals and differences use '{rule}'.")
+    print(LAB_PROTOCOL)
+    print(TOXICITY_PROTOCOL)
+    print(result.meta["bootstrap"]["method"])
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.offline:
         for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
             os.environ[var] = "1"
+    if args.predictions:
+        return _main_predictions(args)
     from .data import load_split
     from .models import ModelSlots, SlotError
     from .toxicity import ToxicityScorer
@@ -526,7 +742,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\r[{frac:6.1%}] {message}", end="", file=sys.stderr, flush=True)
 
     try:
-        result = evaluate(slots, ToxicityScorer(args.toxicity_model, device=args.device), list(rows),
+        scorer = None if args.no_toxicity else ToxicityScorer(args.toxicity_model, device=args.device)
+        result = evaluate(slots, scorer, list(rows),
                           settings, models, batch_size=args.batch_size, max_input_tokens=args.max_input_tokens,
                           prompt_mode=args.prompt, rule=args.rule, n_resamples=args.bootstrap,
                           confidence=args.confidence, bootstrap_seed=args.bootstrap_seed,
@@ -540,12 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(file=sys.stderr)
     print(f"{len(rows)} dialogues of {dataset} ({args.split}); generation: {settings.to_dict()}; "
           f"prompt: {args.prompt}")
-    print(display_table(result).T.to_string(header=False))
-    print(f"\n{MULTI_REFERENCE_RULE} Intervals and differences use '{args.rule}'.")
-    print(TOXICITY_PROTOCOL)
-    print(result.meta["bootstrap"]["method"])
-    for name, path in paths.items():
-        print(f"{name}: {path}")
+    _print_report(result, args.rule, paths)
     return 0
 
 

@@ -1,14 +1,27 @@
 """ROUGE-1/2/L/Lsum with Google's ``rouge_score`` package (no download at run time).
 
-Protocol, the same as ``transformers``' ``run_summarization.py`` and ``evaluate``'s rouge metric:
-Porter stemming on, F-measure reported, scores ×100 in corpus summaries. For ROUGE-Lsum each
-sentence goes on its own line (rougeLsum splits summaries on newlines only); sentences are split
-after ``.``, ``!`` or ``?`` followed by whitespace, so no tokenizer model (nltk punkt) is needed.
+Protocol, the same as ``transformers``' ``run_summarization.py`` (which calls ``evaluate``'s rouge
+with ``use_stemmer=True`` after putting one sentence per line; evaluate's own default is
+``use_stemmer=False`` and it never splits sentences): Porter stemming on, F-measure reported,
+scores ×100 in corpus summaries. For ROUGE-Lsum each sentence goes on its own line (rougeLsum
+splits summaries on newlines only); sentences are split after ``.``, ``!`` or ``?`` followed by
+whitespace, so no tokenizer model (nltk punkt) is needed.
 
 Multiple references: for each prediction and each metric, ``best`` takes the highest F-measure
 over its references (the rule of ``rouge_score.scorer.RougeScorer.score_multi`` and of the
 DialogSum paper's multi-reference evaluation), and ``mean`` averages the F-measure over the
 references. A corpus score is the mean of the per-prediction scores.
+
+Lab-comparable figure (:func:`score_lab`): what the course labs computed with
+``evaluate.load("rouge").compute(predictions, references, use_aggregator=True, use_stemmer=True)``
+on the hub CSV, where the test split repeats each dialogue once per reference. Every
+(summary, reference) pair is one row, scored with ``RougeScorer(rouge_types, use_stemmer=True)``
+on the raw texts (evaluate does not put sentences on lines, so its ROUGE-Lsum sees one "sentence"
+per text and equals ROUGE-L unless a text holds newlines), and the figure is the mean F-measure
+over the pairs. evaluate's own defaults are ``use_stemmer=False`` and no sentence splitting; the
+labs passed ``use_stemmer=True``. With ``use_aggregator=True`` evaluate returns the
+``BootstrapAggregator``'s ``mid``, the median of 1,000 unseeded bootstrap means, which differs
+from this exact mean only by resampling noise (a few hundredths of a point).
 """
 from __future__ import annotations
 
@@ -25,11 +38,46 @@ RULES = ("best", "mean")
 MULTI_REFERENCE_RULE = ("With several references, 'best' keeps each metric's highest F-measure "
                         "over the references and 'mean' averages it over them.")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+LAB_PROTOCOL = ("'lab' = the course labs' protocol: evaluate's rouge with use_stemmer=True on "
+                "the hub CSV, one (summary, reference) pair per row, raw texts (no sentence "
+                "splitting, so ROUGE-Lsum is ROUGE-L), mean F-measure over the pairs.")
 
 
 @lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
     return rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+
+
+def lab_pairs(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[list[str], list[str]]:
+    """The rows of the hub CSV: one (prediction, reference) pair per reference of each dialogue.
+
+    Returns (N_pairs predictions, N_pairs references), dialogue order, references in order.
+    """
+    pairs = [(p, r) for p, refs in zip(predictions, references)
+             for r in ([refs] if isinstance(refs, str) else refs)]
+    return [p for p, _ in pairs], [r for _, r in pairs]
+
+
+def score_lab(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Lab-comparable corpus ROUGE x100 (see the module docstring and :data:`LAB_PROTOCOL`).
+
+    Args:
+        predictions: N generated summaries.
+        references: N lists of references (a plain string counts as one reference).
+
+    Returns:
+        ``{key: mean F-measure x100 over all (prediction, reference) pairs}`` for :data:`ROUGE_KEYS`.
+
+    Raises:
+        ValueError: lengths differ, or no pair to score.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists.")
+    preds, refs = lab_pairs(predictions, references)
+    if not preds:
+        raise ValueError("No (summary, reference) pairs to score.")
+    per = [_scorer().score(r, p) for p, r in zip(preds, refs)]  # raw texts: no sentence splitting
+    return {k: 100 * fmean(s[k].fmeasure for s in per) for k in ROUGE_KEYS}
 
 
 def sentences_per_line(text: str) -> str:

@@ -46,3 +46,15 @@ def test_errors():
         score_one(PRED, [])
     with pytest.raises(ValueError):
         score_corpus([PRED], [[REF]], rule="median")
+
+
+def test_lab_pairs_are_the_hub_csv_rows():
+    from summarizer.rouge import lab_pairs, score_lab
+
+    preds, refs = lab_pairs([PRED, "x y"], [[REF, "a dog ran away"], "x y"])
+    assert preds == [PRED, PRED, "x y"] and refs == [REF, "a dog ran away", "x y"]
+    assert score_lab([PRED, "x y"], [[REF, "a dog ran away"], ["x y"]])["rouge1"] == pytest.approx(100 * (5 / 6 + 0 + 1) / 3)
+    # Sentences are not put on lines: a reordered two-sentence summary loses ROUGE-Lsum.
+    assert score_lab(["he left. she stayed."], [["she stayed. he left."]])["rougeLsum"] < 100
+    with pytest.raises(ValueError, match="2 predictions but 1"):
+        score_lab([PRED, PRED], [[REF]])

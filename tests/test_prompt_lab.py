@@ -1,0 +1,301 @@
+"""Prompt Lab: hand-checked numbers on fake slots, the best-template rule, validation, CLI and the tab's API."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from summarizer.generation import GenerationSettings
+from summarizer.prompt_lab import (MAX_TEMPLATE_CHARS, TemplateError, best_template, check_templates, fill,
+                                   pick_dialogues, preset, run_lab)
+from summarizer.prompts import TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
+from tests.app_server import free_port
+from tests.browser import new_driver, requires_chromium
+from tests.test_evaluation import ROWS
+
+ROOT = Path(__file__).resolve().parents[1]
+GREEDY = GenerationSettings(max_new_tokens=16)
+BOOT = dict(n_resamples=500)
+
+
+class FakeSlots:
+    """Answers each prompt by its first word: known summaries per template, no model."""
+
+    device, dtype = "cpu", "float32"
+    answers = {"Perfect": ["the cat is on the mat", "x y"],  # = the first references: ROUGE 100
+               "Close": ["the cat sat on the mat", "x y z"]}
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.calls = tokenizer, []
+
+    def is_filled(self, slot):
+        return slot == "base"
+
+    def load(self, slots):
+        pass
+
+    def source(self, slot):
+        return "fake/base"
+
+    def generate(self, slots, prompts, settings, batch_size=8, on_batch=None):
+        self.calls.append(list(prompts))
+        out = [self.answers[p.split(":")[0]][0 if p.endswith(ROWS[0]["dialogue"]) else 1] for p in prompts]
+        if on_batch:
+            on_batch(len(prompts), len(prompts))
+        return {s: out for s in slots}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_t5):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(tiny_t5)
+
+
+def test_two_templates_on_fake_slots_give_hand_checked_numbers(tokenizer):
+    slots = FakeSlots(tokenizer)
+    templates = ["Perfect: {dialogue}", "Close: {dialogue}"]
+    result = run_lab(slots, "base", templates, ROWS, GREEDY, **BOOT)
+    t1, t2 = result.table
+    # One length-sorted batch (K x N = 4 prompts <= batch size 8) holding every filled template.
+    assert len(slots.calls) == 1
+    assert sorted(slots.calls[0]) == sorted(fill(t, r["dialogue"]) for t in templates for r in ROWS)
+    assert t1["rouge1"] == pytest.approx(100) and t1["rouge1_ci_low"] == pytest.approx(100)
+    # Close: row a 5/6 against its best reference; row b "x y z" vs "x y": P 2/3, R 1 -> F 0.8.
+    assert t2["rouge1"] == pytest.approx(100 * (5 / 6 + 0.8) / 2)
+    assert t2["rouge2"] == pytest.approx(100 * (3 / 5 + 2 / 3) / 2)  # bigrams: 3/5 and (P 1/2, R 1)
+    assert t2["rouge1_diff_vs_first"] == pytest.approx(100 * ((5 / 6 - 1) + (0.8 - 1)) / 2)
+    assert t1["rouge1_diff_vs_first"] == 0 and (t1["rouge1_diff_ci_low"], t1["rouge1_diff_ci_high"]) == (0, 0)
+    # Paired differences are -1/6 and -1/5: every resample lies between them.
+    assert 100 * -1 / 5 - 1e-9 <= t2["rouge1_diff_ci_low"] <= t2["rouge1_diff_ci_high"] <= 100 * -1 / 6 + 1e-9
+    assert t1["summary_words_mean"] == 4 and t2["summary_words_mean"] == 4.5
+    assert t1["template_tokens"] == count_tokens(tokenizer, "Perfect: ")
+    assert t1["prompt_tokens_mean"] == pytest.approx(sum(count_tokens(tokenizer, fill(templates[0], r["dialogue"]))
+                                                         for r in ROWS) / 2)
+    # T1 beats T2 on every dialogue, so its paired CI excludes 0: T1 is marked best.
+    assert (t1["best"], t2["best"]) == (True, False) and result.meta["best"] == "T1"
+    out = result.outputs[1]
+    assert (out["id"], out["reference_1"], out["T2_summary"]) == ("b", "x y", "x y z")
+    assert out["T2_rouge1"] == pytest.approx(80)
+
+
+def test_best_is_marked_only_when_its_ci_excludes_every_other(tokenizer):
+    # A tie with T1 (the same answers under another name): no template is marked.
+    slots = FakeSlots(tokenizer)
+    slots.answers = {**slots.answers, "Same": slots.answers["Perfect"]}
+    result = run_lab(slots, "base", ["Perfect: {dialogue}", "Close: {dialogue}", "Same: {dialogue}"],
+                     ROWS, GREEDY, **BOOT)
+    assert not any(r["best"] for r in result.table) and result.meta["best"] is None
+    # The rule on its own: the top mean must beat each other template on paired CIs.
+    clearly = [[0.9, 0.8, 0.85, 0.95, 0.9, 0.88], [0.5, 0.4, 0.45, 0.6, 0.5, 0.52]]
+    assert best_template(clearly, {"n_resamples": 500, "confidence": 0.95, "seed": 0}) == 0
+    mixed = [[0.9, 0.1, 0.8, 0.2, 0.7, 0.3], [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]  # higher mean, CI spans 0
+    assert best_template(mixed, {"n_resamples": 500, "confidence": 0.95, "seed": 0}) is None
+    three = [clearly[0], clearly[1], [0.9, 0.8, 0.85, 0.95, 0.9, 0.87]]  # excludes one but not the other
+    assert best_template(three, {"n_resamples": 500, "confidence": 0.95, "seed": 0}) is None
+    assert best_template(clearly[:1], {"n_resamples": 10, "confidence": 0.95, "seed": 0}) is None
+
+
+@pytest.mark.parametrize("take_turns", [True, False])
+def test_other_requests_get_the_model_between_batches(tiny_t5, take_turns):
+    """In turns (the Prompt Lab's way), a request that waits for the model runs before the lab's
+    last batch; in one pass (Evaluate's way) it waits for the whole pass."""
+    import threading
+    import time
+
+    from summarizer.models import ModelSlots, SlotConfig
+
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5)))
+    log, waiting = [], threading.Event()
+    generate = slots.generate
+
+    def logged(group, prompts, *args, **kwargs):
+        out = generate(group, prompts, *args, **kwargs)
+        log.append(threading.current_thread().name)
+        return out
+
+    slots.generate = logged
+    other = threading.Thread(name="other", target=lambda: (waiting.set(), slots.generate(["base"], ["hi"], GREEDY)))
+
+    def on_progress(frac, message):
+        if message.startswith("Generating") and not other.is_alive() and not waiting.is_set():
+            other.start()
+            waiting.wait()
+            time.sleep(0.3)  # let the other request block on the model's lock
+
+    run_lab(slots, "base", ["A: {dialogue}", "B: {dialogue}"], ROWS, GREEDY, batch_size=1, n_resamples=20,
+            on_progress=on_progress, take_turns=take_turns)
+    other.join(timeout=60)
+    lab_calls = [i for i, who in enumerate(log) if who != "other"]
+    if take_turns:
+        assert len(lab_calls) == 4 and log.index("other") < lab_calls[-1]  # served between lab batches
+    else:
+        assert len(lab_calls) == 1 and log[-1] == "other"  # served after the whole pass
+
+
+def test_cancel_stops_between_batches(tokenizer):
+    from summarizer.evaluation import EvaluationCancelled
+
+    slots, asked = FakeSlots(tokenizer), []
+    stop = lambda: asked.append(1) or True
+    with pytest.raises(EvaluationCancelled):
+        run_lab(slots, "base", ["Perfect: {dialogue}", "Close: {dialogue}"], ROWS, GREEDY, batch_size=1,
+                should_stop=stop)
+    assert len(slots.calls) == 1 and len(asked) == 1  # one batch of four, then stopped
+
+
+def test_templates_are_validated_with_the_field_named():
+    with pytest.raises(TemplateError, match=r"Template T2 has no \{dialogue\}"):
+        check_templates(["{dialogue}", "Summarize it."])
+    with pytest.raises(TemplateError, match=r"Template T1 has a brace other than .*'\{name\}'"):
+        check_templates(["Hi {name}: {dialogue}"])
+    assert check_templates(["Literal {{x}}: {dialogue}"]) == ["Literal {{x}}: {dialogue}"]
+    assert fill("Literal {{x}}: {dialogue}", "a {b}") == "Literal {x}: a {b}"
+    with pytest.raises(TemplateError, match=f"Template T1 has {MAX_TEMPLATE_CHARS + 1:,} characters"):
+        check_templates(["{dialogue}" + "x" * (MAX_TEMPLATE_CHARS + 1 - 10)])
+    with pytest.raises(TemplateError, match="at most 6"):
+        check_templates(["{dialogue}"] * 7)
+    with pytest.raises(TemplateError, match="Template T3 is empty"):
+        check_templates(["{dialogue}", "{dialogue}", " "])
+    with pytest.raises(ValueError, match=r"Dialogues \(N\) must be 1..200"):
+        pick_dialogues(500, 201, 0)
+    assert pick_dialogues(500, 5, 1) == pick_dialogues(500, 5, 1) != pick_dialogues(500, 5, 2)
+
+
+def test_presets_are_the_course_templates(dialogsum_dir):
+    from summarizer.data import load_split
+
+    assert preset("zero-shot") == ZERO_SHOT_TEMPLATE == "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "
+    assert preset("what-was-going-on") == TARGET_TEMPLATE == "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n"
+    train = load_split(dialogsum_dir, "train")
+    one = preset("one-shot", train)
+    assert check_templates([one]) and one.endswith(TARGET_TEMPLATE)
+    assert fill(one, "D").startswith(f"Dialogue:\n\n{train[40]['dialogue']}\n\nWhat was going on?\n{train[40]['references'][0]}")
+    assert check_templates([preset("few-shot", train)])
+
+
+def test_cli_help_and_run(tiny_t5, dialogsum_dir, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    help_text = subprocess.run([sys.executable, "-m", "summarizer.prompt_lab", "--help"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=120).stdout
+    for flag in ("--template", "--preset", "--model", "--n", "--dialogue-seed", "--strategy", "--out"):
+        assert flag in help_text
+    cmd = [sys.executable, "-m", "summarizer.prompt_lab", "--base-model", str(tiny_t5), "--dataset", str(dialogsum_dir),
+           "--preset", "zero-shot", "--template", "Sum up: {dialogue}", "--n", "3", "--max-new-tokens", "8",
+           "--bootstrap", "100", "--out", str(tmp_path), "--offline"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import pandas as pd
+    table = pd.read_csv(tmp_path / "prompt_lab.csv")
+    assert list(table["template"]) == ["T1", "T2"] and (table["n_dialogues"] == 3).all()
+    assert len(pd.read_csv(tmp_path / "prompt_lab_outputs.csv")) == 3
+    bad = subprocess.run(cmd[:-3] + ["--offline", "--template", "no placeholder"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and "Template T3 has no {dialogue}" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path_factory):
+    import gradio as gr
+
+    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.toxicity import ToxicityScorer
+    from ui import predictions_upload, prompt_lab
+    from ui.context import Studio
+
+    old = os.environ.get("STUDIO_RESULTS_DIR")
+    os.environ["STUDIO_RESULTS_DIR"] = str(tmp_path_factory.mktemp("results"))
+    studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)),
+                    str(dialogsum_dir), tmp_path_factory.mktemp("runs"))
+    with gr.Blocks() as demo:
+        with gr.Tabs():
+            with gr.Tab("Evaluate", id="evaluate"):
+                predictions_upload.build(studio)
+            with gr.Tab("Prompt Lab", id="prompt-lab"):
+                prompt_lab.build(studio)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    if old is None:
+        os.environ.pop("STUDIO_RESULTS_DIR", None)
+    else:
+        os.environ["STUDIO_RESULTS_DIR"] = old
+
+
+SETTINGS = (8, 0, "greedy", 0.7, 50, 1.0, 4, 42)  # max/min new tokens, strategy, temperature, top-k, top-p, beams, seed
+
+
+def test_api_prompt_lab_returns_table_chart_outputs_and_files(app_url):
+    from gradio_client import Client
+
+    templates = (ZERO_SHOT_TEMPLATE, "", "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n", "", "", "")
+    status, table, chart, outputs, files = Client(app_url, verbose=False).predict(
+        "base", "test", 3, 7, *templates, *SETTINGS, api_name="/prompt_lab")
+    assert "3 dialogues" in status and "seed 7" in status
+    assert [r[0].split()[0] for r in table["data"]] == ["T1", "T3"]  # names keep the box numbers
+    assert chart["type"] == "plotly" and '"error_y"' in chart["plot"]
+    assert len(outputs["data"]) == 3 and {"T1_summary", "T3_summary", "reference_1"} <= set(outputs["headers"])
+    assert sorted(Path(f).name for f in files) == ["prompt_lab.csv", "prompt_lab.json", "prompt_lab_outputs.csv"]
+
+
+def test_api_prompt_lab_names_the_bad_field(app_url):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match=r"Template T2 has no \{dialogue\}"):
+        client.predict("base", "test", 2, 0, "{dialogue}", "Summarize.", "", "", "", "", *SETTINGS,
+                       api_name="/prompt_lab")
+    with pytest.raises(AppError, match="max new tokens"):
+        client.predict("base", "test", 2, 0, "{dialogue}", "", "", "", "", "", 0, *SETTINGS[1:],
+                       api_name="/prompt_lab")
+    with pytest.raises(AppError, match="lora slot is empty"):
+        client.predict("lora", "test", 2, 0, "{dialogue}", "", "", "", "", "", *SETTINGS, api_name="/prompt_lab")
+
+
+def test_api_score_predictions_upload(app_url, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    good = tmp_path / "mine.csv"
+    good.write_text("id,mine\ntest_0,A memo about messaging.\ntest_1,Two people talk.\n")
+    client = Client(app_url, verbose=False)
+    status, table, chart, files = client.predict(handle_file(str(good)), "test", False, api_name="/score_predictions")
+    assert "2 dialogues" in status and table["data"][0][0] == "mine"
+    assert "ROUGE-1 lab-comparable" in table["headers"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,mine\nnope_1,x\n")
+    with pytest.raises(AppError, match="Predictions file: .*'nope_1'"):
+        client.predict(handle_file(str(bad)), "test", False, api_name="/score_predictions")
+
+
+@requires_chromium
+def test_browser_runs_the_prompt_lab_and_shows_table_chart_and_outputs(app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = new_driver(tmp_path / "chromium-profile", size="1400,2600")
+    try:
+        driver.get(app_url)
+        wait = WebDriverWait(driver, 180)
+        wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab'][contains(., 'Prompt Lab')]"))).click()
+        box = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#lab-n input[type=number]")))
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys("4", Keys.TAB)
+        time.sleep(0.5)
+        driver.find_element(By.ID, "lab-run").click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#lab-chart .js-plotly-plot")))
+        wait.until(lambda d: "T2" in d.find_element(By.ID, "lab-table").text)
+        time.sleep(1)  # let plotly finish drawing
+        assert "T1" in driver.find_element(By.ID, "lab-table").text
+        assert "T1_summary" in driver.find_element(By.ID, "lab-outputs").text
+        assert "4 dialogues" in driver.find_element(By.ID, "lab-status").text
+        shot = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path) / "prompt-lab-tab.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()

@@ -1,0 +1,92 @@
+"""Score summaries produced elsewhere: a CSV upload for the Evaluate tab (endpoint ``/score_predictions``).
+
+The file (layout in :mod:`summarizer.predictions_file`: an ``id`` or ``dialogue`` column and one
+column per model) is matched against the chosen split and scored by
+:func:`summarizer.evaluation.score_summaries`, the same code as an evaluation, without loading a
+summarizer. The lead places :func:`build` inside the Evaluate tab.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+
+from summarizer.evaluation import TOXICITY_PROTOCOL, display_table, score_summaries
+from summarizer.predictions_file import MAX_FILE_BYTES, PredictionsFileError, load_predictions
+from summarizer.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE
+
+from .context import MODEL_QUEUE, Studio
+from .evaluate import metric_figure, results_dir
+
+
+def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxicity: bool):
+    """(status, results table, chart, files, results rows) for the uploaded CSV at ``path``.
+
+    Raises:
+        ValueError: no file, a file over :data:`MAX_FILE_BYTES`, or a file that cannot be matched
+            (:class:`PredictionsFileError`, whose message names the column, row or ids).
+    """
+    if not path:
+        raise ValueError("Predictions file: upload a CSV with an 'id' (or 'dialogue') column and one "
+                         "column of summaries per model.")
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise PredictionsFileError(f"Predictions file: {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}.")
+    rows, summaries = load_predictions(Path(path).read_bytes(), list(studio.split(split)), split)
+    result = score_summaries(rows, summaries, studio.toxicity if toxicity else None,
+                             tokenizers={m: _tokenizer(studio) for m in summaries})
+    result.meta.update(dataset=str(studio.dataset), split=split, summaries_from=Path(path).name,
+                       generation=None, prompt_mode=None)
+    out = results_dir() / f"predictions-{datetime.now():%Y%m%d-%H%M%S-%f}"
+    paths = result.write(out)
+    status = (f"**{len(rows)} dialogues** of {studio.dataset} ({split}) matched; models from the file: "
+              f"{', '.join(result.models)}. Summary tokens are counted with the base model's tokenizer. "
+              f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {LAB_PROTOCOL} "
+              + (TOXICITY_PROTOCOL if toxicity else "Toxicity not scored."))
+    return (status, display_table(result), metric_figure(result.results, "ROUGE-1"),
+            [str(p) for p in paths.values()], result.results)
+
+
+def _tokenizer(studio: Studio):
+    """The base slot's tokenizer alone (no model load), or None when it cannot be read."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(studio.slots.source("base"))
+    except (OSError, ValueError):
+        return None
+
+
+def build(studio: Studio) -> dict:
+    """Upload, split, toxicity switch and a Score button; results in their own table and chart."""
+    with gr.Accordion("Score summaries produced elsewhere (CSV upload)", open=False):
+        gr.Markdown("A CSV with an `id` column (DialogSum ids such as `test_0`; the hub CSV's `test_0_1` "
+                    "also works) or a `dialogue` column, and one column per model holding its summaries "
+                    "(the column name is the model name; the app's own `predictions.csv` works too). "
+                    "Scored like an evaluation: same table, intervals and files; no summarizer is loaded.")
+        with gr.Row():
+            upload = gr.File(label="Predictions CSV", file_types=[".csv"], type="filepath",
+                             elem_id="predictions-file")
+            split = gr.Dropdown(["test", "validation", "train"], value="test", label="Split of the ids")
+            toxicity = gr.Checkbox(True, label="Score toxicity (loads the classifier)")
+        score_btn = gr.Button("Score the file", elem_id="predictions-score")
+        status = gr.Markdown()
+        table = gr.Dataframe(label="Results of the file", interactive=False, wrap=True,
+                             elem_id="predictions-results")
+        chart = gr.Plot(label="ROUGE-1 by model")
+        files = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
+        results_state = gr.State([])
+
+    def on_score(path, split_name, with_toxicity):
+        """Reads the uploaded file, split and toxicity switch; updates status, table, chart, files."""
+        try:
+            return score_file(studio, path, split_name, bool(with_toxicity))
+        except (ValueError, OSError) as err:
+            raise gr.Error(f"Predictions file: {err}" if "Predictions file" not in str(err) else str(err),
+                           print_exception=False) from err
+
+    score_btn.click(on_score, [upload, split, toxicity], [status, table, chart, files, results_state],
+                    api_name="score_predictions", concurrency_id=MODEL_QUEUE)
+    return {"upload": upload, "table": table}

@@ -1,0 +1,184 @@
+"""The Prompt Lab tab: up to six prompt templates x N dialogues, one table with CIs, a chart, outputs.
+
+Every handler is a few lines over :func:`summarizer.prompt_lab.run_lab`, which the CLI
+(``python -m summarizer.prompt_lab``) also calls and which generates and scores with the Evaluate
+tab's code. The run is the named endpoint ``/prompt_lab``. It has its own queue, ``LAB_QUEUE`` (one
+Prompt Lab run at a time), and generates one batch per ``slots.generate`` call (``take_turns``), so
+requests in the shared ``MODEL_QUEUE`` (Prompting, Compare, Evaluate) get the model between its
+batches instead of waiting for the whole run; the model itself still does one job at a time (the
+slots' lock). Cancel stops a run after the current batch.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from datetime import datetime
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from summarizer.evaluation import EvaluationCancelled
+from summarizer.generation import STRATEGIES, GenerationSettings
+from summarizer.models import SLOT_LABELS, SLOTS
+from summarizer.prompt_lab import (MAX_DIALOGUES, MAX_TEMPLATE_CHARS, MAX_TEMPLATES, PLACEHOLDER,
+                                   PRESET_LABELS, LabResult, display_table, pick_dialogues, preset,
+                                   run_lab)
+from summarizer.rouge import ROUGE_KEYS, ROUGE_NAMES
+
+from .common import user_errors
+from .context import Studio
+from .evaluate import results_dir
+
+SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", "top_k", "top_p",
+                 "num_beams", "seed")
+DEFAULT_TEMPLATES = ("zero-shot", "what-was-going-on")  # T1, T2 on first load; the rest empty
+LAB_QUEUE = "prompt-lab"
+_cancel_flags: dict[str, threading.Event] = {}
+
+
+def lab_figure(table: list[dict], metric: str = "rouge1") -> go.Figure:
+    """Bar per template of ``metric`` (x100) with its bootstrap 95% CI as error bars; best in green."""
+    fig = go.Figure()
+    if not table:
+        return fig.update_layout(title="Run the Prompt Lab to see the chart", height=360)
+    means = [r[metric] for r in table]
+    fig.add_bar(x=[r["template"] for r in table], y=means,
+                error_y=dict(type="data", symmetric=False,
+                             array=[r[f"{metric}_ci_high"] - r[metric] for r in table],
+                             arrayminus=[r[metric] - r[f"{metric}_ci_low"] for r in table]),
+                marker_color=["#2ca02c" if r["best"] else "#1f77b4" for r in table],
+                text=[f"{m:.1f}" for m in means], textposition="outside")
+    return fig.update_layout(title=f"{ROUGE_NAMES[metric]} by template (error bars: bootstrap 95% CI)",
+                             yaxis_title=f"{ROUGE_NAMES[metric]} x100", height=360,
+                             margin=dict(t=50, b=40, l=50, r=20))
+
+
+def _status(result: LabResult, out) -> str:
+    m = result.meta
+    g = m["generation"]
+    best = (f"**Best: {m['best']}**." if m["best"] else
+            "**No template is marked best**: the intervals do not separate the leader from every other.")
+    return (f"**{m['n_dialogues']} dialogues** of {m.get('dataset', '')} ({m.get('split', '')}, "
+            f"picked by seed {m.get('dialogue_seed')}) × {len(result.table)} templates with the "
+            f"{SLOT_LABELS.get(m['model'], m['model'])} model, {g['strategy']} decoding, max "
+            f"{g['max_new_tokens']} new tokens. {best} {m['best_rule']} ROUGE rule: {m['rule']} "
+            f"over the references. Files in `{out}`.")
+
+
+def templates_from_boxes(texts) -> tuple[list[str], list[str]]:
+    """(templates, names) from the six boxes: empty boxes are skipped, names keep the box number."""
+    chosen = [(f"T{i + 1}", t) for i, t in enumerate(texts) if t and t.strip()]
+    return [t for _, t in chosen], [n for n, _ in chosen]
+
+
+def build(studio: Studio) -> dict:
+    """Build the Prompt Lab tab inside the current ``gr.Blocks``; returns its main components."""
+    gr.Markdown(
+        f"Compare prompt templates on the same dialogues. Write up to {MAX_TEMPLATES} templates with a "
+        f"`{PLACEHOLDER}` placeholder (at most {MAX_TEMPLATE_CHARS:,} characters each; write a literal "
+        "brace as `{{` or `}}`), or pick a preset. Empty boxes are skipped. T1 is the baseline of the "
+        "differences. A template is marked best only when its paired 95% CI against every other excludes 0.")
+    with gr.Row():
+        model = gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
+                            elem_id="lab-model")
+        split = gr.Dropdown(["test", "validation", "train"], value="test", label="Split")
+        n = gr.Slider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (N)", elem_id="lab-n")
+        dialogue_seed = gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",
+                                  elem_id="lab-dialogue-seed")
+    boxes, pickers = [], []
+    presets = [("(choose a preset)", "")] + [(label, key) for key, label in PRESET_LABELS.items()]
+    for i in range(MAX_TEMPLATES):
+        with gr.Row():
+            value = preset(DEFAULT_TEMPLATES[i]) if i < len(DEFAULT_TEMPLATES) else ""
+            boxes.append(gr.Textbox(value, label=f"Template T{i + 1}", lines=3, max_lines=10, scale=4,
+                                    elem_id=f"lab-template-{i + 1}"))
+            pickers.append(gr.Dropdown(presets, value="", label=f"Preset for T{i + 1}", scale=1,
+                                       elem_id=f"lab-preset-{i + 1}"))
+    with gr.Accordion("Generation settings (as in Prompting)", open=False):
+        d = GenerationSettings()
+        with gr.Row():
+            controls = [gr.Number(d.max_new_tokens, precision=0, label="Max new tokens (1..512)", elem_id="lab-max-new"),
+                        gr.Number(d.min_new_tokens, precision=0, label="Min new tokens"),
+                        gr.Radio(list(STRATEGIES), value=d.strategy, label="Strategy")]
+        with gr.Row():
+            controls += [gr.Number(d.temperature, label="Temperature (sampling)"),
+                         gr.Number(d.top_k, precision=0, label="Top-k (sampling, 0 = off)"),
+                         gr.Number(d.top_p, label="Top-p (sampling)"),
+                         gr.Number(d.num_beams, precision=0, label="Beams (beam)"),
+                         gr.Number(d.seed, precision=0, label="Seed")]
+    with gr.Row():
+        run_btn = gr.Button("Run the Prompt Lab", variant="primary", elem_id="lab-run")
+        cancel_btn = gr.Button("Cancel", variant="stop")
+    status = gr.Markdown(elem_id="lab-status")
+    table = gr.Dataframe(label="Templates (ROUGE x100 with bootstrap 95% CIs)", interactive=False,
+                         wrap=True, elem_id="lab-table")
+    metric = gr.Dropdown([(ROUGE_NAMES[k], k) for k in ROUGE_KEYS], value="rouge1", label="Chart metric")
+    chart = gr.Plot(label="Metric by template", elem_id="lab-chart")
+    outputs = gr.Dataframe(label="Per-dialogue outputs beside the references (click a header to sort)",
+                           interactive=False, wrap=True, max_height=500, elem_id="lab-outputs")
+    files = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False)
+    table_state = gr.State([])
+
+    def apply_preset(name):
+        """Reads a preset name; updates its template box (unchanged when no preset is chosen)."""
+        if not name:
+            return gr.update()
+        with user_errors():
+            return preset(name, studio.split("train") if name in ("one-shot", "few-shot") else None)
+
+    def run(model_name, split_name, n_dialogues, seed, t1, t2, t3, t4, t5, t6, max_new, min_new, strategy,
+            temperature, top_k, top_p, beams, gen_seed, request: gr.Request, progress=gr.Progress()):
+        """Reads model, split, N, dialogue seed, the six templates and eight generation settings;
+        updates status, table, chart, per-dialogue outputs, files and the stored table."""
+        texts = (t1, t2, t3, t4, t5, t6)  # MAX_TEMPLATES boxes
+        settings_values = (max_new, min_new, strategy, temperature, top_k, top_p, beams, gen_seed)
+        flag = _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
+        flag.clear()
+        with user_errors():
+            if model_name not in SLOTS:
+                raise ValueError(f"Model must be one of {', '.join(SLOTS)}, got {model_name!r}.")
+            templates, names = templates_from_boxes(texts)
+            settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, settings_values)))
+            rows_all = studio.split(split_name)
+            idx = pick_dialogues(len(rows_all), _whole(n_dialogues, "Dialogues (N)"),
+                                 _whole(seed, "Dialogue seed"))
+            try:
+                result = run_lab(studio.slots, model_name, templates, [rows_all[i] for i in idx], settings,
+                                 names=names, max_input_tokens=studio.max_input_tokens,
+                                 on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
+            except EvaluationCancelled:
+                return ("Prompt Lab run cancelled.",) + (gr.update(),) * 5
+        result.meta.update(dataset=str(studio.dataset), split=split_name, dialogue_seed=int(seed))
+        out = results_dir() / f"prompt-lab-{datetime.now():%Y%m%d-%H%M%S-%f}"
+        paths = result.write(out)
+        return (_status(result, out), display_table(result), lab_figure(result.table, "rouge1"),
+                pd.DataFrame(result.outputs).round(2), [str(p) for p in paths.values()], result.table)
+
+    def request_cancel(request: gr.Request):
+        """Sets this session's cancel flag; the run stops after its current batch."""
+        flag = _cancel_flags.get(getattr(request, "session_hash", None) or "api")
+        if flag:
+            flag.set()
+        return "Cancelling: the Prompt Lab stops after the current batch."
+
+    for box, picker in zip(boxes, pickers):
+        picker.change(apply_preset, picker, box, api_visibility="private")
+    run_event = run_btn.click(run, [model, split, n, dialogue_seed, *boxes, *controls],
+                              [status, table, chart, outputs, files, table_state],
+                              api_name="prompt_lab", concurrency_id=LAB_QUEUE)
+    cancel_btn.click(request_cancel, None, status, cancels=[run_event], api_name="cancel_prompt_lab")
+    metric.change(lambda t, m: lab_figure(t, m), [table_state, metric], chart, queue=False,
+                  api_visibility="private")
+    return {"run": run_btn, "table": table, "templates": boxes}
+
+
+def _whole(value, field: str) -> int:
+    """``value`` as an int, or ``ValueError`` naming ``field``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be a whole number, got {value!r}.") from None
+    if math.isnan(number) or number != int(number):
+        raise ValueError(f"{field} must be a whole number, got {value!r}.")
+    return int(number)
