@@ -23,6 +23,7 @@ Run folder (the contract read by ``summarizer.runs`` and the Train tab)::
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -481,6 +482,7 @@ KNOWN_PARAMS = {"flan-t5-small": 77e6, "flan-t5-base": 248e6, "flan-t5-large": 7
                 "t5-small": 60e6, "t5-base": 223e6, "bart-base": 140e6, "bart-large": 406e6}
 
 
+@functools.lru_cache(maxsize=64)  # the Train tab asks again on every form change
 def parameter_count(base_model: str) -> float:
     """Parameters of ``base_model``: counted from a local config (no weights read), else a
     table of known hub models, else flan-t5-base's."""
