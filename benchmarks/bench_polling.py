@@ -53,6 +53,7 @@ def make_runs(root: Path, n: int, long_rows: int = 30_000) -> None:
 
 def measure(root: Path, ticks: int) -> dict:
     """Per-tick seconds of the runner tick and the tab refresh with the code importable here."""
+    import plotly.graph_objects  # noqa: F401 - imported before timing, for both versions
     from training.jobs import JobRunner
     from ui import train as tab
 

@@ -251,6 +251,20 @@ def test_reading_handlers_never_launch_queued_runs(tiny_t5, tiny_classifier, dia
             assert client.predict(RUN, api_name="/run_metrics")["status"]["state"] == "queued"
         assert not [c for c in psutil.Process().children() if "training.lora" in " ".join(_cmdline(c))]
 
+        # A run submitted without a base model gets the app's base (not the hub id), and the
+        # submission itself (only it) advances the queue: Popen is stubbed to see the launch.
+        monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+        run_id = client.predict("full", json.dumps({"max_steps": 1, "train_size": 4, "val_size": 0}), 1,
+                                api_name="/start_run")
+        config = json.loads((root / run_id / "config.json").read_text())
+        assert config["base_model"] == str(tiny_t5) and config["dataset"] == str(dialogsum_dir)
+        assert studio.runs_dir == root and "Could not start" in (
+            client.predict(RUN, api_name="/run_metrics")["status"].get("error") or "")
+
+
+def _no_popen(cmd, **kwargs):
+    raise OSError("stubbed: not starting a process in this test")
+
 
 def _cmdline(proc) -> list[str]:
     try:

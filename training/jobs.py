@@ -271,7 +271,8 @@ class JobRunner:
             self._reap()
             with open(self.root / ".runner.lock", "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # one runner at a time per runs folder (also across apps)
-                active = [s for s in self._statuses.scan().values() if s["state"] in ACTIVE_STATES]
+                active = [s for s in self._statuses.scan(active_only=True).values()
+                          if s["state"] in ACTIVE_STATES]
                 running = [s for s in active if s["state"] == "running"]
                 still = [s for s in running if self._check_alive(s)]
                 queued = sorted((s for s in active if s["state"] == "queued"), key=_queue_key)

@@ -92,38 +92,46 @@ class StatusCache:
         self.root = root
         self._cache: dict[str, tuple[tuple, dict | None]] = {}
 
-    def scan(self) -> dict[str, dict]:
+    def scan(self, active_only: bool = False) -> dict[str, dict]:
         """run id -> cleaned status (with ``run_id`` and ``run_dir``) of every readable run.
+
+        With ``active_only``, runs already seen in a final state are not looked at again (their
+        status no longer changes): the job runner's tick then costs one directory listing plus
+        the queued and running runs, however long the history.
 
         Raises:
             OSError: the runs folder cannot be listed.
         """
         seen = {}
         with os.scandir(self.root) as entries:
-            for entry in entries:
-                if not RUN_ID_RE.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
-                    continue
-                status = self.get(entry.name)
-                if status is not None:
-                    seen[entry.name] = status
-        for gone in set(self._cache) - set(seen):
-            self._cache.pop(gone, None)
+            names = [e.name for e in entries if RUN_ID_RE.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+        for name in names:
+            cached = self._cache.get(name)
+            if active_only and cached and cached[1] and cached[1]["state"] not in ACTIVE_STATES:
+                continue
+            status = self.get(name)
+            if status is not None:
+                seen[name] = status
+        if not active_only:
+            for gone in set(self._cache) - set(names):
+                self._cache.pop(gone, None)
         return seen
 
     def get(self, run_id: str) -> dict | None:
         """The cleaned status of ``run_id`` (a checked run id), read again only if changed."""
-        path = self.root / run_id / "status.json"
+        run_dir = os.path.join(self.root, run_id)
+        path = os.path.join(run_dir, "status.json")
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             self._cache.pop(run_id, None)
             return None
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         cached = self._cache.get(run_id)
         if cached is None or cached[0] != key:
-            status = read_status_file(path)
+            status = read_status_file(Path(path))
             if status is not None:
-                status = {**status, "run_id": run_id, "run_dir": str(self.root / run_id)}
+                status = {**status, "run_id": run_id, "run_dir": run_dir}
             cached = (key, status)
             self._cache[run_id] = cached
         return dict(cached[1]) if cached[1] is not None else None
