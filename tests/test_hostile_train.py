@@ -3,7 +3,8 @@
 Every case in :data:`CASES` must be refused with an ``AppError`` whose message names the field
 (or setting) that was wrong, must leave no run folder behind, and the app must answer a normal
 request afterwards. Arguments that gradio_client cannot encode (lone surrogates: httpx refuses
-them) go over raw HTTP to the same endpoint, JSON-escaped as a hostile client would send them. ``python -m pytest -q tests/test_hostile_train.py -rA`` lists the cases.
+them) go over raw HTTP to the same endpoint, JSON-escaped as a hostile client would send them.
+``python -m pytest -q tests/test_hostile_train.py -rA`` lists the cases.
 """
 from __future__ import annotations
 

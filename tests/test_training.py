@@ -319,3 +319,22 @@ def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir)
         with pytest.raises(ValueError, match=field):
             lora.LoraConfig(**{**small, **bad})
     assert lora.LoraConfig(**small, max_steps=8.0, target_modules="q,v").max_steps == 8  # 8.0 is a whole number
+
+
+def test_run_settings_restored_from_config(tiny_t5, dialogsum_dir, tmp_path):
+    """What a reload and "Clone settings" put back into the form: the run's method and settings,
+    validated by its config class (a tampered config.json restores nothing)."""
+    from ui.train import run_settings
+
+    root = tmp_path / "runs"
+    run_id = "lora-20260101-000000-001"
+    (root / run_id).mkdir(parents=True)
+    config = lora.LoraConfig(base_model=str(tiny_t5), dataset=str(dialogsum_dir), lora_r=4, max_steps=7,
+                             val_size=3, runs_dir=str(root), run_dir=str(root / run_id))
+    common.write_json(root / run_id / "config.json", config.to_dict())
+    common.write_json(root / run_id / "status.json", {"state": "completed", "method": "lora", "num_processes": 2})
+    runner = JobRunner(root)
+    method, values, procs = run_settings(runner, run_id)
+    assert (method, values["lora_r"], values["max_steps"], values["val_size"], procs) == ("lora", 4, 7, 3, 2)
+    common.write_json(root / run_id / "config.json", {**config.to_dict(), "lora_r": "4; rm -rf /"})
+    assert run_settings(runner, run_id) is None

@@ -116,7 +116,8 @@ class JobRunner:
 
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = 30.0,
                  python: str = sys.executable):
-        self.root = default_runs_dir(root)
+        # Absolute: the children run with the project as their working directory.
+        self.root = default_runs_dir(root).absolute()
         self.grace_s = grace_s
         self.python = python
         self.problem: str | None = None
@@ -354,7 +355,8 @@ class JobRunner:
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         cwd=PROJECT_ROOT, env=env, start_new_session=True)
             except OSError as err:  # e.g. the interpreter is gone: fail this run, keep the app
-                run.update_status(state="failed", finished=time.time(), error=f"Could not start {cmd[0]}: {err}")
+                run.update_status(state="failed", finished=time.time(),
+                                  error=f"Could not start the training process: {err.strerror or err}")
                 return
         self._procs[run_id] = proc
         try:
