@@ -310,12 +310,14 @@ def test_metrics_read_incrementally_and_downsampled(tmp_path):
 
 def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir):
     small = {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir)}
+    common.parser_for(lora.LoraConfig)  # HfArgumentParser rewrites the fields' types in place
     for bad, field in [({"seed": "abc"}, "seed"), ({"max_steps": 2.5}, "max_steps"),
                        ({"dataset": "/etc"}, "dataset"), ({"base_model": "/etc"}, "base_model"),
                        ({"base_model": str(tiny_classifier)}, "seq2seq"), ({"target_modules": "zz"}, "target_modules"),
                        ({"max_steps": 10**9}, "max_steps must be at most 100,000"),
                        ({"batch_size": 10**6}, "batch_size must be at most 512"),
-                       ({"train_size": 10**12}, "train_size must be at most 20,000")]:
+                       ({"train_size": 10**12}, "train_size must be at most 20,000"),
+                       ({"base_model": 5}, "base_model must be text"), ({"dataset": "x" * 10**6}, "dataset is too long")]:
         with pytest.raises(ValueError, match=field):
             lora.LoraConfig(**{**small, **bad})
     assert lora.LoraConfig(**small, max_steps=8.0, target_modules="q,v").max_steps == 8  # 8.0 is a whole number

@@ -34,7 +34,6 @@ from __future__ import annotations
 import fcntl
 import importlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -51,28 +50,14 @@ from training import METHOD_MODULES
 from training.common import FINAL_STATES, RunFolder, new_run_id, write_json
 from training.run_files import ACTIVE_STATES, StatusCache, clean_status
 from training.settings import read_small_json
+from training.status_texts import cancel_text, failure_reason, folder_message
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MAX_PROCESSES = max(2, os.cpu_count() or 1)
 MARKER_ENV = "STUDIO_JOB_RUNNER"  # set to the run folder in every child: our marker on re-attach
-OOM_ADVICE = ("try a smaller batch size, shorter max tokens, or a smaller base model.")
-_OOM_EVIDENCE = re.compile(r"out of memory|MemoryError|\bOOM\b|Killed process|oom-kill", re.IGNORECASE)
-_CAUSE_LINE = re.compile(r"^\s*(?:[\w.]+(?:Error|Exception|Interrupt)\b.*|.*\berror: .*)$")
-
-
 class RunsFolderError(ValueError):
     """The runs folder cannot be used (read-only, full, missing, not a folder); the message
     says which folder, why, and what to do."""
-
-
-def folder_message(root: Path, err: OSError, doing: str) -> str:
-    """A user message for ``err`` raised while ``doing`` something in the runs folder ``root``."""
-    why = {28: "the disk is full", 30: "it is on a read-only file system", 13: "permission denied",
-           20: "a part of its path is a file, not a folder", 2: "it does not exist",
-           122: "the disk quota is exceeded"}.get(err.errno, err.strerror or type(err).__name__)
-    return (f"The runs folder {root} cannot be used ({why}) while {doing}. Training is unavailable "
-            "until this is fixed: free disk space or fix its permissions, or restart the app with "
-            "--runs-dir (or STUDIO_RUNS_DIR) naming a writable folder.")
 
 
 def config_class(method: str):
@@ -322,20 +307,11 @@ class JobRunner:
             return False
         run.discard_model()
         if status.get("cancel_requested"):
-            run.update_status(state="cancelled", finished=time.time(), error=self._cancel_text(run_id, code))
+            run.update_status(state="cancelled", finished=time.time(), error=cancel_text(code, run_id in self._killed, self.grace_s))
         else:
             run.update_status(state="failed", finished=time.time(), error=failure_reason(run, status, code))
         self._killed.discard(run_id)
         return False
-
-    def _cancel_text(self, run_id: str, code: int | None) -> str:
-        if run_id in self._killed:
-            return f"stopped on request (process group killed after the {self.grace_s:g} s grace period)"
-        if code == -signal.SIGTERM:
-            return "stopped on request (SIGTERM arrived during start-up, before training began)"
-        if code is None:
-            return "stopped on request (started by an earlier app process; its exit status is unknown)"
-        return f"stopped on request (the process ended with {_exit_text(code)} before recording it)"
 
     def _launch(self, status: dict) -> None:
         """Start the queued run ``status`` describes: command from the run id's method and folder."""
@@ -469,38 +445,6 @@ class JobRunner:
 
         self._watcher = threading.Thread(target=loop, name="job-runner", daemon=True)
         self._watcher.start()
-
-
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
-
-
-def failure_reason(run: RunFolder, status: dict, code: int | None) -> str:
-    """Why a running run's process is gone, for the user: what happened and the cause found in
-    its log (one line, no traceback; train.log keeps everything)."""
-    tail = run.log_tail(8000)
-    pid = status.get("pid")
-    if code is None:
-        what = (f"Process {pid} is gone without finishing (started by an earlier app process, "
-                "so its exit status is unknown).")
-    elif code == -signal.SIGKILL:
-        what = (f"Process {pid} was killed by SIGKILL: out of memory (its log says so); {OOM_ADVICE}"
-                if _OOM_EVIDENCE.search(tail) else
-                f"Process {pid} was killed by SIGKILL (by a user, the OOM killer or the system).")
-    elif code == -signal.SIGTERM:
-        what = f"Process {pid} was stopped by SIGTERM (not by the studio's Cancel button)."
-    elif code < 0:
-        what = f"Process {pid} was killed by {_exit_text(code)}."
-    else:
-        what = f"Process {pid} exited with code {code} without finishing."
-    causes = [line.strip() for line in tail.splitlines() if _CAUSE_LINE.match(line)]
-    cause = f" Cause: {causes[-1][:300]}" if causes else ""
-    return f"{what}{cause} Details in train.log."
 
 
 def _queue_key(status: dict) -> tuple:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import types
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -36,10 +38,9 @@ def type_errors(config) -> list[str]:
     Returns messages naming each field whose value has the wrong type; empty when all fit.
     """
     errors = []
+    hints = typing.get_type_hints(type(config))  # not f.type: HfArgumentParser rewrites it in place
     for f in fields(config):
-        kind = str(f.type).replace(" ", "")
-        optional = kind.endswith("|None")
-        base = kind.removesuffix("|None")
+        base, optional = _kind(hints.get(f.name))
         value = getattr(config, f.name)
         if value is None and optional:
             continue
@@ -49,6 +50,14 @@ def type_errors(config) -> list[str]:
         else:
             setattr(config, f.name, fixed)
     return errors
+
+
+def _kind(hint) -> tuple[str, bool]:
+    """(``"int"``, ``"float"``, ``"str"``, ``"bool"`` or ``""``, whether None is allowed) of a type hint."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    optional = type(None) in args
+    named = [a.__name__ for a in args if a in (int, float, str, bool)]
+    return (named[0] if len(named) == 1 else ""), optional
 
 
 def _shown(value) -> str:
