@@ -9,7 +9,7 @@ import pytest
 from tests.app_server import running_app
 from summarizer.generation import GenerationSettings
 from tests.browser import (click, new_driver, open_tab, requires_chromium, save_screenshot, set_number,
-                           wait_for)
+                           value as input_value, wait_for)
 
 pytestmark = requires_chromium
 
@@ -50,6 +50,18 @@ def test_start_lora_run_from_train_tab(app_url, browser, tmp_path):
     save_screenshot(browser, tmp_path, "screenshot-train.png")
 
     (run,) = finished_runs(studio.runs_dir, "lora")
+    # A reload brings back the selected run's method and settings, not the defaults (issue 7 #7),
+    # and the estimate now says it is calibrated from the finished run.
+    open_tab(browser, "Train", url)
+    lora_tab = "//button[@role='tab' and normalize-space(.)='LoRA']"
+    wait_for(browser, lambda _: browser.find_element(By.XPATH, lora_tab).get_attribute("aria-selected") == "true",
+             timeout=60)
+    wait_for(browser, lambda _: input_value(browser, "#train-lora-lora-r input") == "4", timeout=60)
+    assert input_value(browser, "#train-lora-max-steps input") == "4"
+    wait_for(browser, lambda _: "calibrated from 1 finished lora run" in
+             browser.find_element(By.ID, "train-lora-estimate").text, timeout=60)
+    log = wait_for(browser, lambda _: input_value(browser, "#train-log textarea"), timeout=60)
+    assert "\r" not in log and f"Run {run.run_id} completed" in log  # the latest lines, not the start
     client = Client(url, verbose=False)
     listed = client.predict(api_name="/list_runs")
     assert [(r["run_id"], r["state"]) for r in listed] == [(run.run_id, "completed")]

@@ -238,7 +238,9 @@ def test_runner_queue_cancel_kill_and_restart(tiny_t5, dialogsum_dir, tmp_path):
 
     os.kill(run_c.status()["pid"], signal.SIGKILL)
     status = runner.wait(c, timeout=60)
-    assert status["state"] == "failed" and "SIGKILL" in status["error"] and "memory" in status["error"]
+    # A kill -9 with no out-of-memory line in the log is not called out-of-memory (issue 8, #9).
+    assert status["state"] == "failed" and "killed by SIGKILL (by a user, the OOM killer or the system)" \
+        in status["error"] and "out of memory" not in status["error"]
     assert [r.run_id for r in finished_runs(root)] == [b]
 
 
@@ -253,3 +255,88 @@ def test_lora_through_accelerate_two_processes(tiny_t5, dialogsum_dir, tmp_path)
     assert (runner.run(run_id).model_dir / "adapter_model.safetensors").is_file()
     log = runner.run(run_id).log_tail()
     assert "Process rank 0 of 2" in log and "Process rank 1 of 2" in log  # two gloo processes really ran
+
+
+# ---- Train tab reading and estimate (issue 7 #7, issue 8 "Also") ---------------------------------
+def test_estimate_counts_fixed_costs_and_calibrates(tiny_t5, tmp_path):
+    from training.estimate import estimate
+
+    values = {"base_model": str(tiny_t5), "max_steps": 1, "batch_size": 2, "val_size": 50, "eval_steps": 10}
+    rough = estimate("full", values)
+    # The "0m00s" estimate of a 52 s run: start-up, loading and validation are now counted.
+    assert rough.fixed_s >= 15 and rough.calibrated_runs == 0 and "rough CPU figure" in rough.basis
+    more_val = estimate("full", {**values, "val_size": 500})
+    assert more_val.variable_s > rough.variable_s
+    # Two finished runs on "this machine": 40 s for 1 step, 130 s for 100 steps (started 12 s in).
+    finished = [({"method": "full", "state": "completed", "launched": 0.0, "started": 12.0, "finished": t},
+                 {**values, "max_steps": steps}) for steps, t in ((1, 40.0), (100, 130.0))]
+    calibrated = estimate("full", {**values, "max_steps": 50}, finished)
+    assert calibrated.calibrated_runs == 2 and "calibrated from 2 finished full runs" in calibrated.basis
+    assert 40 < calibrated.seconds < 130
+    assert estimate("full", values, finished).seconds == pytest.approx(40, rel=0.05)
+    assert estimate("lora", values, finished).calibrated_runs == 0  # other methods do not count
+
+
+def test_log_tail_collapses_progress_bars():
+    from training.run_files import collapse_progress
+
+    log = "start\n" + "".join(f"\r{p}%|###" for p in range(0, 101, 10)) + "\nwarning: x\r\n" + \
+        "\n".join(f"line {i}" for i in range(100)) + "\n"
+    tail = collapse_progress(log, lines=60)
+    assert tail.splitlines()[-1] == "line 99" and len(tail.splitlines()) == 60 and "\r" not in tail
+    assert collapse_progress("a\rb\rc\n").splitlines() == ["c"]
+    assert collapse_progress("start\n\r10%\r100%|###\n").splitlines() == ["start", "100%|###"]
+
+
+def test_metrics_read_incrementally_and_downsampled(tmp_path):
+    from training.run_files import MetricsTail, downsample
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 30_001)))
+    tail = MetricsTail(path)
+    assert len(tail.read()) == 30_000
+    with open(path, "a") as f:
+        f.write('{"step": 30001, "loss": 0.5}\n["not a row"]\n{"step": "x"}\n{"step": 30002, "lo')  # last: half-written
+    rows = tail.read()
+    assert len(rows) == 30_001 and rows[-1] == {"step": 30001, "loss": 0.5}
+    with open(path, "a") as f:
+        f.write('ss": 0.25}\n')
+    assert tail.read()[-1] == {"step": 30002, "loss": 0.25}
+    path.write_text('{"step": 1, "loss": 2.0}\n')  # replaced (a new run): read from the start
+    assert tail.read() == [{"step": 1, "loss": 2.0}]
+    picked = downsample(list(range(30_002)), 500)
+    assert len(picked) == 500 and picked[0] == 0 and picked[-1] == 30_001
+
+
+def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir):
+    small = {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir)}
+    common.parser_for(lora.LoraConfig)  # HfArgumentParser rewrites the fields' types in place
+    for bad, field in [({"seed": "abc"}, "seed"), ({"max_steps": 2.5}, "max_steps"),
+                       ({"dataset": "/etc"}, "dataset"), ({"base_model": "/etc"}, "base_model"),
+                       ({"base_model": str(tiny_classifier)}, "seq2seq"), ({"target_modules": "zz"}, "target_modules"),
+                       ({"max_steps": 10**9}, "max_steps must be at most 100,000"),
+                       ({"batch_size": 10**6}, "batch_size must be at most 512"),
+                       ({"train_size": 10**12}, "train_size must be at most 20,000"),
+                       ({"base_model": 5}, "base_model must be text"), ({"dataset": "x" * 10**6}, "dataset is too long")]:
+        with pytest.raises(ValueError, match=field):
+            lora.LoraConfig(**{**small, **bad})
+    assert lora.LoraConfig(**small, max_steps=8.0, target_modules="q,v").max_steps == 8  # 8.0 is a whole number
+
+
+def test_run_settings_restored_from_config(tiny_t5, dialogsum_dir, tmp_path):
+    """What a reload and "Clone settings" put back into the form: the run's method and settings,
+    validated by its config class (a tampered config.json restores nothing)."""
+    from ui.train import run_settings
+
+    root = tmp_path / "runs"
+    run_id = "lora-20260101-000000-001"
+    (root / run_id).mkdir(parents=True)
+    config = lora.LoraConfig(base_model=str(tiny_t5), dataset=str(dialogsum_dir), lora_r=4, max_steps=7,
+                             val_size=3, runs_dir=str(root), run_dir=str(root / run_id))
+    common.write_json(root / run_id / "config.json", config.to_dict())
+    common.write_json(root / run_id / "status.json", {"state": "completed", "method": "lora", "num_processes": 2})
+    runner = JobRunner(root)
+    method, values, procs = run_settings(runner, run_id)
+    assert (method, values["lora_r"], values["max_steps"], values["val_size"], procs) == ("lora", 4, 7, 3, 2)
+    common.write_json(root / run_id / "config.json", {**config.to_dict(), "lora_r": "4; rm -rf /"})
+    assert run_settings(runner, run_id) is None

@@ -23,6 +23,7 @@ Run folder (the contract read by ``summarizer.runs`` and the Train tab)::
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
@@ -91,8 +91,14 @@ class RunConfig:
                 "runner sets it."})
 
     def __post_init__(self):
+        from training import settings
+
         self.dataset = self.dataset or default_dataset()
-        errors = self.errors()
+        errors = settings.type_errors(self)  # first: the range checks compare numbers
+        if not errors:
+            errors = self.errors() + settings.bound_errors(self)
+        if not errors:  # paths last: they read the disk (and, for target modules, a config)
+            errors = settings.path_errors(self)
         if errors:
             raise ValueError(f"Invalid {self.METHOD} config: " + "; ".join(errors) + ".")
 
@@ -111,9 +117,6 @@ class RunConfig:
              or self.min_dialogue_chars < self.max_dialogue_chars,
              "min_dialogue_chars must be below max_dialogue_chars"),
         ]
-        local = Path(str(self.base_model)).expanduser()
-        if str(self.base_model).startswith((".", "/", "~")) and not local.is_dir():
-            checks.append((False, f"base_model folder {self.base_model} does not exist"))
         return [msg for ok, msg in checks if not ok]
 
     def to_dict(self) -> dict:
@@ -165,14 +168,18 @@ def write_json(path: Path, obj) -> None:
     """Write ``obj`` as JSON atomically (temporary file + ``os.replace``)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: leave no half-written temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path, default=None):
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return default
 
 
@@ -201,7 +208,9 @@ class RunFolder:
         return self.path.name
 
     def status(self) -> dict:
-        return read_json(self.status_file, {}) or {}
+        """The parsed status.json (``{}`` when missing, unreadable or not a JSON object)."""
+        status = read_json(self.status_file, {})
+        return status if isinstance(status, dict) else {}
 
     def update_status(self, **values) -> dict:
         """Merge ``values`` into ``status.json`` (atomic write) and return the new status."""
@@ -473,6 +482,7 @@ KNOWN_PARAMS = {"flan-t5-small": 77e6, "flan-t5-base": 248e6, "flan-t5-large": 7
                 "t5-small": 60e6, "t5-base": 223e6, "bart-base": 140e6, "bart-large": 406e6}
 
 
+@functools.lru_cache(maxsize=64)  # the Train tab asks again on every form change
 def parameter_count(base_model: str) -> float:
     """Parameters of ``base_model``: counted from a local config (no weights read), else a
     table of known hub models, else flan-t5-base's."""
@@ -508,6 +518,14 @@ def estimate_seconds(method: str, base_model: str, steps: int, batch_size: int,
     tokens = batch_size * (source_tokens + target_tokens)
     factor = METHOD_FACTOR.get(method, (2 + ppo_epochs) / 3)
     return steps * tokens * per_token * factor * REFERENCE_THREADS / max(1, threads)
+
+
+def failure_cause(err: BaseException) -> str:
+    """One line for the user: the exception's type and message, without the traceback."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    text = " ".join(str(err).split())[:500]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 # ---- entry point -----------------------------------------------------------------------------
@@ -548,9 +566,9 @@ def main(config_cls, train: Callable, argv: Sequence[str] | None = None) -> int:
     except BaseException as err:
         if main_proc:
             run.discard_model()
-            tail = "".join(traceback.format_exception(err)[-6:])
-            run.update_status(state="failed", finished=time.time(),
-                              error=f"{type(err).__name__}: {err}\n{tail}")
+            # The user sees the cause; the traceback (with its file paths) goes to stderr, which
+            # is train.log under the job runner.
+            run.update_status(state="failed", finished=time.time(), error=failure_cause(err))
         raise
     if not main_proc:
         return 0

@@ -4,23 +4,30 @@
     run_id = runner.submit("lora", {"base_model": "google/flan-t5-base", "max_steps": 50})
     runner.list_runs(); runner.cancel(run_id)
 
-* A run is a folder under the runs dir (layout in ``training/common.py``). ``submit`` validates
-  the method's config class, writes ``config.json`` and ``status.json`` (state ``queued``) and
-  returns; :meth:`JobRunner.tick` (called by a watcher thread and by every UI handler) starts the
-  oldest queued run when none is running. Queued runs are files, so the queue survives restarts.
-* The child is ``[python, -m, training.<method>, --config, <run>/config.json]``, or
-  ``accelerate launch --multi_gpu --num_processes N -m training.<method> --config ...`` for N > 1
-  (N CPU processes with gloo when there is no GPU),
-  always an argument list (never ``shell=True``), in its own session (process group), output
-  appended to ``train.log``. The UI process never trains.
+* A run is a folder under the runs dir (layout in ``training/common.py``) named by its run id
+  ``<method>-YYYYmmdd-HHMMSS-mmm`` (``summarizer.runs.RUN_ID_RE``); every endpoint and method here
+  refuses any other id, so nothing outside the runs folder is ever read, written or signalled.
+* ``submit`` validates the method's config class (types, bounds, paths), writes ``config.json``
+  and ``status.json`` (state ``queued``) and starts the oldest queued run when none is running.
+  After that only :meth:`JobRunner.tick`, called by the watcher thread, advances the queue:
+  reading handlers (list, metrics, the Train tab's timer) never start a run.
+* The child's command is built at launch from the method (the allow-list
+  ``training.METHOD_MODULES``, taken from the run id) and the run folder only:
+  ``[python, -m, training.<method>, --config, <run>/config.json]``, or ``accelerate launch
+  --multi_gpu --num_processes N ...`` for N > 1. A ``command`` stored in status.json is shown to
+  users but never run; config.json is validated by the method's config class before launch.
+  Always an argument list (never ``shell=True``), in its own session, output appended to train.log.
+* Only processes this runner started (their ``Popen`` is kept) are signalled; after an app
+  restart a run's process is re-attached only when its pid, start time and our marker (the
+  ``STUDIO_JOB_RUNNER`` environment variable naming the run folder, and the config path on its
+  command line) all match. Every started process is reaped on each tick (no zombies).
 * Cancel writes ``<run>/cancel`` and sends SIGTERM: the child stops at the next step and marks
   itself cancelled. If it is still alive ``grace_s`` later, its process group is killed.
 * A run whose process is gone while its status still says running is marked failed with the
-  exit code or signal, the last log lines and an out-of-memory hint where one fits.
-* A new runner (app restart) rebuilds everything from the folders and re-attaches to runs whose
-  process is still alive (checked by pid and process start time).
-
-The runner knows a method only by its module (``training.METHOD_MODULES``) and config class.
+  exit code or signal and the cause found in its log (the full log stays in train.log).
+* A runs folder that cannot be written (read-only, full, not a folder) does not stop the app:
+  :attr:`JobRunner.problem` says why, :meth:`submit` refuses with that message, the watcher logs
+  each distinct error once.
 """
 from __future__ import annotations
 
@@ -38,37 +45,46 @@ from pathlib import Path
 
 import psutil
 
-from summarizer.runs import runs_dir as default_runs_dir
+from summarizer.runs import check_run_id, runs_dir as default_runs_dir
 from training import METHOD_MODULES
 from training.common import FINAL_STATES, RunFolder, new_run_id, write_json
+from training.run_files import ACTIVE_STATES, StatusCache, clean_status
+from training.settings import read_small_json
+from training.status_texts import cancel_text, failure_reason, folder_message
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-OOM_HINT = ("The process was probably killed for lack of memory (SIGKILL from the OOM killer): "
-            "try a smaller batch size, shorter max tokens, or a smaller base model.")
+MAX_PROCESSES = max(2, os.cpu_count() or 1)
+MARKER_ENV = "STUDIO_JOB_RUNNER"  # set to the run folder in every child: our marker on re-attach
+class RunsFolderError(ValueError):
+    """The runs folder cannot be used (read-only, full, missing, not a folder); the message
+    says which folder, why, and what to do."""
 
 
 def config_class(method: str):
     """The config dataclass of ``method`` (``CONFIG`` in its module).
 
     Raises:
-        ValueError: unknown method.
+        ValueError: unknown method (the message lists the allowed ones).
     """
-    if method not in METHOD_MODULES:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHOD_MODULES)}.")
+    if not isinstance(method, str) or method not in METHOD_MODULES:
+        shown = repr(method)[:40]
+        raise ValueError(f"method {shown} is unknown; choose one of {', '.join(METHOD_MODULES)}.")
     return importlib.import_module(METHOD_MODULES[method]).CONFIG
 
 
-def _process_alive(pid: int | None, created: float | None) -> bool:
-    """True if ``pid`` runs and (when known) started at ``created`` (so a reused pid is not it)."""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return created is None or abs(proc.create_time() - created) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+def check_processes(num_processes) -> int:
+    """``num_processes`` as an int in 1..:data:`MAX_PROCESSES`.
+
+    Raises:
+        ValueError: anything else, naming ``num_processes`` and its range.
+    """
+    value = num_processes
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PROCESSES:
+        raise ValueError(f"num_processes must be a whole number from 1 to {MAX_PROCESSES}, "
+                         f"got {repr(num_processes)[:40]}.")
+    return value
 
 
 class JobRunner:
@@ -78,22 +94,52 @@ class JobRunner:
         root: runs folder (default ``$STUDIO_RUNS_DIR`` or ``./runs``).
         grace_s: seconds a cancelled run gets to stop by itself before its process group is killed.
         python: interpreter for the children (default: this one).
+
+    Never raises on construction: when the folder cannot be created or written, :attr:`problem`
+    holds the message and :meth:`submit` refuses.
     """
 
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = 30.0,
                  python: str = sys.executable):
-        self.root = default_runs_dir(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Absolute: the children run with the project as their working directory.
+        self.root = default_runs_dir(root).absolute()
         self.grace_s = grace_s
         self.python = python
-        self._procs: dict[str, subprocess.Popen] = {}  # children started by this runner
+        self.problem: str | None = None
+        self._statuses = StatusCache(self.root)
+        self._procs: dict[str, subprocess.Popen] = {}  # children started by this runner, not yet reaped
+        self._exit_codes: dict[str, int] = {}  # reaped children whose run is not settled yet
+        self._killed: set[str] = set()  # runs whose group we killed after the grace period
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
-        self.tick()
+        self._last_error: str | None = None
+        self.check_folder()
+
+    # ---- the runs folder ---------------------------------------------------------------------
+    def _probe(self) -> None:
+        """Create the runs folder and open its lock file for writing (raises OSError if not possible)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".runner.lock", "a"):
+            pass
+
+    def check_folder(self) -> str | None:
+        """Probe the runs folder again; returns (and stores in :attr:`problem`) why it is unusable."""
+        try:
+            self._probe()
+            self.problem = None
+        except OSError as err:
+            self.problem = folder_message(self.root, err, "opening it")
+        return self.problem
 
     # ---- commands ----------------------------------------------------------------------------
     def command(self, method: str, run_dir: str | os.PathLike, num_processes: int = 1) -> list[str]:
-        """The child's argument list (shown in the UI exactly as it will run)."""
+        """The child's argument list for ``method`` (allow-listed) and ``run_dir``.
+
+        Raises:
+            ValueError: unknown method or a bad process count.
+        """
+        config_class(method)
+        num_processes = check_processes(num_processes)
         config = str(Path(run_dir) / "config.json")
         module = METHOD_MODULES[method]
         if num_processes <= 1:
@@ -110,159 +156,259 @@ class JobRunner:
         """Validate ``values`` with the method's config class and queue a run; returns its id.
 
         Raises:
-            ValueError: unknown method, unknown field, or a value out of range (the message says which).
+            ValueError: unknown method, unknown setting, a value of the wrong type or out of
+                range, a bad path (the message names the setting).
+            RunsFolderError: the runs folder cannot be written (nothing is left behind).
         """
         cls = config_class(method)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
+        if not isinstance(values, dict):
+            raise ValueError(f"settings must be a JSON object of {method} settings, such as "
+                             f'{{"max_steps": 50}}, got {type(values).__name__}.')
+        names = {f.name for f in fields(cls)} - {"runs_dir", "run_dir"}
+        unknown = sorted(str(k)[:40] for k in set(values) - names)
         if unknown:
-            raise ValueError(f"Unknown {method} setting(s): {', '.join(unknown)}.")
-        if num_processes < 1:
-            raise ValueError(f"num_processes must be at least 1, got {num_processes}.")
+            raise ValueError(f"Unknown {method} setting(s): {', '.join(unknown[:10])}; known: "
+                             f"{', '.join(sorted(names))}.")
+        num_processes = check_processes(num_processes)
+        if isinstance(estimate_s, bool) or not isinstance(estimate_s, (int, float, type(None))):
+            estimate_s = None
+        if self.problem and self.check_folder():
+            raise RunsFolderError(self.problem)
         run = RunFolder(self.root / new_run_id(method))
-        while run.path.exists():  # two submissions in the same millisecond
-            time.sleep(0.002)
-            run = RunFolder(self.root / new_run_id(method))
         config = cls(**{**values, "runs_dir": str(self.root), "run_dir": str(run.path)})  # validates
-        run.path.mkdir(parents=True)
-        write_json(run.config_file, config.to_dict())
-        run.update_status(state="queued", method=method, run_id=run.run_id, created=time.time(),
-                          seq=time.time_ns(), total_steps=config.max_steps, step=0,
-                          num_processes=num_processes, estimate_s=estimate_s,
-                          command=self.command(method, run.path, num_processes))
-        self.tick()
+        run = self._create(method, config, num_processes, estimate_s)
+        try:
+            self.tick()
+        except OSError as err:  # queued all the same; the watcher retries
+            self._log_once(f"job runner: {err}")
         return run.run_id
 
+    def _create(self, method, config, num_processes: int, estimate_s) -> RunFolder:
+        """Make the run folder (a fresh id, atomically) with config.json and status.json; on any
+        write error remove it again so no half-created run is left."""
+        with self._lock:
+            for _ in range(1000):
+                run = RunFolder(self.root / new_run_id(method))
+                try:
+                    run.path.mkdir()
+                    break
+                except FileExistsError:  # two submissions in the same millisecond
+                    time.sleep(0.002)
+                except OSError as err:
+                    raise RunsFolderError(folder_message(self.root, err, "creating a run folder")) from err
+            try:
+                config.run_dir = str(run.path)
+                write_json(run.config_file, config.to_dict())
+                run.update_status(state="queued", method=method, run_id=run.run_id, created=time.time(),
+                                  seq=time.time_ns(), total_steps=config.max_steps, step=0,
+                                  num_processes=num_processes, estimate_s=estimate_s,
+                                  command=self.command(method, run.path, num_processes))
+            except OSError as err:
+                shutil.rmtree(run.path, ignore_errors=True)
+                raise RunsFolderError(folder_message(self.root, err, "writing the new run")) from err
+        return run
+
     def list_runs(self) -> list[dict]:
-        """Every run's status (plus ``run_id``, ``run_dir``, ``queue_position`` when queued), newest first."""
-        runs = []
-        for path in self.root.iterdir() if self.root.is_dir() else []:
-            status = RunFolder(path).status() if path.is_dir() else None
-            if status:
-                runs.append({**status, "run_id": path.name, "run_dir": str(path)})
-        queued = sorted((r for r in runs if r.get("state") == "queued"), key=_queue_key)
+        """Every run's checked status (plus ``run_id``, ``run_dir``, ``queue_position`` when
+        queued), newest first. Reads only status files changed since the last call.
+
+        Raises:
+            RunsFolderError: the runs folder cannot be listed.
+        """
+        with self._lock:
+            try:
+                runs = list(self._statuses.scan().values())
+            except FileNotFoundError:
+                return []
+            except OSError as err:
+                raise RunsFolderError(folder_message(self.root, err, "listing runs")) from err
+        queued = sorted((r for r in runs if r["state"] == "queued"), key=_queue_key)
         for i, r in enumerate(queued, 1):
             r["queue_position"] = i
         return sorted(runs, key=_queue_key, reverse=True)
 
     def run(self, run_id: str) -> RunFolder:
-        """The folder of ``run_id``.
+        """The folder of ``run_id`` (a direct child of the runs folder).
 
         Raises:
-            ValueError: no such run.
+            ValueError: not a run id, or no such run.
         """
-        path = self.root / Path(run_id).name  # never leave the runs folder
-        if not (path / "status.json").is_file():
-            raise ValueError(f"No run {run_id!r} in {self.root}.")
+        check_run_id(run_id)
+        path = self.root / run_id
+        if path.is_symlink() or not (path / "status.json").is_file():
+            raise ValueError(f"run_id {run_id!r}: no such run in the runs folder {self.root}.")
         return RunFolder(path)
+
+    def status(self, run_id: str) -> dict:
+        """The checked status of ``run_id`` (``{}`` if unreadable). Raises ValueError like :meth:`run`."""
+        self.run(run_id)
+        with self._lock:
+            return self._statuses.get(run_id) or {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def tick(self) -> None:
-        """Detect ended processes, enforce cancel timeouts, start the next queued run."""
-        with self._lock, open(self.root / ".runner.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one runner at a time per runs folder (also across apps)
-            runs = self.list_runs()
-            running = [r for r in runs if r.get("state") == "running"]
-            still = [r for r in running if self._check_alive(r)]
-            if not still:
-                queued = sorted((r for r in runs if r.get("state") == "queued"), key=_queue_key)
-                if queued:
-                    self._launch(RunFolder(queued[0]["run_dir"]))
+        """Reap ended children, settle runs whose process is gone, enforce cancel timeouts, and
+        start the oldest queued run when none is running. Looks only at queued and running runs.
+
+        Raises:
+            OSError: the runs folder cannot be read or written (the watcher logs it once).
+        """
+        with self._lock:
+            self._reap()
+            with open(self.root / ".runner.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # one runner at a time per runs folder (also across apps)
+                active = [s for s in self._statuses.scan(active_only=True).values()
+                          if s["state"] in ACTIVE_STATES]
+                running = [s for s in active if s["state"] == "running"]
+                still = [s for s in running if self._check_alive(s)]
+                queued = sorted((s for s in active if s["state"] == "queued"), key=_queue_key)
+                if not still and queued:
+                    self._launch(queued[0])
+
+    def _reap(self) -> None:
+        """``poll()`` every child we started: collects its exit status, so none stays a zombie."""
+        for run_id, proc in list(self._procs.items()):
+            code = proc.poll()
+            if code is not None:
+                self._exit_codes[run_id] = code
+                del self._procs[run_id]
+
+    def _ours(self, run_id: str, status: dict) -> bool:
+        """True if the run's process is one of ours and alive: a child of this runner, or (after an
+        app restart) a process whose pid, start time and marker all match the run."""
+        proc = self._procs.get(run_id)
+        if proc is not None:
+            return proc.poll() is None
+        pid, created = status.get("pid"), status.get("pid_created")
+        if not pid or created is None:
+            return False
+        run_dir = str(self.root / run_id)
+        try:
+            p = psutil.Process(pid)
+            if p.status() == psutil.STATUS_ZOMBIE or abs(p.create_time() - created) >= 1.0:
+                return False
+            return (p.environ().get(MARKER_ENV) == run_dir
+                    and str(Path(run_dir) / "config.json") in p.cmdline())
+        except (psutil.Error, OSError):
+            return False
 
     def _check_alive(self, status: dict) -> bool:
-        """True while the run's process lives; otherwise settle its final state."""
-        run = RunFolder(status["run_dir"])
-        proc = self._procs.get(run.run_id)
-        if proc is not None:
-            code = proc.poll()
-            alive = code is None
-        else:
-            code = None
-            alive = _process_alive(status.get("pid"), status.get("pid_created"))
-        if alive:
+        """True while the run's process (ours) lives; otherwise settle its final state."""
+        run_id = status["run_id"]
+        if self._ours(run_id, status):
             asked = status.get("cancel_requested")
             if asked and time.time() - asked > self.grace_s:
-                self._kill_group(status.get("pid"))
+                self._kill_group(run_id, status)
             return True
-        self._procs.pop(run.run_id, None)
-        status = run.status()  # re-read: the child may have just finished
+        code = self._exit_codes.pop(run_id, None)
+        run = RunFolder(self.root / run_id)
+        status = self._statuses.get(run_id) or {}  # re-read: the child may have just finished
         if status.get("state") != "running":
             return False
         run.discard_model()
         if status.get("cancel_requested"):
-            run.update_status(state="cancelled", finished=time.time(),
-                              error="stopped on request (process killed after the grace period)")
+            run.update_status(state="cancelled", finished=time.time(), error=cancel_text(code, run_id in self._killed, self.grace_s))
         else:
-            run.update_status(state="failed", finished=time.time(), error=self._failure_reason(run, status, code))
+            run.update_status(state="failed", finished=time.time(), error=failure_reason(run, status, code))
+        self._killed.discard(run_id)
         return False
 
-    @staticmethod
-    def _failure_reason(run: RunFolder, status: dict, code: int | None) -> str:
-        if code is None:
-            what = (f"Process {status.get('pid')} is gone without finishing (started by an earlier "
-                    "app process, so its exit status is unknown).")
-        elif code < 0:
-            what = f"Process {status.get('pid')} was killed by {signal.Signals(-code).name}."
-        else:
-            what = f"Process {status.get('pid')} exited with code {code} without finishing."
-        tail = "\n".join(run.log_tail(4000).strip().splitlines()[-12:])
-        oom = code in (-signal.SIGKILL, 137) or any(s in tail for s in ("out of memory", "MemoryError", "OOM"))
-        return "\n".join(filter(None, [what, OOM_HINT if oom else "", "Last log lines:", tail]))
-
-    def _launch(self, run: RunFolder) -> None:
-        status = run.status()
-        cmd = status.get("command") or self.command(status["method"], run.path, status.get("num_processes", 1))
-        env = {**os.environ, "STUDIO_JOB_RUNNER": "1", "PYTHONUNBUFFERED": "1",
+    def _launch(self, status: dict) -> None:
+        """Start the queued run ``status`` describes: command from the run id's method and folder."""
+        run_id = status["run_id"]
+        run = RunFolder(self.root / run_id)
+        method = run_id.split("-", 1)[0]  # the run id pattern allows only full, lora, ppo
+        try:
+            num_processes = self._checked_config(run, method, status)
+            cmd = self.command(method, run.path, num_processes)
+        except ValueError as err:
+            run.update_status(state="failed", finished=time.time(), error=f"not started: {err}")
+            return
+        env = {**os.environ, MARKER_ENV: str(run.path), "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
         with open(run.log_file, "ab") as log:
             try:
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         cwd=PROJECT_ROOT, env=env, start_new_session=True)
             except OSError as err:  # e.g. the interpreter is gone: fail this run, keep the app
-                run.update_status(state="failed", finished=time.time(), error=f"Could not start {cmd[0]}: {err}")
+                run.update_status(state="failed", finished=time.time(),
+                                  error=f"Could not start the training process: {err.strerror or err}")
                 return
-        self._procs[run.run_id] = proc
+        self._procs[run_id] = proc
         try:
             created = psutil.Process(proc.pid).create_time()
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             created = None
         run.update_status(state="running", pid=proc.pid, pid_created=created, launched=time.time())
 
+    def _checked_config(self, run: RunFolder, method: str, status: dict) -> int:
+        """Validate a queued run's files before launch; returns its process count.
+
+        Raises:
+            ValueError: status and run id disagree, or config.json is not a valid config of this
+                run (the child would refuse it anyway; this keeps planted files from running).
+        """
+        if status.get("method") != method:
+            raise ValueError(f"status.json says method {status.get('method')!r} but the run id says {method!r}")
+        num_processes = check_processes(status.get("num_processes", 1))
+        values = read_small_json(run.config_file)
+        if not isinstance(values, dict):
+            raise ValueError("config.json is missing or not a JSON object")
+        if values.get("run_dir") != str(run.path):
+            raise ValueError("config.json names another run folder")
+        cls = config_class(method)
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"config.json has unknown settings: {', '.join(sorted(map(str, unknown))[:5])}")
+        try:
+            cls(**values)
+        except TypeError as err:
+            raise ValueError(str(err)) from err
+        return num_processes
+
     def cancel(self, run_id: str) -> dict:
         """Ask a run to stop: a queued run is cancelled at once; a running one gets a ``cancel``
-        file and SIGTERM, then its process group is killed if it lives past ``grace_s``.
+        file and SIGTERM (only if its process is ours), then its process group is killed if it
+        lives past ``grace_s``. Returns the run's checked status after the request.
 
-        Returns the run's status after the request.
+        Raises:
+            ValueError: bad or unknown run id. RunsFolderError: the folder cannot be written.
         """
         with self._lock:
             run = self.run(run_id)
-            status = run.status()
+            status = self._statuses.get(run_id) or {}
             state = status.get("state")
-            if state == "queued":
-                return run.update_status(state="cancelled", finished=time.time(), error="cancelled while queued")
-            if state != "running":
-                return status
-            run.cancel_file.touch()
-            status = run.update_status(cancel_requested=time.time())
-            pid = status.get("pid")
-            if pid and _process_alive(pid, status.get("pid_created")):
-                try:
-                    os.kill(pid, signal.SIGTERM)  # the leader (python or accelerate, which forwards it)
-                except ProcessLookupError:
-                    pass
-            return status
+            try:
+                if state == "queued":
+                    run.update_status(state="cancelled", finished=time.time(), error="cancelled while queued")
+                elif state == "running":
+                    run.cancel_file.touch()
+                    run.update_status(cancel_requested=time.time())
+                    self._signal(run_id, status, signal.SIGTERM)  # python or accelerate, which forwards it
+            except OSError as err:
+                raise RunsFolderError(folder_message(self.root, err, "cancelling a run")) from err
+            return self._statuses.get(run_id) or {}
 
-    @staticmethod
-    def _kill_group(pid: int | None) -> None:
-        if not pid:
+    def _signal(self, run_id: str, status: dict, sig: int, group: bool = False) -> None:
+        """Send ``sig`` to the run's process (or its group) only if it is ours (see :meth:`_ours`)."""
+        if not self._ours(run_id, status):
             return
+        proc = self._procs.get(run_id)
+        pid = proc.pid if proc is not None else status["pid"]
         try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
+            if group:
+                os.killpg(pid, sig)  # start_new_session: the group id is the leader's pid
+            else:
+                os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _kill_group(self, run_id: str, status: dict) -> None:
+        self._killed.add(run_id)
+        self._signal(run_id, status, signal.SIGKILL, group=True)
+
     def wait(self, run_id: str, timeout: float = 600, poll_s: float = 0.5) -> dict:
-        """Tick until ``run_id`` reaches a final state; returns its status.
+        """Tick until ``run_id`` reaches a final state; returns its checked status.
 
         Raises:
             TimeoutError: not finished within ``timeout`` seconds.
@@ -270,14 +416,21 @@ class JobRunner:
         end = time.time() + timeout
         while time.time() < end:
             self.tick()
-            status = self.run(run_id).status()
+            status = self.status(run_id)
             if status.get("state") in FINAL_STATES:
                 return status
             time.sleep(poll_s)
         raise TimeoutError(f"Run {run_id} did not finish within {timeout} s.")
 
+    def _log_once(self, message: str) -> None:
+        """Print ``message`` to stderr unless it is the same as the last one logged."""
+        if message != self._last_error:
+            print(message, file=sys.stderr)
+            self._last_error = message
+
     def start_watcher(self, interval_s: float = 1.0) -> None:
-        """Tick in a daemon thread, so the queue advances without a browser open."""
+        """Tick in a daemon thread, so the queue advances without a browser open. Errors (a full
+        or read-only disk, a vanished folder) are logged once per distinct message."""
         if self._watcher and self._watcher.is_alive():
             return
 
@@ -285,8 +438,9 @@ class JobRunner:
             while True:
                 try:
                     self.tick()
-                except OSError as err:  # a full disk or a vanished folder must not stop the app
-                    print(f"job runner: {err}", file=sys.stderr)
+                    self._last_error = None
+                except Exception as err:  # noqa: BLE001 - the watcher must outlive any one bad tick
+                    self._log_once(f"job runner: {type(err).__name__}: {err}")
                 time.sleep(interval_s)
 
         self._watcher = threading.Thread(target=loop, name="job-runner", daemon=True)
@@ -298,8 +452,13 @@ def _queue_key(status: dict) -> tuple:
 
 
 def delete_run(root: str | os.PathLike, run_id: str) -> None:
-    """Remove a finished run's folder."""
-    path = default_runs_dir(root) / Path(run_id).name
-    if RunFolder(path).status().get("state") not in FINAL_STATES:
+    """Remove a finished run's folder.
+
+    Raises:
+        ValueError: bad run id, or the run is not finished.
+    """
+    path = default_runs_dir(root) / check_run_id(run_id)
+    status = clean_status(RunFolder(path).status()) or {}
+    if path.is_symlink() or status.get("state") not in FINAL_STATES:
         raise ValueError(f"Run {run_id} is not finished; cancel it first.")
     shutil.rmtree(path)

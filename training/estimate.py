@@ -1,0 +1,157 @@
+"""How long a run will take on this machine: fixed costs plus steps plus validation, calibrated
+from finished runs when there are some.
+
+A run's wall time = fixed (process start-up and imports, model and data loading)
++ training steps (``common.estimate_seconds``: tokens × parameters, a measured CPU figure)
++ validation passes (``val_size`` dialogues, forward only, every ``eval_steps`` and at the end).
+Without finished runs the figure is the rough CPU one below. With finished runs of the same
+method (state completed, with launched/finished times), ``seconds = fixed + k × variable`` is
+fitted to them by least squares (one run: fixed from its measured start-up time), so machine
+speed, load and architecture are measured instead of assumed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from training import common
+from training.settings import read_small_json
+
+# Measured here (2 busy CPU threads): `import training.lora, transformers, peft, datasets` and
+# the trainer take about 15 s; loading DialogSum rows and tokenizing a few thousand about 3 s;
+# reading flan-t5-base's 248M parameters from safetensors about 4 s.
+STARTUP_S = 15.0
+DATA_S = 3.0
+LOAD_S_PER_PARAM = 4.0 / 248e6
+# A validation example is a forward pass only: about a third of a training example's cost
+# (forward + backward ≈ 3 forwards; Kaplan et al., 2020, §2.1).
+EVAL_FRACTION = 1 / 3
+MAX_CALIBRATION_RUNS = 20
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's expected wall time.
+
+    Attributes:
+        seconds: total seconds (fixed + variable).
+        fixed_s: start-up, imports, model and data loading.
+        variable_s: training steps and validation passes.
+        basis: how it was obtained ("calibrated from N finished lora runs ..." or "rough CPU figure").
+        calibrated_runs: number of finished runs used (0 = the rough figure).
+    """
+
+    seconds: float
+    fixed_s: float
+    variable_s: float
+    basis: str
+    calibrated_runs: int = 0
+
+
+def _get(values: dict, cls, name: str):
+    value = values.get(name)
+    return value if value is not None else cls.__dataclass_fields__[name].default
+
+
+def rough_parts(method: str, values: dict) -> tuple[float, float]:
+    """(fixed seconds, variable seconds) of the rough CPU figure for these settings.
+
+    Raises:
+        ValueError, TypeError: a setting is not a number.
+    """
+    from training.jobs import config_class
+
+    cls = config_class(method)
+    get = lambda name: _get(values, cls, name)  # noqa: E731
+    base = str(get("base_model"))
+    params = common.parameter_count(base)
+    steps, batch = int(get("max_steps")), int(get("batch_size"))
+    source = int(get("max_source_tokens"))
+    target = int(get("output_max_length") if method == "ppo" else get("max_target_tokens"))
+    ppo_epochs = int(values.get("ppo_epochs") or 1)
+    fixed = STARTUP_S + DATA_S + LOAD_S_PER_PARAM * params
+    train = common.estimate_seconds(method, base, steps, batch, source, target, ppo_epochs=ppo_epochs)
+    per_example = train / max(1, steps * batch)
+    if method == "ppo":  # toxicity measured on a sample before and after: generation of each
+        samples = int(get("toxicity_samples"))
+        return fixed, train + 2 * samples * per_example
+    val = int(get("val_size"))
+    evals = steps // max(1, int(get("eval_steps"))) + 1 if val else 0  # + the final evaluation
+    return fixed, train + evals * val * per_example * EVAL_FRACTION
+
+
+def estimate(method: str, values: dict, finished: list[tuple[dict, dict]] = ()) -> Estimate:
+    """The expected wall time of a ``method`` run with ``values``.
+
+    Args:
+        finished: (status, config) of finished runs on this machine; completed runs of ``method``
+            with ``launched`` and ``finished`` times calibrate the figure (newest 20).
+
+    Raises:
+        ValueError, TypeError: a setting is not a number.
+    """
+    fixed, variable = rough_parts(method, values)
+    samples = _calibration_samples(method, finished)
+    if not samples:
+        return Estimate(fixed + variable, fixed, variable, "rough CPU figure (no finished "
+                        f"{method} run on this machine to calibrate from yet)")
+    a, k = _fit(samples)
+    n = len(samples)
+    return Estimate(a + k * variable, a, k * variable,
+                    f"calibrated from {n} finished {method} run{'s' if n > 1 else ''} on this machine", n)
+
+
+def _calibration_samples(method: str, finished) -> list[tuple[float, float, float]]:
+    """(measured seconds, measured start-up seconds or rough fixed, rough variable seconds)."""
+    out = []
+    for status, config in finished:
+        if status.get("method") != method or status.get("state") != "completed" or not isinstance(config, dict):
+            continue
+        launched, done = status.get("launched"), status.get("finished")
+        if not (isinstance(launched, (int, float)) and isinstance(done, (int, float)) and done > launched):
+            continue
+        try:
+            fixed, variable = rough_parts(method, config)
+        except (ValueError, TypeError):
+            continue
+        started = status.get("started")
+        startup = started - launched if isinstance(started, (int, float)) and launched < started < done else None
+        out.append((done - launched, fixed if startup is None else startup + DATA_S, variable))
+        if len(out) >= MAX_CALIBRATION_RUNS:
+            break
+    return out
+
+
+def _fit(samples: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """(fixed seconds, scale of the variable part) fitted to (measured, fixed guess, variable)."""
+    measured = [s[0] for s in samples]
+    variables = [s[2] for s in samples]
+    mean_fixed = sum(s[1] for s in samples) / len(samples)
+    if len(samples) >= 2 and max(variables) > 1.01 * min(variables):
+        n = len(samples)
+        mx, my = sum(variables) / n, sum(measured) / n
+        k = sum((x - mx) * (y - my) for x, y in zip(variables, measured)) / sum((x - mx) ** 2 for x in variables)
+        a = my - k * mx
+        if k > 0 and a >= 0:
+            return a, k
+    # One run, equal sizes, or a fit with a negative part: fixed from the measured start-up.
+    a = min(mean_fixed, min(measured))
+    k = sum(max(0.0, y - a) for y in measured) / max(1e-9, sum(variables))
+    return a, k
+
+
+def finished_for_calibration(runs: list[dict], cache: dict | None = None) -> list[tuple[dict, dict]]:
+    """(status, config.json) of completed runs in ``runs`` (checked statuses from the job runner),
+    newest first; configs are read once per run (``cache``: run id -> config)."""
+    cache = {} if cache is None else cache
+    out = []
+    for status in runs:
+        if status.get("state") != "completed" or not status.get("run_dir"):
+            continue
+        run_id = status["run_id"]
+        if run_id not in cache:
+            cache[run_id] = read_small_json(Path(status["run_dir"]) / "config.json")
+        out.append((status, cache[run_id]))
+        if len(out) >= 3 * MAX_CALIBRATION_RUNS:
+            break
+    return out
