@@ -185,3 +185,30 @@ def test_app_compare_through_the_api_with_ct2(tiny_t5, tiny_classifier, random_a
         assert summaries[0] == summaries[1] == direct["base"][0]  # ct2 float32 == torch
         assert summaries[2] == direct["lora"][0] != summaries[0]
         assert sorted(studio.slots._ct2) == ["base", "full", "lora"]
+
+
+def test_backend_selector_endpoint_switches_and_refuses_with_the_field(tiny_t5, tiny_classifier,
+                                                                        dialogsum_dir, tmp_path):
+    import gradio as gr
+
+    from summarizer.toxicity import ToxicityScorer
+    from tests.app_server import free_port
+    from ui import backend
+    from ui.context import Studio
+
+    studio = Studio(slots=slots_for(tiny_t5), toxicity=ToxicityScorer(str(tiny_classifier), device="cpu"),
+                    dataset=str(dialogsum_dir), runs_dir=tmp_path)
+    with gr.Blocks() as demo:
+        backend.build(studio)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        assert client.predict("ct2", "float32", api_name="/set_backend") == "ct2 (CTranslate2, float32)"
+        assert studio.slots.backend == "ct2" and "base" in studio.slots._ct2  # converted and loaded
+        with pytest.raises(AppError, match="compute type 'int8_float16' is not supported on cpu"):
+            client.predict("ct2", "int8_float16", api_name="/set_backend")
+        assert (studio.slots.backend, studio.slots.compute_type) == ("ct2", "float32")  # unchanged
+        assert client.predict("torch", "auto", api_name="/set_backend") == "torch (transformers)"
+    finally:
+        demo.close()
