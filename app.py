@@ -21,6 +21,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     m.add_argument("--toxicity-model", default="facebook/roberta-hate-speech-dynabench-r4-target",
                    help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
     m.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: $STUDIO_DEVICE, else CUDA if available, else CPU)")
+    m.add_argument("--backend", choices=("torch", "ct2"), default="torch",
+                   help="inference engine: torch (transformers) or ct2 (CTranslate2, converted and cached "
+                        "on first use) (default: %(default)s)")
+    m.add_argument("--compute-type", choices=("auto", "int8", "float32", "int8_float16"), default="auto",
+                   help="ct2 weights: auto = int8 on CPU, int8_float16 on CUDA (default: %(default)s)")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default=None,
                    help="DialogSum hub id or local folder (CSV or official JSONL layout) "
@@ -91,7 +96,7 @@ def make_studio(args: argparse.Namespace):
     config = SlotConfig(base=resolve_source(args.base_model),
                         **{s: resolve_source(v) if v else None for s, v in
                            (("full", args.full_model), ("lora", args.lora_model), ("detox", args.detox_model))})
-    slots = ModelSlots(config, device=args.device)
+    slots = ModelSlots(config, device=args.device, backend=args.backend, compute_type=args.compute_type)
     return Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
                   dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
 

@@ -1,4 +1,4 @@
-"""Benchmark the Compare tab's cost: four slots in one request vs one base summary.
+"""Benchmark the Compare tab's cost: four slots in one request vs one base summary, torch and ct2.
 
 Usage: ``python benchmarks/bench_compare.py [--size base|small] [--tokens 60] [--repeats 3]``
 
@@ -10,7 +10,15 @@ work. Prints:
 * Compare latency (base + full + lora + detox in one request) / latency of one base summary
   (target <= 2.5; four sequential calls would be about 4);
 * resident memory with all four slots loaded / with only the base slot loaded (target <= 2.2),
-  each measured in a fresh child process after loading and one generation.
+  each measured in a fresh child process after loading and one generation;
+* the torch Compare with the full model generating in a thread beside the shared base's mixed
+  batch (the default where there are >= 2 cores) / the same with the two run one after the other;
+* CTranslate2 (``--backend ct2``, ``--compute-type``, default int8): Compare with all four slots
+  / one torch base summary (target <= 1.0), and the resident memory of a process holding the four
+  ct2 slots / one holding the torch base (target <= 1.0). Conversions go to a temporary cache.
+
+All latencies of one table come from one child process, the cases interleaved in each repeat so
+that load on a shared machine hits them alike; the median per case is reported.
 """
 from __future__ import annotations
 
@@ -72,35 +80,57 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def child(paths: dict, slots: list[str], tokens: int, repeats: int) -> dict:
-    """Load ``slots``, generate, and return timings and RSS (run in a fresh process)."""
+def _prompt(tokenizer) -> str:
     from summarizer.data import default_local_dataset, load_split
-    from summarizer.generation import GenerationSettings
-    from summarizer.models import ModelSlots, SlotConfig
     from summarizer.prompts import build_prompt
 
-    slots_obj = ModelSlots(SlotConfig(**{s: paths[s] for s in slots}))
-    slots_obj.load(slots)
     data = default_local_dataset()
     dialogue = load_split(data, "test", limit=1)[0]["dialogue"] if data else "#Person1#: Hi.\n#Person2#: Hello."
-    prompt = build_prompt("zero-shot", dialogue, tokenizer=slots_obj.tokenizer).text
+    return build_prompt("zero-shot", dialogue, tokenizer=tokenizer).text
+
+
+def child(paths: dict, mode: str, tokens: int, repeats: int, compute_type: str) -> dict:
+    """Run in a fresh process. ``mode``: ``timing`` (every case, interleaved), ``rss-torch-base``,
+    ``rss-torch-four`` or ``rss-ct2-four`` (load, generate once, report resident memory)."""
+    from summarizer.generation import GenerationSettings
+    from summarizer.models import SLOTS, ModelSlots, SlotConfig
+
     settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
-    slots_obj.generate(slots, [prompt], settings)  # warm-up
-    timings = {}
-    for name, ask in (("one_base", ["base"]), ("requested", slots)):
-        runs = []
-        for _ in range(repeats):
+    if mode.startswith("rss"):
+        slots = ["base"] if mode.endswith("base") else list(SLOTS)
+        backend = "ct2" if "ct2" in mode else "torch"
+        obj = ModelSlots(SlotConfig(**{s: paths[s] for s in slots}), backend=backend, compute_type=compute_type)
+        obj.generate(slots, [_prompt(obj.tokenizer)], settings)
+        return {"rss_mib": rss_mib()}
+    torch_slots = ModelSlots(SlotConfig(**paths))
+    ct2_slots = ModelSlots(SlotConfig(**paths), backend="ct2", compute_type=compute_type)
+    prompt = _prompt(torch_slots.tokenizer)
+    four = list(SLOTS)
+
+    def torch_compare(parallel: bool):
+        torch_slots.parallel_full = parallel
+        return torch_slots.generate(four, [prompt], settings)
+    cases = {"one_base": lambda: torch_slots.generate(["base"], [prompt], settings),
+             "torch_compare_sequential": lambda: torch_compare(False),
+             "torch_compare_parallel": lambda: torch_compare(True),
+             "ct2_compare": lambda: ct2_slots.generate(four, [prompt], settings),
+             "ct2_one_base": lambda: ct2_slots.generate(["base"], [prompt], settings)}
+    for run in cases.values():  # warm-up, and the ct2 conversions
+        run()
+    runs = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, run in cases.items():
             t = time.perf_counter()
-            slots_obj.generate(ask, [prompt], settings)
-            runs.append(time.perf_counter() - t)
-        timings[name] = statistics.median(runs)
-    return {"rss_mib": rss_mib(), **timings}
+            run()
+            runs[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in runs.items()}
 
 
-def run_child(paths, slots, tokens, repeats) -> dict:
-    cmd = [sys.executable, __file__, "--child", json.dumps({"paths": paths, "slots": slots,
-                                                             "tokens": tokens, "repeats": repeats})]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_child(paths, mode, tokens, repeats, compute_type, env) -> dict:
+    spec = json.dumps({"paths": paths, "mode": mode, "tokens": tokens, "repeats": repeats,
+                       "compute_type": compute_type})
+    out = subprocess.run([sys.executable, __file__, "--child", spec], check=True, capture_output=True,
+                         text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -109,27 +139,37 @@ def main() -> None:
     p.add_argument("--size", choices=sorted(SIZES), default="base", help="FLAN-T5 shape (default: %(default)s)")
     p.add_argument("--tokens", type=int, default=60, help="fixed output length in tokens (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats, median reported (default: %(default)s)")
+    p.add_argument("--compute-type", default="int8", help="ct2 compute type (default: %(default)s)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         spec = json.loads(args.child)
-        print(json.dumps(child(spec["paths"], spec["slots"], spec["tokens"], spec["repeats"])))
+        print(json.dumps(child(spec["paths"], spec["mode"], spec["tokens"], spec["repeats"], spec["compute_type"])))
         return
     import torch
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_models(args.size, Path(tmp))
-        only_base = run_child(paths, ["base"], args.tokens, args.repeats)
-        four = run_child(paths, ["base", "full", "lora", "detox"], args.tokens, args.repeats)
-    latency = four["requested"] / four["one_base"]
-    memory = four["rss_mib"] / only_base["rss_mib"]
+        env = {**os.environ, "STUDIO_CT2_CACHE": str(Path(tmp) / "ct2")}
+        t = run_child(paths, "timing", args.tokens, args.repeats, args.compute_type, env)
+        rss = {mode: run_child(paths, mode, args.tokens, args.repeats, args.compute_type, env)["rss_mib"]
+               for mode in ("rss-torch-base", "rss-torch-four", "rss-ct2-four")}
+    ct = args.compute_type
     print(f"flan-t5-{args.size} shape, random weights, {args.tokens} new tokens (fixed), greedy, "
-          f"batch of 1 dialogue, {torch.get_num_threads()} threads, median of {args.repeats}")
-    print(f"one base summary:         {four['one_base']:.2f} s")
-    print(f"compare (4 slots):        {four['requested']:.2f} s")
-    print(f"latency ratio:            {latency:.2f}  (target <= 2.5; four sequential calls ~ 4)")
-    print(f"RSS, base slot only:      {only_base['rss_mib']:.0f} MiB")
-    print(f"RSS, all four slots:      {four['rss_mib']:.0f} MiB")
-    print(f"memory ratio:             {memory:.2f}  (target <= 2.2)")
+          f"batch of 1 dialogue, {torch.get_num_threads()} threads, median of {args.repeats} interleaved")
+    print(f"one base summary, torch:            {t['one_base']:.2f} s")
+    print(f"one base summary, ct2 {ct}:        {t['ct2_one_base']:.2f} s  "
+          f"(ratio {t['ct2_one_base'] / t['one_base']:.2f})")
+    print(f"compare (4 slots), torch sequential: {t['torch_compare_sequential']:.2f} s  "
+          f"(ratio {t['torch_compare_sequential'] / t['one_base']:.2f})")
+    print(f"compare (4 slots), torch parallel:   {t['torch_compare_parallel']:.2f} s  "
+          f"(ratio {t['torch_compare_parallel'] / t['one_base']:.2f}; target <= 2.5)")
+    print(f"compare (4 slots), ct2 {ct}:       {t['ct2_compare']:.2f} s  "
+          f"(ratio {t['ct2_compare'] / t['one_base']:.2f}; target <= 1.0)")
+    print(f"RSS, torch base slot only:  {rss['rss-torch-base']:.0f} MiB")
+    print(f"RSS, torch all four slots:  {rss['rss-torch-four']:.0f} MiB  "
+          f"(ratio {rss['rss-torch-four'] / rss['rss-torch-base']:.2f}; target <= 2.2)")
+    print(f"RSS, ct2 {ct} four slots:  {rss['rss-ct2-four']:.0f} MiB  "
+          f"(ratio {rss['rss-ct2-four'] / rss['rss-torch-base']:.2f}; target <= 1.0)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ Both sides get the same prompts (the zero-shot template, fitted to 512 tokens) o
   ``torch.inference_mode``.
 
 It prints the settings, both wall times, the speed ratio, and whether every summary is identical.
+
+CTranslate2 (``--ct2-compute-type``, default int8; ``none`` skips it): the same batched evaluation
+with ``ModelSlots(backend="ct2")`` (the adapter merged into its own converted copy of the base),
+timed in the same process, interleaved with the torch batched run over ``--repeats`` rounds
+(fastest round reported; conversion is done before timing). It prints ct2 / torch batched
+throughput (target >= 2) and the share of summaries identical to torch's. ``--skip-labs`` skips
+the slow one-at-a-time loop.
 """
 from __future__ import annotations
 
@@ -96,12 +103,28 @@ def labs_loop(base: Path, adapter: Path, prompts: list[str], settings: Generatio
 
 
 def batched(base: Path, adapter: Path, prompts: list[str], settings: GenerationSettings,
-            device: str, batch_size: int) -> tuple[dict[str, list[str]], float]:
-    slots = ModelSlots(SlotConfig(base=str(base), lora=str(adapter)), device=device, dtype=torch.float32)
+            device: str, batch_size: int, slots: ModelSlots | None = None) -> tuple[dict[str, list[str]], float]:
+    if slots is None:
+        slots = ModelSlots(SlotConfig(base=str(base), lora=str(adapter)), device=device, dtype=torch.float32)
     slots.load(["base", "lora"])
     start = time.perf_counter()
     out, _ = generate_summaries(slots, ["base", "lora"], prompts, settings, batch_size=batch_size)
     return out, time.perf_counter() - start
+
+
+def ct2_versus_torch(base, adapter, prompts, settings, device, batch_size, compute_type, repeats):
+    """(torch outputs, torch seconds, ct2 outputs, ct2 seconds): fastest of ``repeats`` interleaved rounds."""
+    cfg = lambda: SlotConfig(base=str(base), lora=str(adapter))  # noqa: E731
+    torch_slots = ModelSlots(cfg(), device=device, dtype=torch.float32)
+    ct2_slots = ModelSlots(cfg(), device=device, backend="ct2", compute_type=compute_type)
+    ct2_slots.load(["base", "lora"])  # conversion, not timed
+    times = {"torch": [], "ct2": []}
+    for _ in range(repeats):
+        t_out, t = batched(base, adapter, prompts, settings, device, batch_size, torch_slots)
+        times["torch"].append(t)
+        c_out, t = batched(base, adapter, prompts, settings, device, batch_size, ct2_slots)
+        times["ct2"].append(t)
+    return t_out, min(times["torch"]), c_out, min(times["ct2"])
 
 
 def main(argv=None) -> int:
@@ -112,6 +135,9 @@ def main(argv=None) -> int:
     p.add_argument("--vocab-size", type=int, default=4000, help="tokenizer vocabulary (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="(default: %(default)s)")
+    p.add_argument("--ct2-compute-type", default="int8", help="ct2 compute type, or none (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved torch/ct2 rounds (default: %(default)s)")
+    p.add_argument("--skip-labs", action="store_true", help="skip the one-at-a-time labs loop")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, strategy="greedy")
@@ -131,6 +157,19 @@ def main(argv=None) -> int:
               f"{min(n_tokens)}..{max(n_tokens)} tokens (mean {sum(n_tokens) / len(n_tokens):.0f})")
         print(f"generation: greedy, max_new_tokens={args.max_new_tokens}; 2 models (base, lora); "
               f"batched side: batch_size={args.batch_size} per model, length-sorted, mixed base+adapter batches")
+        os.environ["STUDIO_CT2_CACHE"] = str(Path(tmp) / "ct2")
+        if args.ct2_compute_type != "none":
+            fast, t_fast, c_out, t_ct2 = ct2_versus_torch(base, adapter, prompts, settings, args.device,
+                                                          args.batch_size, args.ct2_compute_type, args.repeats)
+            n = 2 * len(prompts)
+            print(f"torch batched: {t_fast:8.2f} s  ({t_fast / n:.3f} s/summary)")
+            print(f"ct2 {args.ct2_compute_type} batched: {t_ct2:8.2f} s  ({t_ct2 / n:.3f} s/summary)")
+            print(f"throughput ct2 / torch batched: {t_fast / t_ct2:.2f}x  (target >= 2)")
+            for m in ("base", "lora"):
+                same = sum(a == b for a, b in zip(fast[m], c_out[m]))
+                print(f"ct2 identical to torch, {m}: {same}/{len(prompts)}")
+        if args.skip_labs:
+            return 0
         fast, t_fast = batched(base, adapter, prompts, settings, args.device, args.batch_size)
         slow, t_slow = labs_loop(base, adapter, prompts, settings, args.device)
     n = 2 * len(prompts)

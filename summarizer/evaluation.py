@@ -582,6 +582,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     m.add_argument("--toxicity-model", default="facebook/roberta-hate-speech-dynabench-r4-target",
                    help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
     m.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: $STUDIO_DEVICE, else CUDA if available, else CPU)")
+    m.add_argument("--backend", choices=("torch", "ct2"), default="torch",
+                   help="inference engine: torch (transformers) or ct2 (CTranslate2) (default: %(default)s)")
+    m.add_argument("--compute-type", choices=("auto", "int8", "float32", "int8_float16"), default="auto",
+                   help="ct2 weights: auto = int8 on CPU, int8_float16 on CUDA (default: %(default)s)")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default=None,
                       help="DialogSum hub id or local folder (default: $DIALOGSUM_DIR, else "
@@ -728,10 +732,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         config = slot_config_from_args(args)
+        slots = ModelSlots(config, device=args.device, backend=args.backend, compute_type=args.compute_type)
     except (ValueError, SlotError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    slots = ModelSlots(config, device=args.device)
     models = args.models or [m for m in ("base", "full", "lora", "detox") if slots.is_filled(m)]
     dataset = args.dataset or default_dataset()
     rows = load_split(dataset, args.split, limit=args.n or None)

@@ -11,11 +11,17 @@ a mixed batch): the base slot stays pristine, unlike the course lab, which wrapp
 
 A slot source may be a hub id, a model or adapter folder, or a finished run folder (its model
 is in ``<run>/model``). Loading is lazy, cached and guarded by one lock.
+
+The inference engine is chosen per ``ModelSlots`` (``backend``): ``torch`` (the default, above)
+or ``ct2``, where every slot runs on its own cached CTranslate2 conversion
+(:mod:`summarizer.ct2_backend`); callers of :meth:`ModelSlots.generate` do not see which.
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,6 +29,7 @@ from typing import Callable, Sequence
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from . import ct2_backend
 from .devices import pick_device, pick_dtype
 from .preflight import explain_load_error
 from .generation import GenerationSettings, generate_texts
@@ -128,12 +135,20 @@ class ModelSlots:
         config: slot sources.
         device: torch device name (default: CUDA if available, else CPU).
         dtype: weights dtype (default: bf16 on capable GPUs, else fp32).
+        backend: inference engine, ``torch`` (default) or ``ct2`` (CTranslate2).
+        compute_type: CTranslate2 weights/compute type, ``auto`` (int8 on CPU, int8_float16 on
+            CUDA), ``int8``, ``float32`` or ``int8_float16``; ignored by the torch backend.
+        on_progress: called with one line per conversion stage (ct2 backend); default: logging.
 
     All public methods may be called from several threads; model work is serialised by one lock.
+
+    Raises:
+        SlotError: unknown backend or compute type.
     """
 
     def __init__(self, config: SlotConfig | None = None, device: str | None = None,
-                 dtype: torch.dtype | None = None):
+                 dtype: torch.dtype | None = None, backend: str = "torch", compute_type: str = "auto",
+                 on_progress: Callable[[str], None] | None = None):
         self.config = config or SlotConfig()
         self.device = pick_device(device)
         self.dtype = dtype or pick_dtype(self.device)
@@ -141,6 +156,13 @@ class ModelSlots:
         self._base: _Loaded | None = None  # base model, wrapped by peft once adapters load
         self._full: _Loaded | None = None
         self._adapters: dict[str, str] = {}  # slot -> source loaded as that adapter
+        self._ct2: dict[str, tuple[tuple, ct2_backend.CT2Model]] = {}  # slot -> (key, model)
+        self._ct2_tokenizer: tuple[str, object] | None = None  # (base source, tokenizer)
+        self.on_progress = on_progress
+        # Full model beside the shared base in Compare: None = when there are >= 2 cores.
+        self.parallel_full: bool | None = None
+        self.backend, self.compute_type = "torch", "auto"
+        self.set_backend(backend, compute_type)
 
     # ---- configuration -------------------------------------------------------------------
     def source(self, slot: str) -> str | None:
@@ -163,6 +185,7 @@ class ModelSlots:
             if source == getattr(self.config, slot):
                 return
             setattr(self.config, slot, source)
+            self._drop_ct2(slot)
             if slot == "base":
                 self._base, self._adapters = None, {}
             elif slot == "full":
@@ -180,6 +203,8 @@ class ModelSlots:
         if not src:
             return EMPTY_SLOT_HELP[slot]
         loaded = {"base": self._base is not None, "full": self._full is not None}.get(slot, slot in self._adapters)
+        if self.backend == "ct2":
+            loaded = slot in self._ct2
         return f"{src} ({'loaded' if loaded else 'loads on first use'})"
 
     @staticmethod
@@ -206,7 +231,9 @@ class ModelSlots:
 
     @property
     def tokenizer(self):
-        """The base model's tokenizer (loads the base if needed)."""
+        """The base model's tokenizer (loads the base if needed; only the tokenizer with ct2)."""
+        if self.backend == "ct2":
+            return self._base_tokenizer()
         return self.base().tokenizer
 
     def _ensure_adapter(self, slot: str) -> None:
@@ -240,7 +267,9 @@ class ModelSlots:
             for slot in slots:
                 if not self.is_filled(slot):
                     continue
-                if slot == "base":
+                if self.backend == "ct2":
+                    self._ct2_model(slot)
+                elif slot == "base":
                     self.base()
                 elif slot == "full":
                     self.full()
@@ -296,8 +325,12 @@ class ModelSlots:
         for slot in slots:
             self._check_slot(slot)
         with self._lock:
+            if self.backend == "ct2":
+                return self._generate_ct2(slots, prompts, settings, batch_size, on_batch)
             out: dict[str, list[str]] = {}
             shared = [s for s in slots if s != "full"]
+            if "full" in slots and shared and self._parallel_full():
+                return self._generate_full_alongside(slots, shared, prompts, settings, batch_size, on_batch)
             if shared:
                 out.update(self._generate_shared(shared, prompts, settings, batch_size, on_batch))
             if "full" in slots:
@@ -305,6 +338,28 @@ class ModelSlots:
                 out["full"] = generate_texts(full.model, full.tokenizer, prompts, settings,
                                              batch_size=batch_size, on_batch=on_batch)
             return {s: out[s] for s in slots}
+
+    def _parallel_full(self) -> bool:
+        """Run the full model beside the shared base when there is a core for each (CPU)."""
+        return self.parallel_full if self.parallel_full is not None else (os.cpu_count() or 1) >= 2
+
+    def _generate_full_alongside(self, slots, shared, prompts, settings, batch_size, on_batch):
+        """The full model's generation in a thread while the shared base runs its mixed batch.
+
+        torch releases the GIL inside its kernels, so the two models' decoding loops overlap;
+        before this the slot lock ran them one after the other. Both models are loaded first,
+        in this thread, since loading needs the lock.
+        """
+        full = self.full()
+        for slot in shared:
+            if slot in ADAPTER_SLOTS:
+                self._ensure_adapter(slot)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="full-slot") as pool:
+            future = pool.submit(generate_texts, full.model, full.tokenizer, prompts, settings,
+                                 batch_size=batch_size, on_batch=on_batch)
+            out = self._generate_shared(shared, prompts, settings, batch_size, on_batch)
+            out["full"] = future.result()
+        return {s: out[s] for s in slots}
 
     def _generate_shared(self, slots, prompts, settings, batch_size, on_batch) -> dict[str, list[str]]:
         """Generate for base/adapter slots on the shared base model."""
@@ -335,3 +390,78 @@ class ModelSlots:
                 out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
                                            batch_size=batch_size, on_batch=on_batch)
         return out
+
+    # ---- CTranslate2 backend ---------------------------------------------------------------
+    def set_backend(self, backend: str, compute_type: str = "auto") -> None:
+        """Switch the inference engine for every slot (``torch`` or ``ct2``) and its compute type.
+
+        Models load lazily on the next use; switching back to torch keeps loaded torch models.
+
+        Raises:
+            SlotError: unknown backend or compute type, or a type this device lacks (the
+                message names the field and its allowed values).
+        """
+        try:
+            ct2_backend.check_backend(backend, compute_type)
+            if backend == "ct2":
+                ct2_backend.resolve_compute_type(compute_type, self.device.type)
+        except ct2_backend.BackendError as err:
+            raise SlotError(str(err)) from err
+        with self._lock:
+            if (backend, compute_type) != (self.backend, self.compute_type):
+                self._ct2 = {}
+            self.backend, self.compute_type = backend, compute_type
+
+    def _drop_ct2(self, slot: str) -> None:
+        """Forget CTranslate2 models made from ``slot``'s old source (adapters too for the base)."""
+        for name in ([slot] + list(ADAPTER_SLOTS) if slot == "base" else [slot]):
+            self._ct2.pop(name, None)
+
+    def _base_tokenizer(self):
+        with self._lock:
+            if self._base is not None:
+                return self._base.tokenizer
+            if self._ct2_tokenizer is None or self._ct2_tokenizer[0] != self.config.base:
+                self._ct2_tokenizer = (self.config.base, self._load_tokenizer(self.config.base, "base"))
+            return self._ct2_tokenizer[1]
+
+    @staticmethod
+    def _load_tokenizer(source: str, slot: str):
+        try:
+            return AutoTokenizer.from_pretrained(source)
+        except (OSError, ValueError) as err:
+            raise SlotError(f"Could not load the {slot} tokenizer from {source!r}: {err}") from err
+
+    def _ct2_model(self, slot: str) -> ct2_backend.CT2Model:
+        """``slot``'s CTranslate2 model, converted (cached on disk) and loaded on first use.
+
+        Raises:
+            SlotError: empty slot, wrong kind of model, or a failed conversion.
+        """
+        source = self.source(slot)
+        if not source:
+            raise SlotError(EMPTY_SLOT_HELP[slot])
+        base = self.config.base if slot in ADAPTER_SLOTS else None
+        compute = ct2_backend.resolve_compute_type(self.compute_type, self.device.type)
+        key = (source, base, compute)
+        if slot in self._ct2 and self._ct2[slot][0] == key:
+            return self._ct2[slot][1]
+        _check_kind(slot, source)
+        try:
+            folder = ct2_backend.convert(source, ct2_backend.STORED[compute], base, self.on_progress)
+        except ct2_backend.BackendError as err:
+            raise SlotError(f"The {slot} slot: {err}") from err
+        tokenizer = self._base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
+        model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute, torch.get_num_threads())
+        self._ct2[slot] = (key, model)
+        return model
+
+    def _generate_ct2(self, slots, prompts, settings, batch_size, on_batch) -> dict[str, list[str]]:
+        """Each slot on its own CTranslate2 model, one after the other."""
+        try:
+            ct2_backend.translate_options(settings)  # refuse unsupported settings before loading
+        except ct2_backend.BackendError as err:
+            raise SlotError(str(err)) from err
+        models = {slot: self._ct2_model(slot) for slot in slots}
+        return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch)
+                for slot, model in models.items()}

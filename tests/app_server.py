@@ -16,13 +16,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(base: Path, toxicity: Path, dataset: Path, runs_dir: Path, **slots: Path | None):
+def running_app(base: Path, toxicity: Path, dataset: Path, runs_dir: Path, extra_argv: tuple = (),
+                **slots: Path | None):
     """Yield ``(studio, url)`` of the app served with these models; closes it afterwards.
 
-    ``slots`` may give ``full``, ``lora`` and ``detox`` sources.
+    ``slots`` may give ``full``, ``lora`` and ``detox`` sources; ``extra_argv`` more app options
+    (e.g. ``("--backend", "ct2")``).
     """
     argv = ["--base-model", str(base), "--toxicity-model", str(toxicity), "--dataset", str(dataset),
-            "--runs-dir", str(runs_dir), "--device", "cpu", "--port", str(free_port())]
+            "--runs-dir", str(runs_dir), "--device", "cpu", "--port", str(free_port()), *extra_argv]
     for slot, source in slots.items():
         if source:
             argv += [f"--{slot}-model", str(source)]

@@ -430,6 +430,8 @@ def train_seq2seq(config, model, tokenizer, run: RunFolder, stop: StopFlag,
         learning_rate=config.learning_rate, weight_decay=0.01,  # the labs' weight decay
         logging_steps=1, eval_strategy="steps" if val_rows is not None else "no",
         eval_steps=eval_steps, save_strategy="no", report_to=["tensorboard"], seed=config.seed,
+        gradient_checkpointing=getattr(config, "gradient_checkpointing", False),
+        gradient_checkpointing_kwargs={"use_reentrant": False},  # peft: frozen inputs need no grad
         disable_tqdm=True, dataloader_num_workers=0, ddp_backend="gloo" if _cpu_only() and _world_size() > 1 else None)
     trainer = Seq2SeqTrainer(
         model=model, args=args, train_dataset=tokenize_pairs(train_rows, tokenizer, config),

@@ -31,6 +31,10 @@ class FullConfig(common.RunConfig):
     rouge_samples: int = field(default=0, metadata={
         "help": "Also log validation ROUGE on this many dialogues at each evaluation (0 = off; "
                 "generation is slow on CPU)."})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass instead of keeping them: less memory, "
+                "about one more forward pass per step (off by default: full fine-tuning's memory "
+                "is dominated by weights, gradients and optimizer state too)."})
 
     def errors(self) -> list[str]:
         return super().errors() + [m for ok, m in [

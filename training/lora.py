@@ -38,6 +38,11 @@ class LoraConfig(common.RunConfig):
     eval_steps: int = field(default=10, metadata={"help": "Validation loss every N steps."})
     rouge_samples: int = field(default=0, metadata={
         "help": "Also log validation ROUGE on this many dialogues at each evaluation (0 = off)."})
+    gradient_checkpointing: bool = field(default=True, metadata={
+        "help": "Recompute activations in the backward pass instead of keeping them: with LoRA "
+                "the activations dominate memory (peak LoRA / full fine-tuning 1.01x without, "
+                "see benchmarks/bench_lora_memory.py for the figure with it) at the cost of "
+                "about one more forward pass per step. --no_gradient_checkpointing turns it off."})
 
     def errors(self) -> list[str]:
         return super().errors() + [m for ok, m in [
