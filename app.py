@@ -106,13 +106,15 @@ def build_demo(studio, notice: str = ""):
     download note from :func:`summarizer.preflight.summary_markdown`) is shown under the title."""
     import gradio as gr
 
-    from ui import arena, compare, evaluate, predictions_upload, prompt_lab, prompting, toxicity, train
+    from ui import arena, backend, compare, evaluate, predictions_upload, prompt_lab, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
                     "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
         if notice:
             gr.Markdown(notice, elem_id="first-start-notice")
+        with gr.Accordion("Inference engine", open=False):
+            backend.build(studio)
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"):
                 prompting_view = prompting.build(studio)
