@@ -31,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     s.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
+    s.add_argument("--presenter", action="store_true",
+                   help="start in presenter mode: larger text for a projector (a toggle in the page header)")
     s.add_argument("--offline", action="store_true",
                    help="never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, "
                         "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
@@ -61,15 +63,17 @@ def make_studio(args: argparse.Namespace):
                   dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
 
 
-def build_demo(studio):
-    """The Gradio Blocks app with every tab."""
+def build_demo(studio, presenter_mode: bool = False):
+    """The Gradio Blocks app with every tab; ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import compare, evaluate, prompting, toxicity, train
+    from ui import compare, evaluate, presenter, prompting, toxicity, train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
-        gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
-                    "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
+        with gr.Row():
+            gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
+                        "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
+            presenter_toggle = presenter.toggle(presenter_mode)
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"):
                 prompting_view = prompting.build(studio)
@@ -80,18 +84,21 @@ def build_demo(studio):
             with gr.Tab("Train", id="train"):
                 train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
-                evaluate.build(studio)
-        # New finished runs appear in the slot pickers on every page load.
-        demo.load(compare_view["refresh"], None, list(compare_view["pickers"].values()),
-                  api_visibility="private")
+                evaluate_view = evaluate.build(studio)
+        # Every page load shows the server's state now (slots, finished runs), not the start-up one.
+        for view in (compare_view, evaluate_view):
+            demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
+        presenter.wire(demo, presenter_toggle)
     return demo
 
 
 def launch(demo, args: argparse.Namespace, **kwargs):
     """Launch bound to ``args.host`` with no share link unless ``--share``."""
+    from ui.presenter import CSS
+
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     return demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth, **kwargs)
+        server_name=args.host, server_port=args.port, share=args.share, auth=auth, css=CSS, **kwargs)
 
 
 def main(argv=None) -> None:
@@ -99,7 +106,7 @@ def main(argv=None) -> None:
     if args.offline:
         set_offline_env()
     studio = make_studio(args)
-    launch(build_demo(studio), args)
+    launch(build_demo(studio, presenter_mode=args.presenter), args)
 
 
 if __name__ == "__main__":
