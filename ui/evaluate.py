@@ -91,7 +91,7 @@ def toxicity_figure(predictions: pd.DataFrame) -> go.Figure:
                     hovertemplate="%{text}<br>base %{x:.3f} → detox %{y:.3f}<extra></extra>")
     change = (y - x).mean()
     return fig.update_layout(
-        title=f"Reward (nothate logit) of each summary: before (base) vs after (detox); mean change {change:+.3f}",
+        title=f"Reward of each summary, before (base) vs after (detox): mean change {change:+.3f}",
         xaxis_title="base reward (before)", yaxis_title="detox reward (after)", height=380,
         margin=dict(t=50, b=40, l=50, r=20))
 
@@ -207,7 +207,7 @@ def build(studio: Studio) -> dict:
         cancel_btn = gr.Button("Cancel", variant="stop")
     status = gr.Markdown()
     table = gr.Dataframe(label="Results: one row per metric, one column per model (results.csv has one row per model)",
-                         interactive=False, wrap=True, elem_id="evaluate-results")
+                         interactive=False, wrap=True, max_height=800, elem_id="evaluate-results")
     with gr.Row():
         metric = gr.Dropdown(list(CHART_METRICS), value="ROUGE-1", label="Chart metric")
     with gr.Row():
