@@ -22,7 +22,7 @@ from summarizer.generation import GenerationSettings
 from summarizer.models import EMPTY_SLOT_HELP, SLOT_LABELS, SLOTS, SlotError
 from summarizer.prompts import build_prompt
 from summarizer.runs import finished_runs
-from summarizer.text import clean_dialogue, clean_text
+from summarizer.text import clean_dialogue
 
 from .common import FreeNumber, dialogue_picker, progress_callback, rouge_report, user_errors, whole_number
 from .context import MODEL_QUEUE, Studio
@@ -94,7 +94,7 @@ def check_source(slot: str, source) -> str | None:
     if len(source) > MAX_SOURCE_CHARS:
         raise SlotError(f"{field} has {len(source):,} characters, over the limit of {MAX_SOURCE_CHARS:,}: "
                         f"give a hub id or a folder path.")
-    if clean_text(source) != source.strip():
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in source.strip()):
         raise SlotError(f"{field} contains control characters or invalid Unicode: give a hub id or a "
                         f"folder path as plain text.")
     return source.strip() or None
@@ -123,9 +123,11 @@ def apply_source(studio: Studio, slot: str, source: str | None, progress=lambda 
     progress(0, desc=f"loading the {slot} model")
     try:
         studio.slots.load([slot])
-    except SlotError:
+    except SlotError as err:
         studio.slots.set_source(slot, previous)
-        raise
+        if f"{slot} " in str(err):
+            raise
+        raise SlotError(f"The {slot} slot's source: {err}") from err
     return studio.slots.describe(slot)
 
 
@@ -234,7 +236,7 @@ def build(studio: Studio) -> dict:
     with gr.Row():
         export = gr.Button("Download handout (Markdown, CSV)", elem_id="compare-export", scale=0)
         handout = gr.File(label="Handout: dialogue, prompt, summaries and scores", file_count="multiple",
-                          interactive=False, elem_id="compare-handout", scale=3)
+                          interactive=False, elem_id="compare-handout", scale=3, height=120)
     with gr.Accordion("All results as JSON", open=False):
         results = gr.JSON(label="Results", elem_id="compare-json")
     with gr.Accordion("Models in the slots", open=False):
