@@ -121,6 +121,7 @@ def test_presenter_mode_enlarges_text_and_nothing_scrolls_sideways(served, tmp_p
         click(driver, "#evaluate-run")
         wait_for(driver, lambda d: "LoRA (peft)" in d.find_element("css selector", "#evaluate-results").text)
         assert driver.execute_script(OVERFLOW_JS, "#evaluate-results") == {"wide": [], "page": False}
+        assert driver.execute_script(OVERFLOW_JS, "#evaluate-predictions") == {"wide": [], "page": False}
         assert font_px(driver, "#evaluate-results td") >= 17
         save_screenshot(driver, tmp_path, "screenshot-evaluate-presenter.png")
         click(driver, "#presenter-toggle input")  # and off again

@@ -60,8 +60,11 @@ def test_api_evaluate_returns_table_sorted_predictions_and_files(app_url):
     assert tox["visible"] and "before (base) vs after (detox)" in tox["value"]["plot"]
     assert preds["label"].startswith("Per-dialogue predictions: largest PPO detox reward change vs base first")
     preds = preds["value"]
-    change = [r[preds["headers"].index("detox_reward_change")] for r in preds["data"]]
+    assert preds["headers"] == ["Dialogue", "Model", "Summary", "ROUGE-1", "P(hate)", "Reward", "Δ reward vs base"]
+    assert [r[1] for r in preds["data"]] == ["Base (original)", "PPO detox"] * 3  # one row per dialogue and model
+    change = [r[6] for r in preds["data"][1::2]]
     assert len(change) == 3 and change == sorted(change, reverse=True)  # largest change first
+    assert all(r[6] == "" for r in preds["data"][0::2])  # base vs itself: no change
     assert sorted(Path(f).name for f in files) == ["predictions.csv", "results.csv", "results.json"]
 
 
@@ -152,6 +155,8 @@ def test_browser_runs_an_evaluation_and_the_table_fits_1400px(app_url, tmp_path)
         layout = table_layout(driver)
         assert layout["headers"][:3] == ["Metric", "Base (original)", "PPO detox"]
         assert layout["wide"] == [] and layout["multiLine"] == [] and not layout["pageWide"], layout
+        per_dialogue = table_layout(driver, "#evaluate-predictions")
+        assert per_dialogue["wide"] == [] and per_dialogue["multiLine"] == [], per_dialogue
         title = driver.find_element(By.ID, "evaluate-predictions").text
         assert "largest PPO detox reward change vs base first" in title
         assert driver.find_element(By.ID, "evaluate-toxicity").is_displayed()

@@ -44,6 +44,9 @@ CHART_METRICS = {
 }
 # Per-dialogue columns shown in the table, in this order when present.
 _PREDICTION_COLUMN_ORDER = ("id", "detox_reward_change", "lora_reward_change", "full_reward_change")
+# Per-dialogue table columns: Dialogue, Model, Summary, ROUGE-1, P(hate), Reward, Δ reward vs base.
+# Fixed shares keep the summary from pushing the numbers off a 1400 px screen.
+PER_DIALOGUE_WIDTHS = ["9%", "12%", "36%", "9%", "9%", "9%", "16%"]
 MAX_DIALOGUES = 500  # the test split's size
 MAX_NEW_TOKENS = (8, 512)  # the slider's range
 
@@ -109,6 +112,22 @@ def sorted_predictions(predictions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     first = [c for c in _PREDICTION_COLUMN_ORDER if c in predictions.columns]
     return (predictions[first + [c for c in predictions.columns if c not in first]].round(4),
             title + " (click a header to sort)")
+
+
+def per_dialogue_table(predictions: pd.DataFrame, models: list[str]) -> tuple[pd.DataFrame, str]:
+    """(table, title) for the page: one row per (dialogue, model), dialogues in the order of
+    :func:`sorted_predictions`; seven columns, so it fits a 1400 px screen without sideways
+    scrolling. The dialogue text and the human summaries stay in ``predictions.csv``."""
+    frame, title = sorted_predictions(predictions)
+    rows = []
+    for _, r in frame.iterrows():
+        for m in models:
+            change = r.get(f"{m}_reward_change")
+            rows.append({"Dialogue": r["id"], "Model": SLOT_LABELS.get(m, m), "Summary": r[f"{m}_summary"],
+                         "ROUGE-1": round(float(r[f"{m}_rouge1"]), 1), "P(hate)": round(float(r[f"{m}_p_hate"]), 3),
+                         "Reward": round(float(r[f"{m}_reward"]), 3),
+                         "Δ reward vs base": "" if _nan(change) else round(float(change), 3)})
+    return pd.DataFrame(rows), title.replace(" (click", "; dialogue and human summaries in predictions.csv (click")
 
 
 def _ci(mean, low, high, digits: int = 1) -> str:
@@ -214,7 +233,8 @@ def build(studio: Studio) -> dict:
         chart = gr.Plot(label="Metric by model", elem_id="evaluate-chart")
         tox_chart = gr.Plot(label="Toxicity before/after detox", elem_id="evaluate-toxicity", visible=False)
     predictions = gr.Dataframe(label="Per-dialogue predictions (click a header to sort)", interactive=False,
-                               wrap=True, max_height=500, elem_id="evaluate-predictions")
+                               wrap=True, max_height=500, elem_id="evaluate-predictions",
+                               column_widths=PER_DIALOGUE_WIDTHS)
     files = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
     results_state = gr.State([])
 
@@ -243,7 +263,7 @@ def build(studio: Studio) -> dict:
         out = results_dir() / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         paths = result.write(out)
         frame = result.predictions_frame()
-        preds, title = sorted_predictions(frame)
+        preds, title = per_dialogue_table(frame, chosen)
         both = {"base", "detox"} <= set(chosen)
         return (_status(result, out), metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
                 gr.Plot(toxicity_figure(frame) if both else None, visible=both),
