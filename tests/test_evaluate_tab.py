@@ -167,3 +167,18 @@ def test_browser_runs_an_evaluation_and_the_table_fits_1400px(app_url, tmp_path)
         assert driver.save_screenshot(str(folder / "screenshot-evaluate.png"))
     finally:
         driver.quit()
+
+
+def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
+    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.toxicity import ToxicityScorer
+    from ui import evaluate
+    from ui.context import Studio
+
+    def studio():
+        return Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)), "x", tmp_path)
+
+    one, two = studio(), studio()
+    one.cancel_flag("session-a").set()
+    assert one.cancel_flag("session-a").is_set() and not two.cancel_flag("session-a").is_set()
+    assert one.cancel_flag(None) is one.cancel_flag("api") and not hasattr(evaluate, "_cancel_flags")
