@@ -51,6 +51,10 @@ def test_compare_tab_shows_four_summaries(served, browser, tmp_path):
     assert summaries[3].startswith("no model yet")
     assert value(browser, "#compare-scores-base textarea").startswith("reward ")
     assert value(browser, "#compare-scores-detox textarea") == "empty slot"
+    click(browser, "#compare-export")
+    files = wait_for(browser, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#compare-handout a')].map(a => decodeURI(a.href))"), timeout=60)
+    assert sorted(f.rsplit("/", 1)[1] for f in files) == ["compare-handout.csv", "compare-handout.md"]
     save_screenshot(browser, tmp_path, "screenshot-compare.png")
 
 

@@ -234,9 +234,9 @@ def build(studio: Studio) -> dict:
     with gr.Row():
         panels = [slot_panel(slot) for slot in SLOTS]
     with gr.Row():
-        export = gr.Button("Download handout (Markdown, CSV)", elem_id="compare-export", scale=0)
+        export = gr.Button("Download handout (Markdown, CSV)", elem_id="compare-export", scale=1, min_width=260)
         handout = gr.File(label="Handout: dialogue, prompt, summaries and scores", file_count="multiple",
-                          interactive=False, elem_id="compare-handout", scale=3, height=120)
+                          interactive=False, elem_id="compare-handout", scale=3, height=170)
     with gr.Accordion("All results as JSON", open=False):
         results = gr.JSON(label="Results", elem_id="compare-json")
     with gr.Accordion("Models in the slots", open=False):

@@ -32,9 +32,16 @@ body.{CLASS} .gradio-container table {{ font-size: 18px; }}
 body.{CLASS} .gradio-container table td,
 body.{CLASS} .gradio-container table th {{ overflow-wrap: break-word; }}
 body.{CLASS} #evaluate-results table {{ table-layout: auto; width: 100%; }}
+/* The four Compare summaries and score lines show whole at the larger size. */
+body.{CLASS} [id^="compare-summary-"] textarea {{ min-height: 9.5em; }}
+body.{CLASS} [id^="compare-scores-"] textarea {{ min-height: 4.4em; }}
 /* Headers break between words only (a 1400 px screen fits the metric-by-model table). */
 #evaluate-results th, #evaluate-results th * {{ word-break: normal; overflow-wrap: normal; hyphens: none; }}
 """
+
+# Not presenter-specific, but app-wide CSS has one home: the Compare handout box stays small
+# until it holds files (Gradio's empty file box is 236 px tall).
+CSS += "#compare-handout .empty.large { min-height: 60px; height: 60px; }\n"
 
 # Runs in the browser: ``on`` is the checkbox's value.
 TOGGLE_JS = f"(on) => {{ document.body.classList.toggle('{CLASS}', Boolean(on)); return []; }}"
