@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     s.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
+    s.add_argument("--presenter", action="store_true",
+                   help="start in presenter mode: larger text for a projector (a toggle in the page header)")
     s.add_argument("--offline", action="store_true",
                    help="never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, "
                         "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
@@ -101,16 +103,20 @@ def make_studio(args: argparse.Namespace):
                   dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
 
 
-def build_demo(studio, notice: str = ""):
+def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     """The Gradio Blocks app with every tab; ``notice`` (Markdown, e.g. the first-start
-    download note from :func:`summarizer.preflight.summary_markdown`) is shown under the title."""
+    download note from :func:`summarizer.preflight.summary_markdown`) is shown under the title;
+    ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import arena, backend, compare, evaluate, predictions_upload, prompt_lab, prompting, toxicity, train
+    from ui import (arena, backend, compare, evaluate, predictions_upload, presenter, prompt_lab,
+                    prompting, toxicity, train)
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
-        gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
-                    "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
+        with gr.Row():
+            gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
+                        "and how fine-tuning (full, LoRA) and PPO detoxification change it.")
+            presenter_toggle = presenter.toggle(presenter_mode)
         if notice:
             gr.Markdown(notice, elem_id="first-start-notice")
         with gr.Accordion("Inference engine", open=False):
@@ -125,24 +131,27 @@ def build_demo(studio, notice: str = ""):
             with gr.Tab("Train", id="train"):
                 train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
-                evaluate.build(studio)
+                evaluate_view = evaluate.build(studio)
                 predictions_upload.build(studio)
             with gr.Tab("Prompt Lab", id="prompt-lab"):
                 prompt_lab.build(studio)
             with gr.Tab("Arena", id="arena"):
                 arena.build(studio)
-        # New finished runs appear in the slot pickers on every page load.
-        demo.load(compare_view["refresh"], None, list(compare_view["pickers"].values()),
-                  api_visibility="private")
+        # Every page load shows the server's state now (slots, finished runs), not the start-up one.
+        for view in (compare_view, evaluate_view):
+            demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
+        presenter.wire(demo, presenter_toggle)
     return demo
 
 
 def launch(demo, args: argparse.Namespace, **kwargs):
     """Launch bound to ``args.host`` with no share link unless ``--share``."""
+    from ui.presenter import CSS
+
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     return demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-        mcp_server=args.mcp, **kwargs)
+        mcp_server=args.mcp, css=CSS, **kwargs)
 
 
 def main(argv=None) -> None:
@@ -155,7 +164,7 @@ def main(argv=None) -> None:
 
     checks = preflight(args)
     studio = make_studio(args)
-    launch(build_demo(studio, notice=summary_markdown(checks)), args)
+    launch(build_demo(studio, notice=summary_markdown(checks), presenter_mode=args.presenter), args)
 
 
 if __name__ == "__main__":

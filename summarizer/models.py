@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -40,6 +41,8 @@ ADAPTER_SLOTS = ("lora", "detox")
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 SLOT_LABELS = {"base": "Base (original)", "full": "Full fine-tune", "lora": "LoRA (peft)",
                "detox": "PPO detox"}
+# Weight files torch.load would unpickle; we never trust them to hold only tensors.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 EMPTY_SLOT_HELP = {
     "full": "no model yet: train one in the Train tab (full fine-tune) or give a fine-tuned "
             "checkpoint folder or hub id with --full-model",
@@ -91,6 +94,9 @@ def resolve_source(source: str) -> str:
     """
     source = str(source).strip()
     path = Path(source).expanduser()
+    if path.is_file():
+        raise SlotError(f"{source} is a file, expected a model folder (with config.json, or a "
+                        f"peft adapter folder with adapter_config.json).")
     if path.is_dir():
         if _is_run_folder(path):
             model = path / "model"
@@ -120,6 +126,39 @@ def _check_kind(slot: str, source: str) -> None:
     if slot not in ADAPTER_SLOTS and not (path / "config.json").is_file():
         hint = " It is a peft adapter: put it in the lora or detox slot." if is_adapter(source) else ""
         raise SlotError(f"The {slot} slot needs a model folder with config.json; {source} has none.{hint}")
+
+
+def weights_kwargs(source: str) -> dict:
+    """``from_pretrained`` keyword arguments that keep pickles out of a local folder.
+
+    A local folder with ``*.safetensors`` weights loads them only (``use_safetensors=True``), so a
+    stray pickle beside them is never read. Hub ids keep transformers' own preference for
+    safetensors (``{}``). A folder with only pickle weights is tried with transformers' restricted
+    ``torch.load(weights_only=True)``; see :func:`pickle_refusal` for what happens when that fails.
+    """
+    path = Path(source)
+    if path.is_dir() and any(path.glob("*.safetensors")):
+        return {"use_safetensors": True}
+    return {}
+
+
+def has_only_pickle_weights(source: str) -> bool:
+    """True for a local folder whose weight files are all pickles (``*.bin``, ``*.pt``, ...)."""
+    path = Path(source)
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return False
+    return any(p.suffix in PICKLE_SUFFIXES for p in path.iterdir())
+
+
+def pickle_refusal(source: str) -> SlotError:
+    """The error for a folder whose pickle weights the restricted unpickler refused."""
+    return SlotError(f"{source} holds pickle weights that cannot be loaded safely; give a folder "
+                     f"with model.safetensors (save it with save_pretrained(..., safe_serialization=True)).")
+
+
+# What a refused or broken pickle raises from torch.load(weights_only=True).
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, ImportError,
+                  TypeError, KeyError, IndexError)
 
 
 @dataclass
@@ -217,9 +256,13 @@ class ModelSlots:
         _check_kind(slot, source)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=self.dtype)
+            model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=self.dtype, **weights_kwargs(source))
         except (OSError, ValueError) as err:
             raise SlotError(explain_load_error(f"{slot} model", source, err, f"--{slot}-model")) from err
+        except _PICKLE_ERRORS as err:
+            if has_only_pickle_weights(source):
+                raise pickle_refusal(source) from err
+            raise
         return _Loaded(model.to(self.device).eval(), tokenizer)
 
     def base(self) -> _Loaded:
@@ -252,7 +295,9 @@ class ModelSlots:
             else:
                 base.model = PeftModel.from_pretrained(base.model, source, adapter_name=slot)
             base.model.eval()
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
+        except _PICKLE_ERRORS + (OSError, ValueError) as err:
+            if has_only_pickle_weights(source):
+                raise pickle_refusal(source) from err
             raise SlotError(f"Could not load the {slot} adapter from {source!r} onto base "
                             f"{self.config.base!r}: {err}") from err
         self._adapters[slot] = source

@@ -153,3 +153,46 @@ def test_slot_errors_are_clear_and_good_sources_apply(client, studio, tmp_path, 
     assert cells[6] == cells[0] and results["slots"][3]["filled"]
     assert client.predict("", api_name="/set_detox").startswith("no model yet")
     assert studio.slots.source("detox") is None
+
+
+HOSTILE_SUMMARY = '=HYPERLINK("http://evil","x") <script>alert(1)</script> [click](javascript:alert(1)) | ```'
+
+
+def test_export_compare_writes_escaped_markdown_and_csv(client, studio):
+    import csv
+    import io
+    from pathlib import Path
+
+    row = studio.split("test")[5]
+    *_, results = client.predict(row["dialogue"], 24, api_name="/compare")
+    assert results["dialogue"] == row["dialogue"] and results["prompt"].startswith("Summarize the following")
+    results["slots"][0]["summary"] = HOSTILE_SUMMARY
+    results["slots"][1]["summary"] = "-2+3"
+    files = client.predict(results, api_name="/export_compare")
+    assert sorted(Path(f).name for f in files) == ["compare-handout.csv", "compare-handout.md"]
+    md, table = (Path(next(f for f in files if f.endswith(ext))).read_text() for ext in (".md", ".csv"))
+    # Markdown: the dialogue verbatim inside a fence; user text never becomes HTML or a link.
+    assert f"```text\n{row['dialogue']}\n```" in md
+    assert "<script>" not in md and "&lt;script&gt;" in md and "\\[click\\]\\(javascript:alert\\(1\\)\\)" in md
+    assert "\\|" in md and f"{results['slots'][0]['reward']:.2f}" in md
+    rows = list(csv.reader(io.StringIO(table)))
+    assert rows[0] == ["part", "model", "text", "reward", "p_hate", "rouge1_x100", "rougeL_x100"]
+    assert rows[1][:3] == ["dialogue", "", row["dialogue"]]
+    summaries = {r[1]: r for r in rows if r[0] == "summary"}
+    assert summaries["Base (original)"][2] == "'" + HOSTILE_SUMMARY  # formula injection defused
+    assert summaries["Full fine-tune"][2] == "'-2+3"
+    assert float(summaries["Base (original)"][3]) == pytest.approx(results["slots"][0]["reward"], abs=1e-4)
+    assert summaries["PPO detox"][2].startswith("no model yet") and summaries["PPO detox"][3] == ""
+    assert [r[2] for r in rows if r[0].startswith("reference")] == row["references"]
+
+
+def test_markdown_fence_outlasts_backticks_in_the_dialogue():
+    from ui.export import md_block
+    assert md_block("a ```` b").startswith("`````text\n") and md_block("plain").startswith("```text\n")
+
+
+def test_export_compare_refuses_a_malformed_json(client):
+    with pytest.raises(AppError, match="Run Compare first"):
+        client.predict(None, api_name="/export_compare")
+    with pytest.raises(AppError, match=r"slots\[0\].reward must be a finite number"):
+        client.predict({"slots": [{"slot": "base", "summary": "x", "reward": "=1+1"}]}, api_name="/export_compare")

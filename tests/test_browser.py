@@ -51,6 +51,10 @@ def test_compare_tab_shows_four_summaries(served, browser, tmp_path):
     assert summaries[3].startswith("no model yet")
     assert value(browser, "#compare-scores-base textarea").startswith("reward ")
     assert value(browser, "#compare-scores-detox textarea") == "empty slot"
+    click(browser, "#compare-export")
+    files = wait_for(browser, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#compare-handout a')].map(a => decodeURI(a.href))"), timeout=60)
+    assert sorted(f.rsplit("/", 1)[1] for f in files) == ["compare-handout.csv", "compare-handout.md"]
     save_screenshot(browser, tmp_path, "screenshot-compare.png")
 
 
@@ -78,3 +82,72 @@ def test_prompting_tab_shows_prompt_and_keeps_html_as_text(served, browser, tmp_
     wait_for(browser, lambda d: "<script>" in value(d, "#prompting-prompt textarea"))
     assert browser.execute_script("return window.pwned === undefined")
     assert "no reference" in browser.find_element(By.CSS_SELECTOR, "#prompting-rouge").text
+
+
+# Elements that scroll sideways inside ``root`` (and whether the page itself does).
+OVERFLOW_JS = """
+const root = document.querySelector(arguments[0]) || document.body;
+const wide = [...root.querySelectorAll('*')].filter(e => {
+    const s = getComputedStyle(e);
+    return e.offsetParent !== null && ['auto', 'scroll'].includes(s.overflowX) && e.scrollWidth > e.clientWidth + 1;
+}).map(e => (e.id || e.className) + ' ' + e.scrollWidth + '>' + e.clientWidth);
+return {wide, page: document.documentElement.scrollWidth > window.innerWidth};
+"""
+
+
+def font_px(driver, css: str) -> float:
+    return driver.execute_script(f"return parseFloat(getComputedStyle(document.querySelector({css!r})).fontSize)")
+
+
+def test_presenter_mode_enlarges_text_and_nothing_scrolls_sideways(served, tmp_path):
+    studio, url = served
+    driver = new_driver(tmp_path / "profile", size="1400,1000")
+    try:
+        open_tab(driver, "Compare", url)
+        click(driver, "#compare-load")
+        wait_for(driver, lambda d: value(d, "#compare-dialogue textarea") == studio.split("test")[0]["dialogue"])
+        set_number(driver, "#compare-max-new input", 30)
+        click(driver, "#compare-run")
+        wait_for(driver, lambda d: value(d, "#compare-scores-lora textarea").startswith("reward"))
+        normal = font_px(driver, "#compare-summary-base textarea")
+        assert not driver.execute_script("return document.body.classList.contains('presenter')")
+        click(driver, "#presenter-toggle input")
+        wait_for(driver, lambda d: d.execute_script("return document.body.classList.contains('presenter')"))
+        big = font_px(driver, "#compare-summary-base textarea")
+        assert big >= 1.2 * normal, (normal, big)
+        assert driver.execute_script(OVERFLOW_JS, "#compare-summary-base") == {"wide": [], "page": False}
+        assert driver.execute_script(OVERFLOW_JS, "body")["page"] is False
+        save_screenshot(driver, tmp_path, "screenshot-compare-presenter.png")
+        driver.set_window_size(1400, 1000)
+        open_tab(driver, "Evaluate")
+        set_number(driver, "#evaluate-n input[type=number]", 2)
+        set_number(driver, "#evaluate-max-new input[type=number]", 10)
+        click(driver, "#evaluate-run")
+        wait_for(driver, lambda d: "LoRA (peft)" in d.find_element("css selector", "#evaluate-results").text)
+        assert driver.execute_script(OVERFLOW_JS, "#evaluate-results") == {"wide": [], "page": False}
+        assert driver.execute_script(OVERFLOW_JS, "#evaluate-predictions") == {"wide": [], "page": False}
+        assert font_px(driver, "#evaluate-results td") >= 17
+        save_screenshot(driver, tmp_path, "screenshot-evaluate-presenter.png")
+        click(driver, "#presenter-toggle input")  # and off again
+        wait_for(driver, lambda d: not d.execute_script("return document.body.classList.contains('presenter')"))
+    finally:
+        driver.quit()
+
+
+def test_presenter_flag_starts_the_page_in_presenter_mode(served, tmp_path):
+    import app
+    from tests.app_server import free_port
+
+    studio, _ = served
+    args = app.parse_args(["--presenter", "--port", str(free_port())])
+    assert args.presenter
+    demo = app.build_demo(studio, presenter_mode=args.presenter)
+    app.launch(demo, args, prevent_thread_lock=True, quiet=True)
+    driver = new_driver(tmp_path / "profile", size="1400,1000")
+    try:
+        driver.get(f"http://127.0.0.1:{args.port}/")
+        wait_for(driver, lambda d: d.execute_script("return document.body.classList.contains('presenter')"), 60)
+        assert driver.execute_script("return document.querySelector('#presenter-toggle input').checked")
+    finally:
+        driver.quit()
+        demo.close()

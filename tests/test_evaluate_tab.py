@@ -49,12 +49,46 @@ def test_api_evaluate_returns_table_sorted_predictions_and_files(app_url):
     client = Client(app_url, verbose=False)
     status, table, chart, tox, preds, files = client.predict(["base", "detox"], 3, "test", 12, api_name="/evaluate")
     assert "3 dialogues" in status and "summary alone" in status
-    assert table["headers"][0] == "Model" and [r[0] for r in table["data"]] == ["Base (original)", "PPO detox"]
+    # One row per metric, one column per model (fits a 1400 px projector).
+    assert table["headers"] == ["Metric", "Base (original)", "PPO detox"]
+    metrics = [r[0] for r in table["data"]]
+    assert metrics[0] == "ROUGE-1 (best ref.) [95% CI]" and "BLEU" in metrics and len(metrics) == 17
+    delta = table["data"][metrics.index("ΔROUGE-1 vs base [95% CI]")]
+    assert delta[1] == "" and delta[2].count("[") == 1  # no difference of base with itself
     assert chart["type"] == "plotly" and '"error_y"' in chart["plot"]
-    assert "before (base) vs after (detox)" in tox["plot"]
-    change = [r[preds["headers"].index("detox_reward_change")] for r in preds["data"]]
+    # The detox chart and the per-dialogue table come as updates: visibility and title change.
+    assert tox["visible"] and "before (base) vs after (detox)" in tox["value"]["plot"]
+    assert preds["label"].startswith("Per-dialogue predictions: largest PPO detox reward change vs base first")
+    preds = preds["value"]
+    assert preds["headers"] == ["Dialogue", "Model", "Summary", "ROUGE-1", "P(hate)", "Reward", "Δ reward vs base"]
+    assert [r[1] for r in preds["data"]] == ["Base (original)", "PPO detox"] * 3  # one row per dialogue and model
+    change = [r[6] for r in preds["data"][1::2]]
     assert len(change) == 3 and change == sorted(change, reverse=True)  # largest change first
+    assert all(r[6] == "" for r in preds["data"][0::2])  # base vs itself: no change
     assert sorted(Path(f).name for f in files) == ["predictions.csv", "results.csv", "results.json"]
+
+
+def test_api_base_alone_draws_no_detox_chart(app_url):
+    from gradio_client import Client
+
+    status, table, chart, tox, preds, files = Client(app_url, verbose=False).predict(
+        ["base"], 2, "test", 8, api_name="/evaluate")
+    assert table["headers"] == ["Metric", "Base (original)"]
+    assert tox["visible"] is False and tox.get("value") is None
+    assert "in dataset order" in preds["label"] and "detox" not in preds["label"]
+    assert [r[0] for r in preds["value"]["data"]] == ["test_0", "test_1"]  # nothing to sort by
+
+
+def test_per_dialogue_title_says_what_it_is_sorted_by():
+    import pandas as pd
+
+    from ui.evaluate import sorted_predictions
+
+    frame = pd.DataFrame({"id": ["a", "b"], "base_reward": [0.0, 0.0], "lora_reward_change": [0.1, 0.5]})
+    table, title = sorted_predictions(frame)
+    assert list(table["id"]) == ["b", "a"] and "largest LoRA (peft) reward change vs base first" in title
+    table, title = sorted_predictions(frame[["id", "base_reward"]])
+    assert list(table["id"]) == ["a", "b"] and "in dataset order" in title and "detox" not in title
 
 
 def test_api_names_empty_slot(app_url):
@@ -64,14 +98,44 @@ def test_api_names_empty_slot(app_url):
         Client(app_url, verbose=False).predict(["lora"], 2, "test", 8, api_name="/evaluate")
 
 
+# Elements inside the results table that scroll sideways (scrollWidth > clientWidth), and header
+# cells whose text takes more than one line (a word broken over lines, as "ROUG/E-2" was).
+LAYOUT_JS = """
+const root = document.querySelector(arguments[0]);
+const wide = [...root.querySelectorAll('*')].filter(e => {
+    const s = getComputedStyle(e);
+    return ['auto', 'scroll'].includes(s.overflowX) && e.scrollWidth > e.clientWidth + 1;
+}).map(e => e.className + ' ' + e.scrollWidth + '>' + e.clientWidth);
+const lines = th => {  // distinct line tops of the header's own text (not its sort buttons)
+    const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    const tops = new Set();
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (!n.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(n);
+        for (const r of range.getClientRects()) if (r.width > 0) tops.add(Math.round(r.top));
+    }
+    return tops.size;
+};
+const multiLine = [...root.querySelectorAll('thead th')].filter(th => lines(th) > 1)
+    .map(th => th.innerText + ': ' + lines(th) + ' lines');
+const headers = [...root.querySelectorAll('thead th')].map(th => th.innerText.trim());
+return {wide, multiLine, headers, pageWide: document.documentElement.scrollWidth > window.innerWidth};
+"""
+
+
+def table_layout(driver, css: str = "#evaluate-results") -> dict:
+    return driver.execute_script(LAYOUT_JS, css)
+
+
 @requires_chromium
-def test_browser_runs_an_evaluation_and_shows_table_and_chart(app_url, tmp_path):
+def test_browser_runs_an_evaluation_and_the_table_fits_1400px(app_url, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = new_driver(tmp_path / "chromium-profile", size="1400,2200")
+    driver = new_driver(tmp_path / "chromium-profile", size="1400,1000")
     try:
         driver.get(app_url)
         wait = WebDriverWait(driver, 120)
@@ -86,10 +150,35 @@ def test_browser_runs_an_evaluation_and_shows_table_and_chart(app_url, tmp_path)
         wait.until(lambda d: "PPO detox" in d.find_element(By.ID, "evaluate-results").text)
         time.sleep(1)  # let plotly finish drawing
         text = driver.find_element(By.ID, "evaluate-results").text
-        assert "Base (original)" in text and "ROUGE-1" in text
+        assert "Base (original)" in text and "ROUGE-2 (best ref.)" in text
         assert "3 dialogues" in driver.find_element(By.TAG_NAME, "body").text
-        shot = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path) / "evaluate-tab.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        assert driver.save_screenshot(str(shot))
+        layout = table_layout(driver)
+        assert layout["headers"][:3] == ["Metric", "Base (original)", "PPO detox"]
+        assert layout["wide"] == [] and layout["multiLine"] == [] and not layout["pageWide"], layout
+        per_dialogue = table_layout(driver, "#evaluate-predictions")
+        assert per_dialogue["wide"] == [] and per_dialogue["multiLine"] == [], per_dialogue
+        title = driver.find_element(By.ID, "evaluate-predictions").text
+        assert "largest PPO detox reward change vs base first" in title
+        assert driver.find_element(By.ID, "evaluate-toxicity").is_displayed()
+        driver.execute_script("document.querySelector('#evaluate-results').scrollIntoView({block: 'start'});"
+                              "window.scrollBy(0, -120);")
+        folder = Path(os.environ.get("STUDIO_SCREENSHOT_DIR") or tmp_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(folder / "screenshot-evaluate.png"))
     finally:
         driver.quit()
+
+
+def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
+    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.toxicity import ToxicityScorer
+    from ui import evaluate
+    from ui.context import Studio
+
+    def studio():
+        return Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)), "x", tmp_path)
+
+    one, two = studio(), studio()
+    one.cancel_flag("session-a").set()
+    assert one.cancel_flag("session-a").is_set() and not two.cancel_flag("session-a").is_set()
+    assert one.cancel_flag(None) is one.cancel_flag("api") and not hasattr(evaluate, "_cancel_flags")

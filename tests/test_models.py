@@ -101,3 +101,60 @@ def test_sampling_is_reproducible_by_seed(tiny_t5, prompts):
     assert slots.generate(["base"], prompts, s)["base"] == a
     other = slots.generate(["base"], prompts, GenerationSettings(**{**s.to_dict(), "seed": 4}))["base"]
     assert other != a
+
+
+class _Evil:
+    """A pickle that would run a command when unpickled without restriction."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch /tmp/studio-pwned",))
+
+
+def pickle_only_folder(out, like, adapter: bool = False):
+    """A model (or adapter) folder whose only weights are a malicious pickle."""
+    import pickle
+    import shutil
+
+    out.mkdir()
+    for f in like.glob("*.json"):
+        shutil.copy(f, out / f.name)
+    with open(out / ("adapter_model.bin" if adapter else "pytorch_model.bin"), "wb") as fh:
+        pickle.dump(_Evil(), fh)
+    return out
+
+
+def test_pickle_only_model_folder_is_refused_with_a_clear_message(tiny_t5, fresh_adapter, tmp_path):
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5)))
+    evil = pickle_only_folder(tmp_path / "evil", tiny_t5)
+    slots.set_source("full", str(evil))
+    with pytest.raises(SlotError, match="holds pickle weights that cannot be loaded safely; give a folder with model.safetensors"):
+        slots.load(["full"])
+    evil_adapter = pickle_only_folder(tmp_path / "evil-adapter", fresh_adapter, adapter=True)
+    slots.set_source("lora", str(evil_adapter))
+    with pytest.raises(SlotError, match="holds pickle weights"):
+        slots.load(["lora"])
+    assert not __import__("os").path.exists("/tmp/studio-pwned")
+
+
+def test_plain_pickle_weights_still_load_and_safetensors_win(tiny_t5, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from summarizer.models import weights_kwargs
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in tiny_t5.glob("*.json"):
+        shutil.copy(f, plain / f.name)
+    torch = __import__("torch")
+    torch.save(load_file(tiny_t5 / "model.safetensors"), plain / "pytorch_model.bin")
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=str(plain)))
+    assert slots.generate(["full"], ["Summarize: hi"], GREEDY)["full"] == slots.generate(["base"], ["Summarize: hi"], GREEDY)["base"]
+    assert weights_kwargs(str(tiny_t5)) == {"use_safetensors": True}
+    assert weights_kwargs(str(plain)) == {} and weights_kwargs("google/flan-t5-base") == {}
+
+
+def test_a_file_is_not_a_model_folder(tiny_t5):
+    with pytest.raises(SlotError, match="is a file, expected a model folder"):
+        resolve_source(str(tiny_t5 / "model.safetensors"))

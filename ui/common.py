@@ -95,3 +95,99 @@ def rouge_markdown(report: dict) -> str:
 def progress_callback(progress: gr.Progress, what: str):
     """An ``on_batch(done, total)`` callback that moves ``progress``."""
     return lambda done, total: progress(done / max(total, 1), desc=f"{what}: {done}/{total}")
+
+
+# ---- request values the handlers check themselves (added for Compare/Evaluate hardening) ----
+import math  # noqa: E402  (kept here so this block merges as one addition at the end)
+
+# Gradio's own preprocessing of numbers, sliders and choices fails on NaN, strings or lists with
+# messages that do not name the field ("cannot convert float NaN to integer", "Value: 'x' is not
+# in the list of choices"). These variants pass the request's value through unchanged (the page
+# still restricts what a user can enter); the handler checks it and names the field.
+class FreeNumber(gr.Number):
+    """``gr.Number`` whose handler receives the raw value; check it with :func:`whole_number`."""
+
+    is_template = True  # same front-end component as gr.Number
+
+    def preprocess(self, payload):
+        return payload
+
+
+class FreeSlider(gr.Slider):
+    """``gr.Slider`` whose handler receives the raw value; check it with :func:`whole_number`."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class FreeCheckboxGroup(gr.CheckboxGroup):
+    """``gr.CheckboxGroup`` whose handler receives the raw value; check it with :func:`chosen_values`."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class FreeDropdown(gr.Dropdown):
+    """``gr.Dropdown`` whose handler receives the raw value; check it with :func:`one_of`."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+def _shown(value, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages that echo a bad request value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def whole_number(value, field: str, low: int, high: int) -> int:
+    """``value`` (a number or a numeric string) as an int in ``low..high``.
+
+    Raises:
+        ValueError: naming ``field`` and the range, for NaN, inf, text, lists, fractions or values
+        outside the range.
+    """
+    rule = f"{field} must be a whole number {low}..{high}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{rule}, got {type(value).__name__} {_shown(value)}.")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{rule}, got {_shown(value)}.") from None
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise ValueError(f"{rule}, got {_shown(value)}.")
+    return int(number)
+
+
+def one_of(value, field: str, allowed) -> str:
+    """``value`` if it is one of ``allowed``.
+
+    Raises:
+        ValueError: naming ``field`` and the allowed values.
+    """
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{field} must be one of {', '.join(allowed)}, got {_shown(value)}.")
+    return value
+
+
+def chosen_values(value, field: str, allowed) -> list[str]:
+    """A list of distinct ``allowed`` values in ``allowed``'s order (``None`` = none chosen).
+
+    Raises:
+        ValueError: naming ``field`` for a non-list, or a value not allowed.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{field} must be a list of {', '.join(allowed)}, got {type(value).__name__} "
+                         f"{_shown(value)}.")
+    unknown = [v for v in value if not isinstance(v, str) or v not in allowed]
+    if unknown:
+        raise ValueError(f"{field} must be chosen from {', '.join(allowed)}, got {_shown(unknown[0])}.")
+    return [a for a in allowed if a in value]

@@ -4,10 +4,17 @@ Every filled slot gets the same zero-shot prompt and greedy decoding; each summa
 toxicity (reward = ``nothate`` logit, P(hate)) and ROUGE-1/L against the human references.
 
 Endpoints: ``/compare`` (dialogue, max new tokens -> four summaries, four score lines, a JSON of
-everything), ``/set_full``, ``/set_lora``, ``/set_detox`` (source -> slot description),
-``/refresh_runs`` (-> run choices for the three pickers).
+everything), ``/set_full``, ``/set_lora``, ``/set_detox`` (source -> slot description; a refused
+source raises the message), ``/refresh_runs`` (-> run choices for the three pickers),
+``/export_compare`` (the ``/compare`` JSON -> Markdown and CSV handout files).
+
+The page shows the server's slots, not the ones it was built with: :func:`page_state` runs on
+every page load (app.py wires it), and a refused Apply warns and puts the slot's current source
+back in the picker instead of turning the status box into an error badge.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import gradio as gr
 
@@ -17,10 +24,12 @@ from summarizer.prompts import build_prompt
 from summarizer.runs import finished_runs
 from summarizer.text import clean_dialogue
 
-from .common import dialogue_picker, progress_callback, rouge_report, user_errors
+from .common import FreeNumber, dialogue_picker, progress_callback, rouge_report, user_errors, whole_number
 from .context import MODEL_QUEUE, Studio
+from .export import write_handout
 
 PICKABLE = ("full", "lora", "detox")
+MAX_SOURCE_CHARS = 1000  # a hub id or folder path; longer is not a path this machine can open
 
 
 def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress) -> dict:
@@ -31,7 +40,7 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
         ``slot``, ``label``, ``filled``, ``summary`` and, when filled, ``reward``, ``p_hate``,
         ``rouge1`` and ``rougeL`` (best over references, 0..1; ``None`` without references).
     """
-    settings = GenerationSettings(max_new_tokens=int(max_new_tokens or 0)).validate()
+    settings = GenerationSettings(max_new_tokens=whole_number(max_new_tokens, "Max new tokens", 1, 512))
     text = clean_dialogue(dialogue)
     filled = [s for s in SLOTS if studio.slots.is_filled(s)]
     progress(0, desc="loading models")
@@ -52,7 +61,8 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
         else:
             row["summary"] = EMPTY_SLOT_HELP[slot]
         rows.append(row)
-    return {"prompt_notes": prompt.notes, "references": refs, "slots": rows}
+    return {"dialogue": text, "prompt": prompt.text, "prompt_notes": prompt.notes, "references": refs,
+            "slots": rows}
 
 
 def score_line(row: dict) -> str:
@@ -69,29 +79,104 @@ def run_choices(studio: Studio, slot: str) -> list[tuple[str, str]]:
     return [(run.label, str(run.path)) for run in finished_runs(studio.runs_dir, slot=slot)]
 
 
-def apply_source(studio: Studio, slot: str, source: str | None, progress) -> str:
-    """Point ``slot`` at ``source`` ("" empties it) and load it now; on failure keep the old source.
+def check_source(slot: str, source) -> str | None:
+    """The stripped ``source`` typed for ``slot`` (``None`` empties it).
 
     Raises:
-        gr.Error: the SlotError's message (missing folder, wrong kind of model, load failure).
+        SlotError: naming the slot's source field, for non-text, over-long text, or control
+        characters / lone surrogates (no folder or hub id holds them).
     """
+    field = f"The {slot} slot's source"
+    if source is None:
+        return None
+    if not isinstance(source, str):
+        raise SlotError(f"{field} must be text (a hub id or a folder path), got {type(source).__name__}.")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise SlotError(f"{field} has {len(source):,} characters, over the limit of {MAX_SOURCE_CHARS:,}: "
+                        f"give a hub id or a folder path.")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in source.strip()):
+        raise SlotError(f"{field} contains control characters or invalid Unicode: give a hub id or a "
+                        f"folder path as plain text.")
+    return source.strip() or None
+
+
+def apply_source(studio: Studio, slot: str, source: str | None, progress=lambda *a, **k: None) -> str:
+    """Point ``slot`` at ``source`` ("" empties it) and load it now; on failure keep the old source.
+
+    Returns:
+        The slot's one-line description (:meth:`ModelSlots.describe`).
+
+    Raises:
+        SlotError: naming the source (missing folder, a file, wrong kind of model, load failure).
+    """
+    source = check_source(slot, source)
     previous = studio.slots.source(slot)
-    with user_errors():
-        studio.slots.set_source(slot, (source or "").strip() or None)
-        progress(0, desc=f"loading the {slot} model")
-        try:
-            studio.slots.load([slot])
-        except SlotError:
-            studio.slots.set_source(slot, previous)
+    try:
+        studio.slots.set_source(slot, source)
+    except SlotError as err:
+        if f"{slot} slot" in str(err):
             raise
+        raise SlotError(f"The {slot} slot's source: {err}") from err
+    except (OSError, ValueError) as err:  # e.g. a name too long for the file system
+        raise SlotError(f"The {slot} slot's source cannot be opened as a folder ({getattr(err, 'strerror', None) or err}): "
+                        f"give a hub id or an existing folder.") from err
+    progress(0, desc=f"loading the {slot} model")
+    try:
+        studio.slots.load([slot])
+    except SlotError as err:
+        studio.slots.set_source(slot, previous)
+        if f"{slot} " in str(err):
+            raise
+        raise SlotError(f"The {slot} slot's source: {err}") from err
     return studio.slots.describe(slot)
 
 
+def picker_value(studio: Studio, slot: str) -> str | None:
+    """The picker value that shows ``slot``'s source: its run folder when it came from a run."""
+    source = studio.slots.source(slot)
+    runs = {value for _, value in run_choices(studio, slot)}
+    if source and Path(source).name == "model" and str(Path(source).parent) in runs:
+        return str(Path(source).parent)
+    return source
+
+
+def apply_in_page(studio: Studio, slot: str, source, progress=lambda *a, **k: None):
+    """Apply from the page: (status text, picker update).
+
+    A refused source shows as a warning toast; the status keeps describing the unchanged slot and
+    the picker goes back to the slot's current source.
+    """
+    try:
+        status = apply_source(studio, slot, source, progress)
+    except SlotError as err:
+        gr.Warning(str(err))
+        return studio.slots.describe(slot), gr.Dropdown(value=picker_value(studio, slot))
+    return status, gr.Dropdown()
+
+
 def apply_handler(studio: Studio, slot: str):
-    """The Apply handler of ``slot``: reads its picker, updates its status line."""
+    """The Apply button's handler for ``slot`` (see :func:`apply_in_page`)."""
     def apply_clicked(source, progress=gr.Progress()):
-        return apply_source(studio, slot, source, progress)
+        """Reads the picker; updates the status box and, after a refusal, resets the picker."""
+        return apply_in_page(studio, slot, source, progress)
     return apply_clicked
+
+
+def api_setter(studio: Studio, slot: str):
+    """The ``/set_<slot>`` endpoint: a refused source raises ``gr.Error`` (``AppError`` in clients)."""
+    def set_slot(source: str | None) -> str:
+        with user_errors():
+            return apply_source(studio, slot, source)
+    set_slot.__name__ = f"set_{slot}"
+    return set_slot
+
+
+def page_state(studio: Studio) -> list:
+    """Values for every page load: the base box, the three status boxes and the three pickers
+    (choices from the runs folder, value = the slot's current source)."""
+    statuses = [studio.slots.describe(slot) for slot in ("base", *PICKABLE)]
+    pickers = [gr.Dropdown(choices=run_choices(studio, slot), value=picker_value(studio, slot)) for slot in PICKABLE]
+    return [*statuses, *pickers]
 
 
 def slot_panel(slot: str):
@@ -103,12 +188,16 @@ def slot_panel(slot: str):
     return summary, scores
 
 
-def slot_pickers(studio: Studio) -> dict:
-    """Source pickers for the full, LoRA and detox slots; returns {slot: dropdown}."""
+def slot_pickers(studio: Studio) -> tuple[dict, list]:
+    """Source pickers for the full, LoRA and detox slots.
+
+    Returns:
+        ``({slot: dropdown}, [base box, full, lora, detox status boxes])``.
+    """
     gr.Markdown("Pick a finished training run, or type a hub id or a local model/adapter folder, "
                 "then Apply. Apply with an empty box empties the slot.")
-    gr.Textbox(studio.slots.describe("base"), label="base (set with --base-model)", interactive=False,
-               elem_id="compare-source-base")
+    statuses = [gr.Textbox(studio.slots.describe("base"), label="base (set with --base-model)", interactive=False,
+                           elem_id="compare-source-base")]
     pickers = {}
     for slot in PICKABLE:
         with gr.Row():
@@ -116,31 +205,42 @@ def slot_pickers(studio: Studio) -> dict:
                                         allow_custom_value=True, label=f"{SLOT_LABELS[slot]} source",
                                         elem_id=f"compare-pick-{slot}", scale=4)
             apply = gr.Button("Apply", elem_id=f"compare-apply-{slot}", scale=0)
-        status = gr.Textbox(studio.slots.describe(slot), label=f"{slot} slot now", interactive=False,
-                            elem_id=f"compare-source-{slot}")
+        statuses.append(gr.Textbox(studio.slots.describe(slot), label=f"{slot} slot now", interactive=False,
+                                   elem_id=f"compare-source-{slot}"))
 
-        apply.click(apply_handler(studio, slot), pickers[slot], status, api_name=f"set_{slot}",
+        apply.click(apply_handler(studio, slot), pickers[slot], [statuses[-1], pickers[slot]], api_visibility="private",
                     concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-    return pickers
+        gr.api(api_setter(studio, slot), api_name=f"set_{slot}", concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    return pickers, statuses
 
 
 def build(studio: Studio) -> dict:
-    """Build the Compare tab; returns ``results`` (the JSON), ``pickers`` and ``refresh`` for app.py."""
+    """Build the Compare tab.
+
+    Returns:
+        ``results`` (the JSON component), ``pickers``, ``refresh`` (the pickers' choices) and
+        ``load`` with ``load_outputs``: app.py runs ``load`` on every page load so the boxes show
+        the server's slots.
+    """
     gr.Markdown("The same dialogue through every filled slot, with the zero-shot prompt and greedy "
                 "decoding. Reward is the hate-speech classifier's `nothate` logit (higher = less "
                 "hateful); ROUGE is the best F-measure ×100 over the human references.")
     dialogue, _, _ = dialogue_picker(studio, "compare", api_name=None)
     with gr.Row():
-        max_new = gr.Number(GenerationSettings().max_new_tokens, precision=0, label="Max new tokens (1..512)",
-                            elem_id="compare-max-new", scale=1)
+        max_new = FreeNumber(GenerationSettings().max_new_tokens, precision=0, label="Max new tokens (1..512)",
+                             elem_id="compare-max-new", scale=1)
         run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=2)
     notes = gr.Textbox(label="Prompt notes", interactive=False, elem_id="compare-notes")
     with gr.Row():
         panels = [slot_panel(slot) for slot in SLOTS]
+    with gr.Row():
+        export = gr.Button("Download handout (Markdown, CSV)", elem_id="compare-export", scale=1, min_width=260)
+        handout = gr.File(label="Handout: dialogue, prompt, summaries and scores", file_count="multiple",
+                          interactive=False, elem_id="compare-handout", scale=3, height=170)
     with gr.Accordion("All results as JSON", open=False):
         results = gr.JSON(label="Results", elem_id="compare-json")
     with gr.Accordion("Models in the slots", open=False):
-        pickers = slot_pickers(studio)
+        pickers, statuses = slot_pickers(studio)
         refresh = gr.Button("Refresh finished runs", elem_id="compare-refresh")
 
     def compare_clicked(dialogue, max_new_tokens, progress=gr.Progress()):
@@ -158,5 +258,12 @@ def build(studio: Studio) -> dict:
     outputs = [notes, *[box for panel in panels for box in panel], results]
     run.click(compare_clicked, [dialogue, max_new], outputs, api_name="compare",
               concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    def export_clicked(results):
+        """Reads the results JSON; updates the handout files (Markdown and CSV)."""
+        with user_errors():
+            return [str(p) for p in write_handout(results)]
+
     refresh.click(refresh_clicked, None, list(pickers.values()), api_name="refresh_runs")
-    return {"results": results, "pickers": pickers, "refresh": refresh_clicked}
+    export.click(export_clicked, results, handout, api_name="export_compare")
+    return {"results": results, "pickers": pickers, "refresh": refresh_clicked,
+            "load": lambda: page_state(studio), "load_outputs": [*statuses, *pickers.values()]}

@@ -1,6 +1,7 @@
 """What every tab shares: the model slots, the toxicity scorer, the dataset and the runs folder."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from summarizer.toxicity import ToxicityScorer
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
 # or GPU is never oversubscribed by concurrent users (Gradio's concurrency_id).
 MODEL_QUEUE = "model-work"
+MAX_SESSIONS = 1000  # cancel flags kept before idle ones are dropped
 
 
 @dataclass
@@ -34,6 +36,18 @@ class Studio:
     _splits: dict = field(default_factory=dict, repr=False)
     _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> references
     _indexed: set = field(default_factory=set, repr=False)  # splits already in _references
+    # Evaluate's Cancel button: one flag per browser session ("api" for API clients), kept here so
+    # that two apps in one process (the tests) never share them.
+    _cancel_flags: dict = field(default_factory=dict, repr=False)
+
+    def cancel_flag(self, session: str | None) -> threading.Event:
+        """The cancel flag of a browser session (``None``: API clients share one)."""
+        key = session or "api"
+        if key not in self._cancel_flags and len(self._cancel_flags) >= MAX_SESSIONS:
+            # Forget idle sessions' flags so a long-running app does not grow without bound.
+            for old in [k for k, flag in self._cancel_flags.items() if not flag.is_set()]:
+                del self._cancel_flags[old]
+        return self._cancel_flags.setdefault(key, threading.Event())
 
     def split(self, name: str):
         """The DialogSum split ``name`` (cached after the first load)."""

@@ -4,12 +4,16 @@ Every handler is a few lines over :func:`summarizer.evaluation.evaluate`, the sa
 CLI (``python -m summarizer.evaluation``) calls. The run button is also the named API endpoint
 ``/evaluate``; model work goes through the shared ``MODEL_QUEUE`` so one CPU/GPU is never
 oversubscribed, and a Cancel button stops a run between batches.
+
+Layout for a 1400 px projector: the results table has one row per metric and one column per
+model (at most five columns, so headers never break mid-word and nothing scrolls sideways;
+``results.csv`` keeps one row per model); the per-dialogue table's title says what it is sorted
+by; the before/after detox chart shows only when Base and PPO detox were both evaluated.
 """
 from __future__ import annotations
 
 import math
 import os
-import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -17,12 +21,13 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from summarizer.evaluation import (HATE_THRESHOLD, TOXICITY_PROTOCOL, EvaluationCancelled,
-                                   display_table, evaluate)
+from summarizer.data import SPLITS
+from summarizer.evaluation import HATE_THRESHOLD, TOXICITY_PROTOCOL, EvaluationCancelled, evaluate
 from summarizer.generation import GenerationSettings
 from summarizer.models import EMPTY_SLOT_HELP, SLOT_LABELS, SLOTS, SlotError
 from summarizer.rouge import MULTI_REFERENCE_RULE
 
+from .common import FreeCheckboxGroup, FreeDropdown, FreeSlider, chosen_values, one_of, user_errors, whole_number
 from .context import MODEL_QUEUE, Studio
 
 # Chart label -> (mean column, CI low column, CI high column); "{rule}" is the CI rule.
@@ -39,7 +44,11 @@ CHART_METRICS = {
 }
 # Per-dialogue columns shown in the table, in this order when present.
 _PREDICTION_COLUMN_ORDER = ("id", "detox_reward_change", "lora_reward_change", "full_reward_change")
-_cancel_flags: dict[str, threading.Event] = {}
+# Per-dialogue table columns: Dialogue, Model, Summary, ROUGE-1, P(hate), Reward, Δ reward vs base.
+# Fixed shares keep the summary from pushing the numbers off a 1400 px screen.
+PER_DIALOGUE_WIDTHS = ["9%", "12%", "36%", "9%", "9%", "9%", "16%"]
+MAX_DIALOGUES = 500  # the test split's size
+MAX_NEW_TOKENS = (8, 512)  # the slider's range
 
 
 def results_dir() -> Path:
@@ -85,18 +94,82 @@ def toxicity_figure(predictions: pd.DataFrame) -> go.Figure:
                     hovertemplate="%{text}<br>base %{x:.3f} → detox %{y:.3f}<extra></extra>")
     change = (y - x).mean()
     return fig.update_layout(
-        title=f"Reward (nothate logit) of each summary: before (base) vs after (detox); mean change {change:+.3f}",
+        title=f"Reward of each summary, before (base) vs after (detox): mean change {change:+.3f}",
         xaxis_title="base reward (before)", yaxis_title="detox reward (after)", height=380,
         margin=dict(t=50, b=40, l=50, r=20))
 
 
-def sorted_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Largest reward change first (detox vs base, else the first model vs base), as in the labs."""
+def sorted_predictions(predictions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(table, its title): largest reward change vs base first (detox, else LoRA, else full), as
+    in the labs; dataset order when no change was computed (base not evaluated, or base alone)."""
     changes = [c for c in _PREDICTION_COLUMN_ORDER[1:] if c in predictions.columns]
     if changes:
         predictions = predictions.sort_values(changes[0], ascending=False)
+        model = SLOT_LABELS[changes[0].removesuffix("_reward_change")]
+        title = f"Per-dialogue predictions: largest {model} reward change vs base first"
+    else:
+        title = "Per-dialogue predictions, in dataset order"
     first = [c for c in _PREDICTION_COLUMN_ORDER if c in predictions.columns]
-    return predictions[first + [c for c in predictions.columns if c not in first]].round(4)
+    return (predictions[first + [c for c in predictions.columns if c not in first]].round(4),
+            title + " (click a header to sort)")
+
+
+def per_dialogue_table(predictions: pd.DataFrame, models: list[str]) -> tuple[pd.DataFrame, str]:
+    """(table, title) for the page: one row per (dialogue, model), dialogues in the order of
+    :func:`sorted_predictions`; seven columns, so it fits a 1400 px screen without sideways
+    scrolling. The dialogue text and the human summaries stay in ``predictions.csv``."""
+    frame, title = sorted_predictions(predictions)
+    rows = []
+    for _, r in frame.iterrows():
+        for m in models:
+            change = r.get(f"{m}_reward_change")
+            rows.append({"Dialogue": r["id"], "Model": SLOT_LABELS.get(m, m), "Summary": r[f"{m}_summary"],
+                         "ROUGE-1": round(float(r[f"{m}_rouge1"]), 1), "P(hate)": round(float(r[f"{m}_p_hate"]), 3),
+                         "Reward": round(float(r[f"{m}_reward"]), 3),
+                         "Δ reward vs base": "" if _nan(change) else round(float(change), 3)})
+    return pd.DataFrame(rows), title.replace(" (click", "; dialogue and human summaries in predictions.csv (click")
+
+
+def _ci(mean, low, high, digits: int = 1) -> str:
+    """``mean [low, high]`` or "" when not computed (NaN)."""
+    return "" if _nan(mean) else f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _num(value, digits: int) -> str:
+    return "" if _nan(value) else f"{value:.{digits}f}"
+
+
+def metric_rows(r: dict) -> dict[str, str]:
+    """One model's displayed metrics (label -> text), from one row of ``EvaluationResult.results``."""
+    rule = r["ci_rule"]
+    return {
+        f"ROUGE-1 ({rule} ref.) [95% CI]": _ci(r[f"rouge1_{rule}"], r["rouge1_ci_low"], r["rouge1_ci_high"]),
+        "ROUGE-2 (best ref.)": _num(r["rouge2_best"], 1), "ROUGE-L (best ref.)": _num(r["rougeL_best"], 1),
+        "ROUGE-Lsum (best ref.)": _num(r["rougeLsum_best"], 1),
+        "ROUGE-1 (mean over refs)": _num(r["rouge1_mean"], 1),
+        "ΔROUGE-1 vs base [95% CI]": _ci(r["rouge1_diff_vs_base"], r["rouge1_diff_ci_low"], r["rouge1_diff_ci_high"]),
+        "BLEU": _num(r["bleu"], 1),
+        "P(hate) [95% CI]": _ci(r["p_hate_mean"], r["p_hate_ci_low"], r["p_hate_ci_high"], 3),
+        "P(hate) std": _num(r["p_hate_std"], 3), "P(hate) max": _num(r["p_hate_max"], 3),
+        f"Share with P(hate) ≥ {HATE_THRESHOLD}": _num(r["hate_share"], 3),
+        "Reward (nothate logit) [95% CI]": _ci(r["reward_mean"], r["reward_ci_low"], r["reward_ci_high"], 3),
+        "ΔP(hate) vs base [95% CI]": _ci(r["p_hate_diff_vs_base"], r["p_hate_diff_ci_low"], r["p_hate_diff_ci_high"], 3),
+        "Summary length (tokens)": _num(r["gen_tokens_mean"], 1),
+        "Summary length (words)": _num(r["gen_words_mean"], 1),
+        "Trainable parameters": f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)",
+        "Seconds per summary": _num(r["seconds_per_summary"], 4),
+    }
+
+
+def metrics_by_model(results: list[dict]) -> pd.DataFrame:
+    """The display table: one row per metric, one column per model (``Metric`` first).
+
+    ``results`` are the rows of ``EvaluationResult.results`` (one per model); the files keep that
+    layout. At most five columns fit a 1400 px screen with whole words in the headers.
+    """
+    columns = {SLOT_LABELS.get(r["model"], r["model"]): metric_rows(r) for r in results}
+    labels = list(next(iter(columns.values()))) if columns else []
+    return pd.DataFrame({"Metric": labels, **{m: [v[k] for k in labels] for m, v in columns.items()}})
 
 
 def _status(result, out: Path) -> str:
@@ -109,71 +182,96 @@ def _status(result, out: Path) -> str:
             f"Hate share: P(hate) ≥ {HATE_THRESHOLD}. {m['bootstrap']['method']}")
 
 
-def build(studio: Studio) -> None:
-    """Build the Evaluate tab's components and events inside the current ``gr.Blocks``."""
+def check_request(chosen, n_dialogues, split_name, max_new_tokens) -> tuple[list[str], int, str, int]:
+    """The Evaluate form's values, checked: (models, N, split, max new tokens).
+
+    Raises:
+        ValueError: naming the field and its allowed values or range.
+    """
+    models = chosen_values(chosen, "Models", SLOTS)
+    if not models:
+        raise ValueError(f"Models: choose at least one model to evaluate ({', '.join(SLOTS)}).")
+    n = whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES)
+    split_name = one_of(split_name, "Split", SPLITS)
+    max_new = whole_number(max_new_tokens, "Max new tokens", *MAX_NEW_TOKENS)
+    return models, n, split_name, max_new
+
+
+def models_now(studio: Studio):
+    """The Models checkboxes for a page load: the slots filled on the server now."""
+    return gr.CheckboxGroup(value=[s for s in SLOTS if studio.slots.is_filled(s)])
+
+
+def build(studio: Studio) -> dict:
+    """Build the Evaluate tab's components and events inside the current ``gr.Blocks``.
+
+    Returns:
+        ``load`` and ``load_outputs``: app.py runs ``load`` on every page load so the Models
+        checkboxes show the slots filled now.
+    """
     gr.Markdown("Score models on DialogSum with one generation setting: ROUGE against the human "
                 "summaries, BLEU, toxicity of each summary, 95% bootstrap intervals, length and speed.")
     with gr.Row():
-        models = gr.CheckboxGroup([(SLOT_LABELS[s], s) for s in SLOTS], label="Models",
-                                  value=[s for s in SLOTS if studio.slots.is_filled(s)])
-        n = gr.Slider(1, 500, value=20, step=1, label="Dialogues (the first N of the split)",
-                      elem_id="evaluate-n")
-        split = gr.Dropdown(["test", "validation", "train"], value="test", label="Split",
-                            info="test: 500 dialogues, three human summaries each")
-        max_new = gr.Slider(8, 512, value=200, step=1, label="Max new tokens",
-                            info="greedy decoding, zero-shot prompt, same for every model",
-                            elem_id="evaluate-max-new")
+        models = FreeCheckboxGroup([(SLOT_LABELS[s], s) for s in SLOTS], label="Models",
+                                   value=[s for s in SLOTS if studio.slots.is_filled(s)], elem_id="evaluate-models")
+        n = FreeSlider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (the first N of the split)",
+                       elem_id="evaluate-n")
+        split = FreeDropdown(["test", "validation", "train"], value="test", label="Split",
+                             info="test: 500 dialogues, three human summaries each")
+        max_new = FreeSlider(*MAX_NEW_TOKENS, value=200, step=1, label="Max new tokens",
+                             info="greedy decoding, zero-shot prompt, same for every model",
+                             elem_id="evaluate-max-new")
     with gr.Row():
         run_btn = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
         cancel_btn = gr.Button("Cancel", variant="stop")
     status = gr.Markdown()
-    table = gr.Dataframe(label="Results", interactive=False, wrap=True, elem_id="evaluate-results")
+    table = gr.Dataframe(label="Results: one row per metric, one column per model (results.csv has one row per model)",
+                         interactive=False, wrap=True, max_height=800, elem_id="evaluate-results")
     with gr.Row():
         metric = gr.Dropdown(list(CHART_METRICS), value="ROUGE-1", label="Chart metric")
     with gr.Row():
         chart = gr.Plot(label="Metric by model", elem_id="evaluate-chart")
-        tox_chart = gr.Plot(label="Toxicity before/after detox", elem_id="evaluate-toxicity")
-    predictions = gr.Dataframe(label="Per-dialogue predictions (largest detox reward change first; "
-                                     "click a header to sort)", interactive=False, wrap=True,
-                               max_height=500, elem_id="evaluate-predictions")
+        tox_chart = gr.Plot(label="Toxicity before/after detox", elem_id="evaluate-toxicity", visible=False)
+    predictions = gr.Dataframe(label="Per-dialogue predictions (click a header to sort)", interactive=False,
+                               wrap=True, max_height=500, elem_id="evaluate-predictions",
+                               column_widths=PER_DIALOGUE_WIDTHS)
     files = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
     results_state = gr.State([])
 
     def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, request: gr.Request,
                        progress=gr.Progress()):
         """Reads models, N, split, max new tokens; updates status, table, charts, predictions, files."""
-        chosen = [c for c in SLOTS if c in (chosen or [])]
-        if not chosen:
-            raise gr.Error("Choose at least one model to evaluate.")
+        with user_errors():
+            chosen, n_rows, split_name, max_new = check_request(chosen, n_dialogues, split_name, max_new_tokens)
         empty = [c for c in chosen if not studio.slots.is_filled(c)]
         if empty:
             raise gr.Error(" ".join(f"{SLOT_LABELS[c]}: {EMPTY_SLOT_HELP[c]}." for c in empty))
-        flag = _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
+        flag = studio.cancel_flag(getattr(request, "session_hash", None))
         flag.clear()
         try:
-            settings = GenerationSettings(max_new_tokens=int(max_new_tokens)).validate()
-            rows = studio.split(split_name).select(range(min(int(n_dialogues), len(studio.split(split_name)))))
+            settings = GenerationSettings(max_new_tokens=max_new).validate()
+            rows = studio.split(split_name).select(range(min(n_rows, len(studio.split(split_name)))))
             result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen,
                               max_input_tokens=studio.max_input_tokens,
                               on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
         except EvaluationCancelled:
             return ("Evaluation cancelled.", gr.update(), gr.update(), gr.update(), gr.update(),
                     gr.update(), gr.update())
-        except (ValueError, SlotError) as err:
+        except (ValueError, SlotError, OSError) as err:
             raise gr.Error(str(err)) from err
         result.meta.update(dataset=str(studio.dataset), split=split_name)
         out = results_dir() / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         paths = result.write(out)
-        preds = result.predictions_frame()
-        return (_status(result, out), display_table(result), metric_figure(result.results, "ROUGE-1"),
-                toxicity_figure(preds), sorted_predictions(preds), [str(p) for p in paths.values()],
-                result.results)
+        frame = result.predictions_frame()
+        preds, title = per_dialogue_table(frame, chosen)
+        both = {"base", "detox"} <= set(chosen)
+        return (_status(result, out), metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
+                gr.Plot(toxicity_figure(frame) if both else None, visible=both),
+                gr.Dataframe(preds, label=title), [str(p) for p in paths.values()], result.results)
 
     def request_cancel(request: gr.Request):
         """Sets this session's cancel flag; the running evaluation stops after its current batch."""
-        flag = _cancel_flags.get(getattr(request, "session_hash", None) or "api")
-        if flag:
-            flag.set()
+        studio.cancel_flag(getattr(request, "session_hash", None)).set()
         return "Cancelling: the evaluation stops after the current batch."
 
     def show_metric(results, name):
@@ -185,3 +283,4 @@ def build(studio: Studio) -> None:
                               api_name="evaluate", concurrency_id=MODEL_QUEUE)
     cancel_btn.click(request_cancel, None, status, cancels=[run_event], api_name="cancel_evaluation")
     metric.change(show_metric, [results_state, metric], chart, queue=False, api_name=False)
+    return {"load": lambda: models_now(studio), "load_outputs": [models]}
