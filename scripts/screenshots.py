@@ -1,0 +1,124 @@
+"""Screenshots of every tab at 1400x1000 (a projector), as a teacher would use them, for the README.
+
+    python scripts/screenshots.py [--out assets] [--presenter]
+
+Starts the app in-process on the tiny offline models (built and cached like the tests do, so it
+needs the real DialogSum: ``$DIALOGSUM_DIR`` or ``../shared/data/dialogsum``), fills the LoRA
+slot with a random adapter and the full slot with the tiny T5, then drives headless Chromium
+(Debian's chromium + chromium-driver): Prompting (few-shot), Compare, Toxicity, Train, Evaluate
+(5 dialogues), Prompt Lab and Arena. Writes ``screenshot-<tab>.png`` (viewport, not full page,
+so each image is what a class sees without scrolling). The tiny models write nonsense: the
+images show the layout, not summary quality.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(var, "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=ROOT / "assets", help="folder for the PNGs (default: assets/)")
+    p.add_argument("--presenter", action="store_true", help="take them in presenter mode (suffix -presenter)")
+    return p.parse_args(argv)
+
+
+def models(work: Path) -> dict:
+    """Tiny T5, classifier and a random LoRA adapter (cached as the tests cache them)."""
+    from tests import conftest, tiny_models
+
+    t5 = conftest._cached("t5", tiny_models.build_t5)
+    return {"t5": t5, "toxicity": conftest._cached("toxicity", tiny_models.build_classifier),
+            "lora": conftest.make_adapter(t5, work / "lora", fresh=False, seed=1)}
+
+
+def shoot(driver, out: Path, name: str) -> None:
+    from tests.browser import wait_for
+
+    wait_for(driver, lambda d: not d.find_elements("css selector", ".progress-text, .eta-bar"), timeout=300)
+    driver.execute_script("window.scrollTo(0, 0);")
+    path = out / name
+    driver.save_screenshot(str(path))
+    print("wrote", path, flush=True)
+
+
+def take(driver, url: str, out: Path, suffix: str) -> None:
+    """One screenshot per tab after the action a teacher would take there."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import click, element, open_tab, set_number, value, wait_for
+
+    open_tab(driver, "Prompting", url)
+    if suffix:
+        click(driver, "#presenter-toggle input")
+    click(driver, "#prompting-load")
+    wait_for(driver, lambda d: value(d, "#prompting-dialogue textarea"))
+    driver.find_element(By.XPATH, "//*[@id='prompting-mode']//label[normalize-space(.)='few-shot']").click()
+    click(driver, "#prompting-run")
+    wait_for(driver, lambda d: value(d, "#prompting-summary textarea"), timeout=300)
+    shoot(driver, out, f"screenshot-prompting{suffix}.png")
+
+    open_tab(driver, "Compare")
+    click(driver, "#compare-load")
+    wait_for(driver, lambda d: value(d, "#compare-dialogue textarea"))
+    set_number(driver, "#compare-max-new input", 40)
+    click(driver, "#compare-run")
+    wait_for(driver, lambda d: value(d, "#compare-scores-lora textarea").startswith("reward"), timeout=300)
+    driver.execute_script("document.querySelector('#compare-run').scrollIntoView({block: 'start'});")
+    shoot(driver, out, f"screenshot-compare{suffix}.png")
+
+    open_tab(driver, "Toxicity")
+    box = element(driver, "#toxicity-text textarea")
+    box.send_keys("#Person1# thanks #Person2# for the help with the report.")
+    wait_for(driver, lambda d: value(d, "#toxicity-reward input") or value(d, "#toxicity-reward textarea"), timeout=120)
+    shoot(driver, out, f"screenshot-toxicity{suffix}.png")
+
+    open_tab(driver, "Train")
+    shoot(driver, out, f"screenshot-train{suffix}.png")
+
+    open_tab(driver, "Evaluate")
+    set_number(driver, "#evaluate-n input", 5)
+    set_number(driver, "#evaluate-max-new input", 40)
+    click(driver, "#evaluate-run")
+    element(driver, "#evaluate-results table", timeout=600)
+    shoot(driver, out, f"screenshot-evaluate{suffix}.png")
+
+    for tab, name in (("Prompt Lab", "prompt-lab"), ("Arena", "arena")):
+        open_tab(driver, tab)
+        shoot(driver, out, f"screenshot-{name}{suffix}.png")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tests.app_server import running_app
+    from tests.browser import new_driver
+    from summarizer.data import default_local_dataset
+
+    dataset = default_local_dataset()
+    if dataset is None:
+        print("error: needs the real DialogSum ($DIALOGSUM_DIR or ../shared/data/dialogsum)", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        m = models(work)
+        with running_app(m["t5"], m["toxicity"], dataset, work / "runs", full=m["t5"], lora=m["lora"]) as (_, url):
+            driver = new_driver(work / "profile", size="1400,1000")
+            try:
+                take(driver, url, args.out, "-presenter" if args.presenter else "")
+            finally:
+                driver.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
