@@ -12,7 +12,7 @@ import gradio as gr
 
 from summarizer.data import SPLITS
 from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
-from summarizer.text import check_index
+from summarizer.text import check_index, excerpt
 
 from .context import Studio
 
@@ -29,12 +29,20 @@ def user_errors():
 
 
 def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, str]:
-    """(dialogue, references one per line, a line saying which row it is) for ``split[index]``."""
+    """(dialogue, references one per line, a line saying which row it is) for ``split[index]``.
+
+    Raises:
+        gr.Error: ``split`` is not a DialogSum split, or ``index`` is not a row number of it
+            (the message names the field, "Split" or "Dialogue number", and its allowed values).
+    """
     with user_errors():
+        if not isinstance(split, str) or split not in SPLITS:
+            raise ValueError(f"Split must be one of {', '.join(SPLITS)}, got {excerpt(split)}.")
         rows = studio.split(split)
-        row = rows[check_index(index, len(rows), split)]
+        index = check_index(index, len(rows), split)
+        row = rows[index]
     refs = "\n".join(f"{k + 1}. {r}" for k, r in enumerate(row["references"]))
-    return row["dialogue"], refs, f"{split} #{int(index)} of {len(rows)}, id {row['id']}, topic: {row['topic']}"
+    return row["dialogue"], refs, f"{split} #{index} of {len(rows)}, id {row['id']}, topic: {row['topic']}"
 
 
 def random_index(studio: Studio, split: str) -> int:
@@ -50,8 +58,8 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
     the three; Random sets the number then loads. ``api_name`` names the load endpoint.
     """
     with gr.Row():
-        split = gr.Dropdown(list(SPLITS), value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
-        index = gr.Number(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
+        split = ChoiceField(list(SPLITS), value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
+        index = RawNumber(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
         load = gr.Button("Load", elem_id=f"{prefix}-load", scale=0)
         rand = gr.Button("Random", elem_id=f"{prefix}-random", scale=0)
     with gr.Row():
@@ -95,3 +103,49 @@ def rouge_markdown(report: dict) -> str:
 def progress_callback(progress: gr.Progress, what: str):
     """An ``on_batch(done, total)`` callback that moves ``progress``."""
     return lambda done, total: progress(done / max(total, 1), desc=f"{what}: {done}/{total}")
+
+
+# --- Components whose bad API values get messages naming the field (issue 8, findings 5-6) ---
+
+class RawNumber(gr.Number):
+    """A ``gr.Number`` whose value reaches the handler exactly as sent.
+
+    ``gr.Number`` rounds and bounds-checks before the handler runs, so ``"eight"``, NaN or a list
+    sent through the API fail there with messages that do not name the field ("cannot convert
+    float NaN to integer"). The handler checks the value instead, naming the field and its range
+    (:func:`summarizer.text.whole_number`, :meth:`GenerationSettings.from_dict`). The browser
+    still gets ``precision``, ``minimum`` and ``maximum`` for its input box.
+    """
+
+    is_template = True  # render with gr.Number's front end
+
+    def preprocess(self, payload):
+        return payload
+
+
+class ChoiceField(gr.Dropdown):
+    """A ``gr.Dropdown`` whose refusal of a value outside its choices names the field."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return _named(self, super().preprocess, payload)
+
+
+class ChoiceRadio(gr.Radio):
+    """A ``gr.Radio`` whose refusal of a value outside its choices names the field."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return _named(self, super().preprocess, payload)
+
+
+def _named(component, preprocess, payload):
+    """``preprocess(payload)``, with gradio's "not in the list of choices" prefixed by the label."""
+    try:
+        return preprocess(payload)
+    except (gr.Error, TypeError, ValueError) as err:
+        choices = ", ".join(str(value) for _, value in component.choices)
+        raise gr.Error(f"{component.label} must be one of {choices}, got {excerpt(payload)}.",
+                       print_exception=False) from err

@@ -1,0 +1,167 @@
+"""Pieces the Prompting, Compare and Toxicity tabs share: the dialogue picker, errors, ROUGE text.
+
+Handlers turn ``ValueError`` (bad input, including :class:`summarizer.models.SlotError`) into
+``gr.Error`` so the user sees the message and the app stays up.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+
+import gradio as gr
+
+from summarizer.data import SPLITS
+from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
+from summarizer.text import check_index, excerpt
+
+from .context import Studio
+
+NO_REFERENCE = "no reference"
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Re-raise ``ValueError`` (and ``SlotError``, ``OSError`` from loading) as ``gr.Error``."""
+    try:
+        yield
+    except (ValueError, OSError) as err:
+        raise gr.Error(str(err), print_exception=False) from err
+
+
+def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, str]:
+    """(dialogue, references one per line, a line saying which row it is) for ``split[index]``.
+
+    Raises:
+        gr.Error: ``split`` is not a DialogSum split, or ``index`` is not a row number of it
+            (the message names the field, "Split" or "Dialogue number", and its allowed values).
+    """
+    with user_errors():
+        if not isinstance(split, str) or split not in SPLITS:
+            raise ValueError(f"Split must be one of {', '.join(SPLITS)}, got {excerpt(split)}.")
+        rows = studio.split(split)
+        index = check_index(index, len(rows), split)
+        row = rows[index]
+    refs = "\n".join(f"{k + 1}. {r}" for k, r in enumerate(row["references"]))
+    return row["dialogue"], refs, f"{split} #{index} of {len(rows)}, id {row['id']}, topic: {row['topic']}"
+
+
+def random_index(studio: Studio, split: str) -> int:
+    """A random row number of ``split``."""
+    with user_errors():
+        return random.randrange(len(studio.split(split)))
+
+
+def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
+    """Split, number, Load and Random controls over an editable dialogue box.
+
+    Returns ``(dialogue, references, info)`` components. Load reads split and number and updates
+    the three; Random sets the number then loads. ``api_name`` names the load endpoint.
+    """
+    with gr.Row():
+        split = ChoiceField(list(SPLITS), value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
+        index = RawNumber(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
+        load = gr.Button("Load", elem_id=f"{prefix}-load", scale=0)
+        rand = gr.Button("Random", elem_id=f"{prefix}-random", scale=0)
+    with gr.Row():
+        dialogue = gr.Textbox(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
+                              lines=8, max_lines=12, elem_id=f"{prefix}-dialogue", scale=3)
+        with gr.Column(scale=2):
+            info = gr.Textbox(label="Loaded", interactive=False, elem_id=f"{prefix}-info")
+            refs = gr.Textbox(label="Human reference summaries", lines=4, max_lines=8, interactive=False,
+                              elem_id=f"{prefix}-references")
+    visibility = "public" if api_name else "private"
+
+    def load_fn(split: str, index: float):
+        """Reads split and number; updates dialogue, references and the "Loaded" line."""
+        return load_dialogue(studio, split, index)
+
+    load.click(load_fn, [split, index], [dialogue, refs, info], api_name=api_name, api_visibility=visibility)
+    rand.click(lambda split_name: random_index(studio, split_name), split, index, api_visibility="private").then(
+        load_fn, [split, index], [dialogue, refs, info], api_visibility="private")
+    return dialogue, refs, info
+
+
+def rouge_report(prediction: str, references: list[str]) -> dict:
+    """ROUGE of ``prediction`` (``best`` and ``mean`` F-measures, 0..1) or a "no reference" note."""
+    if not references:
+        return {"references": [], "note": NO_REFERENCE}
+    return {"references": references, **score_one(prediction, references), "rule": MULTI_REFERENCE_RULE}
+
+
+def rouge_markdown(report: dict) -> str:
+    """A Markdown table of a :func:`rouge_report` (numbers only: no user text is rendered)."""
+    if not report.get("references"):
+        return f"**ROUGE:** {NO_REFERENCE} (a pasted or edited dialogue has no human summary to compare with)."
+    n = len(report["references"])
+    head = "| | " + " | ".join(ROUGE_NAMES[k] for k in ROUGE_KEYS) + " |\n|---|" + "---|" * len(ROUGE_KEYS)
+    rows = [f"| {rule} of {n} | " + " | ".join(f"{100 * report[rule][k]:.1f}" for k in ROUGE_KEYS) + " |"
+            for rule in ("best", "mean")]
+    return "\n".join([f"**ROUGE F-measure ×100 against {n} reference(s)**", "", head, *rows, "",
+                      f"_{MULTI_REFERENCE_RULE}_"])
+
+
+def progress_callback(progress: gr.Progress, what: str):
+    """An ``on_batch(done, total)`` callback that moves ``progress``."""
+    return lambda done, total: progress(done / max(total, 1), desc=f"{what}: {done}/{total}")
+
+
+# --- Components whose bad API values get messages naming the field (issue 8, findings 5-6) ---
+from gradio.events import Dependency
+
+class RawNumber(gr.Number):
+    """A ``gr.Number`` whose value reaches the handler exactly as sent.
+
+    ``gr.Number`` rounds and bounds-checks before the handler runs, so ``"eight"``, NaN or a list
+    sent through the API fail there with messages that do not name the field ("cannot convert
+    float NaN to integer"). The handler checks the value instead, naming the field and its range
+    (:func:`summarizer.text.whole_number`, :meth:`GenerationSettings.from_dict`). The browser
+    still gets ``precision``, ``minimum`` and ``maximum`` for its input box.
+    """
+
+    is_template = True  # render with gr.Number's front end
+
+    def preprocess(self, payload):
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class ChoiceField(gr.Dropdown):
+    """A ``gr.Dropdown`` whose refusal of a value outside its choices names the field."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return _named(self, super().preprocess, payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class ChoiceRadio(gr.Radio):
+    """A ``gr.Radio`` whose refusal of a value outside its choices names the field."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return _named(self, super().preprocess, payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _named(component, preprocess, payload):
+    """``preprocess(payload)``, with gradio's "not in the list of choices" prefixed by the label."""
+    try:
+        return preprocess(payload)
+    except (gr.Error, TypeError, ValueError) as err:
+        choices = ", ".join(str(value) for _, value in component.choices)
+        raise gr.Error(f"{component.label} must be one of {choices}, got {excerpt(payload)}.",
+                       print_exception=False) from err
