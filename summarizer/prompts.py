@@ -258,8 +258,10 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
     costs = costs[:len(examples)]
     dropped = requested - len(examples)
     if dropped:
+        why = (f": the dialogue alone takes {n} tokens, so no example fits beside it (shorten it or "
+               "use zero-shot)") if not examples and n > max_tokens else ""
         notes.append(f"Dropped {dropped} of {requested} example dialogue(s) (the last ones) "
-                     f"to fit the {max_tokens}-token limit.")
+                     f"to fit the {max_tokens}-token limit{why}.")
     cut_chars = 0
     if n > max_tokens:
         before = n

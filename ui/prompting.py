@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from summarizer.generation import STRATEGIES, GenerationSettings
-from summarizer.prompts import MODES, Example, Prompt, build_prompt
+from summarizer.prompts import MODES, Example, Prompt, build_prompt, shot_costs
 from summarizer.text import clean_dialogue, excerpt, parse_indices, whole_number
 
 from .common import (ChoiceRadio, RawNumber, dialogue_picker, progress_callback, rouge_markdown, rouge_report,
@@ -25,20 +25,28 @@ SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", 
 
 
 class ShortestTrain:
-    """Train row numbers ordered by the length of their shot block (dialogue + first reference),
-    shortest first: the default examples, since short shots leave room for the dialogue.
+    """The default examples: the train dialogues whose shot blocks (dialogue + first reference)
+    cost the fewest tokens, cheapest first, so that they fit beside the dialogue.
 
-    Computed once, on first use (one pass over the train split's two columns, about a second).
+    The :data:`MAX_EXAMPLES` shortest rows by characters are found once (one pass over the train
+    split's two columns, about a second, on first use), then ordered by their token cost in the
+    base model's tokenizer (one batched call), since characters only approximate tokens.
     """
 
     def __init__(self, studio: Studio):
         self.studio, self._order = studio, None
 
-    def first(self, n: int) -> list[int]:
+    def first(self, n: int, tokenizer=None) -> list[int]:
+        """Row numbers of the ``n`` cheapest shots (``n <= MAX_EXAMPLES``)."""
         if self._order is None:
             train = self.studio.split("train")
-            lengths = [len(d) + len(r[0]) for d, r in zip(list(train["dialogue"]), list(train["references"]))]
-            self._order = sorted(range(len(lengths)), key=lengths.__getitem__)[:MAX_EXAMPLES]
+            dialogues, references = list(train["dialogue"]), list(train["references"])
+            lengths = [len(d) + len(r[0]) for d, r in zip(dialogues, references)]
+            order = sorted(range(len(lengths)), key=lengths.__getitem__)[:MAX_EXAMPLES]
+            if tokenizer is not None:
+                costs = shot_costs(tokenizer, [Example(dialogues[i], references[i][0]) for i in order])
+                order = [i for _, i in sorted(zip(costs, order))]
+            self._order = order
         return self._order[:n]
 
 
@@ -60,8 +68,8 @@ def pick_examples(studio: Studio, mode: str, indices_text: str | None, count,
     """Solved train dialogues for a one-/few-shot prompt (none for zero-shot and raw).
 
     ``indices_text`` lists train row numbers (``"40, 80"``; repeats count once). When blank, the
-    ``count`` shortest train dialogues are used (one for one-shot), so that they fit beside the
-    dialogue. Each shot's summary is its first human reference; its source is ``"train #i"``.
+    ``count`` cheapest train dialogues in tokens are used (one for one-shot; see
+    :class:`ShortestTrain`), so that they fit beside the dialogue. Each shot's summary is its first human reference; its source is ``"train #i"``.
 
     Raises:
         ValueError: bad or too many indices, or a count that is not a whole number 1..10.
@@ -73,7 +81,7 @@ def pick_examples(studio: Studio, mode: str, indices_text: str | None, count,
     if not indices:
         n = 1 if mode == "one-shot" else whole_number(count, f"{COUNT_FIELD} ({mode}, when no numbers are given)",
                                                       1, MAX_EXAMPLES)
-        indices = (shortest or ShortestTrain(studio)).first(n)
+        indices = (shortest or ShortestTrain(studio)).first(n, studio.slots.tokenizer)
     return [Example(train[i]["dialogue"], train[i]["references"][0], f"train #{i}") for i in indices]
 
 
