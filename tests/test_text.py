@@ -74,6 +74,6 @@ def test_parse_indices_names_the_field_and_refuses_huge_numbers():
 def test_scorer_limit_message_is_about_the_scorer():
     from ui.toxicity import SCORER_LIMIT
 
-    with pytest.raises(ValueError, match="limit of 20,000 for the toxicity scorer.*first 512 tokens") as err:
+    with pytest.raises(ValueError, match="over the limit of 20,000; the toxicity scorer .*first 512 tokens") as err:
         clean_dialogue("x" * 20_001, what="text", why_limit=SCORER_LIMIT)
     assert "prompts are cut" not in str(err.value)

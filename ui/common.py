@@ -63,7 +63,7 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
         load = gr.Button("Load", elem_id=f"{prefix}-load", scale=0)
         rand = gr.Button("Random", elem_id=f"{prefix}-random", scale=0)
     with gr.Row():
-        dialogue = gr.Textbox(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
+        dialogue = TextField(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
                               lines=8, max_lines=12, elem_id=f"{prefix}-dialogue", scale=3)
         with gr.Column(scale=2):
             info = gr.Textbox(label="Loaded", interactive=False, elem_id=f"{prefix}-info")
@@ -147,5 +147,23 @@ def _named(component, preprocess, payload):
         return preprocess(payload)
     except (gr.Error, TypeError, ValueError) as err:
         choices = ", ".join(str(value) for _, value in component.choices)
-        raise gr.Error(f"{component.label} must be one of {choices}, got {excerpt(payload)}.",
+        raise gr.Error(f"{field_name(component)} must be one of {choices}, got {excerpt(payload)}.",
                        print_exception=False) from err
+
+
+class TextField(gr.Textbox):
+    """A ``gr.Textbox`` that refuses a non-text API value (a list, a number) with a message
+    naming the field, instead of passing on its ``str()`` (``"[1, 2]"``) as if it were typed."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is not None and not isinstance(payload, str):
+            raise gr.Error(f"{field_name(self)} must be text, got a {type(payload).__name__} "
+                           f"({excerpt(payload)}).", print_exception=False)
+        return payload
+
+
+def field_name(component) -> str:
+    """The field's name for messages: its label up to the first " (" or ":" ("Dialogue")."""
+    return str(component.label).split(" (")[0].split(":")[0]

@@ -165,3 +165,21 @@ def _named(component, preprocess, payload):
         choices = ", ".join(str(value) for _, value in component.choices)
         raise gr.Error(f"{component.label} must be one of {choices}, got {excerpt(payload)}.",
                        print_exception=False) from err
+class TextField(gr.Textbox):
+    """A ``gr.Textbox`` that refuses a non-text API value (a list, a number) with a message
+    naming the field, instead of passing on its ``str()`` (``"[1, 2]"``) as if it were typed."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is not None and not isinstance(payload, str):
+            raise gr.Error(f"{field_name(self)} must be text, got a {type(payload).__name__} "
+                           f"({excerpt(payload)}).", print_exception=False)
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    

@@ -12,8 +12,8 @@ from summarizer.generation import STRATEGIES, GenerationSettings
 from summarizer.prompts import MODES, Example, Prompt, build_prompt, shot_costs
 from summarizer.text import clean_dialogue, excerpt, parse_indices, whole_number
 
-from .common import (ChoiceRadio, RawNumber, dialogue_picker, progress_callback, rouge_markdown, rouge_report,
-                     user_errors)
+from .common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, progress_callback, rouge_markdown,
+                     rouge_report, user_errors)
 from .context import MODEL_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
@@ -136,7 +136,7 @@ def build(studio: Studio) -> dict:
     dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
     with gr.Row():
         mode = ChoiceRadio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
-        indices = gr.Textbox("", label=f"{EXAMPLES_FIELD}: train numbers, e.g. 40, 80 (at most {MAX_EXAMPLES}; "
+        indices = TextField("", label=f"{EXAMPLES_FIELD}: train numbers, e.g. 40, 80 (at most {MAX_EXAMPLES}; "
                                        "blank = the N shortest, which fit best)", elem_id="prompting-examples")
         count = RawNumber(DEFAULT_SHOTS, precision=0, minimum=1, maximum=MAX_EXAMPLES,
                           label=f"{COUNT_FIELD} (few-shot, when no numbers are given)", elem_id="prompting-count")
@@ -151,7 +151,7 @@ def build(studio: Studio) -> dict:
             info = gr.Textbox(label="Prompt length, example costs and notes", lines=4, interactive=False,
                               elem_id="prompting-prompt-info")
         with gr.Column():
-            summary = gr.Textbox(label="Summary (base model)", lines=3, interactive=False,
+            summary = TextField(label="Summary (base model)", lines=3, interactive=False,
                                  elem_id="prompting-summary")
             rouge_md = gr.Markdown(label="ROUGE table", elem_id="prompting-rouge")
     with gr.Accordion("ROUGE as JSON", open=False):

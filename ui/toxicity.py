@@ -13,7 +13,7 @@ import gradio as gr
 from summarizer.text import MAX_SCORED_CHARS, clean_dialogue, clean_text, excerpt
 from summarizer.toxicity import ToxicityScore
 
-from .common import user_errors
+from .common import TextField, user_errors
 from .context import MODEL_QUEUE, Studio
 
 TABLE_HEADERS = ["source", "summary", "reward (nothate logit)", "P(hate)", "tokens read"]
@@ -22,8 +22,8 @@ COLUMN_WIDTHS = ["15%", "45%", "15%", "10%", "15%"]
 NOT_SCORED = "Not scored yet: type or paste a text."
 REFUSED = "Not scored: the text was refused (see the message)."
 TEXT_FIELD = "Text"
-SCORER_LIMIT = (f"limit of {MAX_SCORED_CHARS:,} for the toxicity scorer; paste a shorter one (the "
-                "scorer reads only its first 512 tokens, about 2,000 characters, anyway).")
+SCORER_LIMIT = ("the toxicity scorer takes texts up to that length and reads only their first 512 "
+                "tokens (about 2,000 characters): paste a shorter text.")
 MAX_COMPARE_ROWS = 8  # the Compare tab shows 4 slots
 
 
@@ -40,19 +40,26 @@ def tokens_read_cell(score: ToxicityScore) -> str:
     return f"first {score.tokens_read} of {score.n_tokens}" if score.truncated else str(score.n_tokens)
 
 
-def score_text(studio: Studio, text: str) -> tuple[float | None, float | None, str]:
+def score_text(studio: Studio, text: str | None) -> tuple[float | None, float | None, str]:
     """(reward, P(hate), note) of the cleaned ``text``; (None, None, not scored) for an empty box.
 
     Raises:
-        gr.Error: the text is over :data:`MAX_SCORED_CHARS` characters (the message names the
-            "Text" field, the limit and the scorer's 512-token reading).
+        gr.Error: ``text`` is not text, or is over :data:`MAX_SCORED_CHARS` characters (the
+            message names the "Text" field, the limit and the scorer's 512-token reading).
     """
-    if not clean_text(text):
-        return None, None, NOT_SCORED
     with user_errors():
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"{TEXT_FIELD} must be text, got a {type(text).__name__} ({excerpt(text)}).")
+        if not clean_text(text):
+            return None, None, NOT_SCORED
         cleaned = clean_dialogue(text, MAX_SCORED_CHARS, what=TEXT_FIELD.lower(), why_limit=SCORER_LIMIT)
         score = studio.toxicity.score([cleaned])[0]
     return round(score.reward, 4), round(score.p_hate, 4), read_note(score)
+
+
+def shown_scores(reward: float | None, p_hate: float | None, note: str) -> tuple[str, str, str]:
+    """What the tab's boxes show: the numbers as text, or empty boxes (no ``0``) when not scored."""
+    return ("" if reward is None else f"{reward:.4f}", "" if p_hate is None else f"{p_hate:.4f}", note)
 
 
 def parse_compare_results(compare_results) -> list[dict]:
@@ -130,25 +137,38 @@ def build(studio: Studio, prompting_summary: gr.Textbox | None = None,
                 "is less hateful). P(hate) = softmax probability of the `hate` class. Both update "
                 "as you type. The classifier reads **at most the first 512 tokens** of a text "
                 "(about 2,000 characters); the note beside the numbers says when the rest was not "
-                f"read. Texts over {MAX_SCORED_CHARS:,} characters are refused.")
-    text = gr.Textbox(label=TEXT_FIELD, lines=4, placeholder="Type or paste any text", elem_id="toxicity-text")
+                f"read. Texts over {MAX_SCORED_CHARS:,} characters are refused.", elem_id="toxicity-intro")
+    text = TextField(label=TEXT_FIELD, lines=4, placeholder="Type or paste any text", elem_id="toxicity-text")
     with gr.Row():
-        reward = gr.Number(None, label="Reward (nothate logit)", placeholder="not scored yet",
-                           interactive=False, elem_id="toxicity-reward")
-        p_hate = gr.Number(None, label="P(hate)", placeholder="not scored yet", interactive=False,
-                           elem_id="toxicity-p-hate")
+        # Text boxes, not gr.Number: a Number shows 0 before anything is scored, which reads as a score.
+        reward = gr.Textbox("", label="Reward (nothate logit)", placeholder="not scored yet",
+                            interactive=False, elem_id="toxicity-reward")
+        p_hate = gr.Textbox("", label="P(hate)", placeholder="not scored yet", interactive=False,
+                            elem_id="toxicity-p-hate")
         note = gr.Textbox(NOT_SCORED, label="What was scored", interactive=False, elem_id="toxicity-note")
 
     def text_changed(text, progress=gr.Progress()):
-        """Reads the text box; updates reward, P(hate) and the note."""
-        return score_text(studio, text)
+        """Reads the text box; updates the reward, P(hate) and note boxes."""
+        return shown_scores(*score_text(studio, text))
 
-    scored = text.input(text_changed, text, [reward, p_hate, note], api_name="toxicity",
+    scored = text.input(text_changed, text, [reward, p_hate, note], api_visibility="private",
                         trigger_mode="always_last", concurrency_id=MODEL_QUEUE, concurrency_limit=1,
                         show_progress="minimal")
+    # Emptying the box (select all, delete) may not fire "input" at once in the browser; "change"
+    # does, and clears the numbers without queueing model work.
+    text.change(lambda t: shown_scores(None, None, NOT_SCORED) if not clean_text(t) else (gr.skip(),) * 3,
+                text, [reward, p_hate, note], api_visibility="private", queue=False)
     # A refused text must not leave the previous text's numbers on screen.
-    scored.failure(lambda: (None, None, REFUSED), None, [reward, p_hate, note], api_visibility="private",
-                   queue=False)
+    scored.failure(lambda: shown_scores(None, None, REFUSED), None, [reward, p_hate, note],
+                   api_visibility="private", queue=False)
+
+    def toxicity(text: str) -> tuple[float | None, float | None, str]:
+        """Score ``text``: (reward = nothate logit, P(hate), a note on how many tokens were read);
+        (None, None, note) for an empty text. The classifier reads at most 512 tokens."""
+        return score_text(studio, text)
+
+    # The API keeps numbers (the boxes above show text), so it is its own endpoint.
+    gr.api(toxicity, api_name="toxicity", concurrency_id=MODEL_QUEUE, concurrency_limit=1)
     if prompting_summary is None or compare_results is None:
         return
     button = gr.Button("Score the summaries currently shown", elem_id="toxicity-score-shown")
