@@ -7,9 +7,11 @@ the input order.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from transformers import GenerationConfig
@@ -146,6 +148,25 @@ def _coerce(key: str, value):
     raise ValueError(f"{name} must be {allowed}, got {shown}{kind}")
 
 
+# The streamer that generate_texts hands to model.generate, set by stream_to() in the thread that
+# generates. A context variable, so that whoever generates through ModelSlots (its lock, its
+# adapters) can stream without a second copy of that code.
+_STREAMER: contextvars.ContextVar = contextvars.ContextVar("streamer", default=None)
+
+
+@contextlib.contextmanager
+def stream_to(streamer) -> Iterator[None]:
+    """Within this block (same thread), a :func:`generate_texts` call with exactly one prompt and
+    no beam search passes ``streamer`` (e.g. ``transformers.TextIteratorStreamer``) to
+    ``model.generate``, which feeds it each new token. The returned texts are unchanged.
+    """
+    token = _STREAMER.set(streamer)
+    try:
+        yield
+    finally:
+        _STREAMER.reset(token)
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped in batches of similar length (longest first), to minimise padding."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -187,6 +208,9 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
         enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                         truncation=True, max_length=max_input_tokens).to(device)
         extra = {"adapter_names": [adapter_names[i] for i in batch]} if adapter_names else {}
+        streamer = _STREAMER.get()
+        if streamer is not None and len(prompts) == 1 and config.num_beams == 1:  # streamers take 1 row, no beams
+            extra["streamer"] = streamer
         out = model.generate(**enc, generation_config=config, **extra)  # (B, T_out)
         for i, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True)):
             results[i] = text.strip()

@@ -87,3 +87,29 @@ def test_bad_example_count_names_the_field(studio, count, message):
     with pytest.raises(ValueError, match=rf"How many examples \(few-shot, when no numbers are given\) must be "
                                          rf"a whole number 1\.\.10, {message}"):
         pick_examples(studio, "few-shot", "", count)
+
+
+def _no_progress(*args, **kwargs):
+    return None
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_streamed_summary_ends_in_the_non_streamed_text(studio, strategy):
+    from summarizer.generation import GenerationSettings
+    from ui.prompting import SETTING_NAMES, summarize, summarize_streamed
+
+    settings = GenerationSettings(max_new_tokens=30, strategy=strategy)
+    values = [getattr(settings, name) for name in SETTING_NAMES]
+    dialogue = studio.split("test")[4]["dialogue"]
+    steps = list(summarize_streamed(studio, dialogue, "zero-shot", "", 2, *values, _no_progress))
+    final = steps[-1]
+    plain = summarize(studio, dialogue, "zero-shot", "", 2, *values, _no_progress)
+    direct = studio.slots.generate(["base"], [final[0]], settings)["base"][0]
+    assert final[2] == plain[2] == direct and final[:4] == plain[:4] and final[4] == plain[4]
+    assert steps[0][2] == "" and steps[0][0] == final[0]  # the prompt shows before generation
+    partials = [step[2] for step in steps[1:-1]]
+    if strategy == "greedy":  # the summary grows token by token, each step a prefix of the final text
+        assert len(set(partials)) >= 5
+        assert all(final[2].startswith(p) for p in partials)
+    else:  # beam search cannot stream: only the final summary
+        assert partials == []

@@ -2,13 +2,17 @@
 
 Endpoints: ``/load_dialogue`` (split, number -> dialogue, references, which row) and
 ``/summarize`` (dialogue, mode, example indices, example count, the eight generation settings ->
-prompt, token count and notes, summary, ROUGE table, ROUGE JSON).
+prompt, token count and notes, summary, ROUGE table, ROUGE JSON). The summary streams into the
+page token by token; API clients get the final values.
 """
 from __future__ import annotations
 
-import gradio as gr
+import threading
 
-from summarizer.generation import STRATEGIES, GenerationSettings
+import gradio as gr
+from transformers import TextIteratorStreamer
+
+from summarizer.generation import STRATEGIES, GenerationSettings, stream_to
 from summarizer.prompts import MODES, Example, Prompt, build_prompt, shot_costs
 from summarizer.text import clean_dialogue, excerpt, parse_indices, whole_number
 
@@ -92,24 +96,80 @@ def describe_prompt(prompt: Prompt) -> str:
     return "\n".join(lines + prompt.notes)
 
 
-def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
-              *settings_and_progress, shortest: ShortestTrain | None = None):
-    """Handler of Summarize. Reads the dialogue box, mode, example indices and count, and the eight
-    generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON."""
-    *values, progress = settings_and_progress
-    with user_errors():
-        settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, values)))
-        if mode not in MODES:
-            raise ValueError(f"Prompt must be one of {', '.join(MODES)}, got {excerpt(mode)}.")
-        text = clean_dialogue(dialogue)
-        examples = pick_examples(studio, mode, indices_text, count, shortest)
+def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortest=None, progress=None
+            ) -> tuple[str, Prompt, GenerationSettings]:
+    """(cleaned dialogue, built prompt, settings) from the Summarize inputs.
+
+    Raises:
+        ValueError: any bad input; the message names the field.
+    """
+    settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, values)))
+    if mode not in MODES:
+        raise ValueError(f"Prompt must be one of {', '.join(MODES)}, got {excerpt(mode)}.")
+    text = clean_dialogue(dialogue)
+    examples = pick_examples(studio, mode, indices_text, count, shortest)
+    if progress:
         progress(0, desc="loading the base model")
-        prompt = build_prompt(mode, text, examples,
-                              tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
-        summary = studio.slots.generate(["base"], [prompt.text], settings,
-                                        on_batch=progress_callback(progress, "generating"))["base"][0]
+    prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
+    return text, prompt, settings
+
+
+def outputs(studio: Studio, text: str, prompt: Prompt, summary: str) -> tuple:
+    """The five Summarize outputs: prompt, prompt info, summary, ROUGE table, ROUGE JSON."""
     report = rouge_report(summary, studio.references_for(text))
     return prompt.text, describe_prompt(prompt), summary, rouge_markdown(report), report
+
+
+def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
+              *settings_and_progress, shortest: ShortestTrain | None = None):
+    """Summarize without streaming (same inputs and outputs as :func:`summarize_streamed`)."""
+    *values, progress = settings_and_progress
+    with user_errors():
+        text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
+        summary = studio.slots.generate(["base"], [prompt.text], settings,
+                                        on_batch=progress_callback(progress, "generating"))["base"][0]
+    return outputs(studio, text, prompt, summary)
+
+
+def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
+                       *settings_and_progress, shortest: ShortestTrain | None = None):
+    """Handler of Summarize. Reads the dialogue box, mode, example indices and count, and the eight
+    generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON.
+
+    A generator: first the prompt, then the summary as it grows token by token, then the final
+    values, whose summary is exactly the non-streamed one (it is the same ``ModelSlots.generate``
+    call, with a streamer attached; see :func:`summarizer.generation.stream_to`). Beam search
+    cannot stream, so it shows only the final summary.
+    """
+    *values, progress = settings_and_progress
+    with user_errors():
+        text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
+    yield prompt.text, describe_prompt(prompt), "", "", None
+    streamer = TextIteratorStreamer(studio.slots.tokenizer, skip_special_tokens=True)
+    result: dict = {}
+
+    def generate():  # in its own thread, so that this generator can read the streamer meanwhile
+        try:
+            with stream_to(streamer):
+                result["summary"] = studio.slots.generate(["base"], [prompt.text], settings)["base"][0]
+        except Exception as err:  # handed to the generator below, which raises it for the user
+            result["error"] = err
+        finally:
+            streamer.end()  # also ends the stream when generate failed before streaming
+
+    worker = threading.Thread(target=generate, daemon=True)
+    worker.start()
+    partial = ""
+    for piece in streamer:
+        if not piece:  # end() flushes an empty piece
+            continue
+        partial += piece
+        yield prompt.text, describe_prompt(prompt), partial.strip(), "", None
+    worker.join()
+    if "error" in result:
+        with user_errors():
+            raise result["error"]
+    yield outputs(studio, text, prompt, result["summary"])
 
 
 def generation_controls() -> list[gr.components.Component]:
@@ -161,8 +221,8 @@ def build(studio: Studio) -> dict:
 
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
                           strategy, temperature, top_k, top_p, num_beams, seed, progress=gr.Progress()):
-        """Summarize with the base model (see :func:`summarize`)."""
-        return summarize(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
+        """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`)."""
+        yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
                          min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed, progress,
                          shortest=shortest)
 
