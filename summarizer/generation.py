@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -72,9 +73,10 @@ class GenerationSettings:
     def from_dict(cls, values: dict) -> "GenerationSettings":
         """Build from a dict (e.g. JSON) and validate. Missing keys keep their defaults.
 
-        Whole-number fields accept ints and whole floats (JSON and gr.Number send floats); real
-        fields accept finite ints and floats; ``strategy`` must be text. Nothing else is coerced:
-        ``"eight"``, ``[8]``, ``true``, NaN and infinity are refused.
+        Whole-number fields accept ints, whole floats (JSON and gr.Number send floats) and
+        decimal text such as ``"12"``; real fields accept finite numbers and decimal text;
+        ``strategy`` must be text. Nothing else is coerced: ``"eight"``, ``[8]``, ``true``, NaN,
+        infinity and fractions for whole-number settings are refused.
 
         Raises:
             ValueError: not a dict, unknown keys, wrong types or out-of-range values; the message
@@ -123,6 +125,7 @@ SETTING_RULES = {
     "top_p": ("top-p", "a number in (0, 1]"),
     "strategy": ("strategy", "one of " + ", ".join(STRATEGIES)),
 }
+_NUMBER_TEXT = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")  # no nan/inf
 _WHOLE = {"max_new_tokens", "min_new_tokens", "top_k", "num_beams", "seed"}
 
 
@@ -136,6 +139,9 @@ def _coerce(key: str, value):
     if key == "strategy":
         if isinstance(value, str):
             return value
+    elif isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):  # "12" from a JSON file
+        number = value.strip()
+        return _coerce(key, int(number) if number.lstrip("+-").isdigit() else float(number))
     elif isinstance(value, int) and not isinstance(value, bool):
         if key in _WHOLE or abs(value) < 2**53:  # a huge int has no float (validate rejects it)
             return value if key in _WHOLE else float(value)
