@@ -7,11 +7,17 @@ the input order.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+import re
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from transformers import GenerationConfig
+
+from .text import excerpt as _short
 
 STRATEGIES = ("greedy", "sampling", "beam")
 
@@ -48,15 +54,15 @@ class GenerationSettings:
             ValueError: naming the field, its value and the allowed range.
         """
         checks = [
-            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"),
-            (1 <= self.max_new_tokens <= 512, f"max new tokens must be 1..512, got {self.max_new_tokens}"),
+            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}, got {_short(self.strategy)}"),
+            (1 <= self.max_new_tokens <= 512, f"max new tokens must be 1..512, got {_short(self.max_new_tokens)}"),
             (0 <= self.min_new_tokens <= self.max_new_tokens,
-             f"min new tokens must be 0..max new tokens ({self.max_new_tokens}), got {self.min_new_tokens}"),
-            (0 < self.temperature <= 5, f"temperature must be in (0, 5], got {self.temperature}"),
-            (0 <= self.top_k <= 1000, f"top-k must be 0..1000, got {self.top_k}"),
-            (0 < self.top_p <= 1, f"top-p must be in (0, 1], got {self.top_p}"),
-            (self.strategy != "beam" or 2 <= self.num_beams <= 16, f"beams must be 2..16, got {self.num_beams}"),
-            (0 <= self.seed < 2**32, f"seed must be 0..2^32-1, got {self.seed}"),
+             f"min new tokens must be 0..max new tokens ({_short(self.max_new_tokens)}), got {_short(self.min_new_tokens)}"),
+            (0 < self.temperature <= 5, f"temperature must be in (0, 5], got {_short(self.temperature)}"),
+            (0 <= self.top_k <= 1000, f"top-k must be 0..1000, got {_short(self.top_k)}"),
+            (0 < self.top_p <= 1, f"top-p must be in (0, 1], got {_short(self.top_p)}"),
+            (self.strategy != "beam" or 2 <= self.num_beams <= 16, f"beams must be 2..16, got {_short(self.num_beams)}"),
+            (0 <= self.seed < 2**32, f"seed must be 0..2^32-1, got {_short(self.seed)}"),
         ]
         errors = [msg for ok, msg in checks if not ok]
         if errors:
@@ -65,20 +71,33 @@ class GenerationSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> "GenerationSettings":
-        """Build from a dict (e.g. JSON), coercing numbers, and validate.
+        """Build from a dict (e.g. JSON) and validate. Missing keys keep their defaults.
+
+        Whole-number fields accept ints, whole floats (JSON and gr.Number send floats) and
+        decimal text such as ``"12"``; real fields accept finite numbers and decimal text;
+        ``strategy`` must be text. Nothing else is coerced: ``"eight"``, ``[8]``, ``true``, NaN,
+        infinity and fractions for whole-number settings are refused.
 
         Raises:
-            ValueError: unknown keys or out-of-range values.
+            ValueError: not a dict, unknown keys, wrong types or out-of-range values; the message
+                names each setting, its type and its allowed range.
         """
+        if not isinstance(values, dict):
+            raise ValueError(f"Generation settings must be a JSON object of setting: value, got a "
+                             f"{type(values).__name__}.")
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"Unknown generation settings: {', '.join(sorted(unknown))}.")
-        types = {"max_new_tokens": int, "min_new_tokens": int, "top_k": int, "num_beams": int,
-                 "seed": int, "temperature": float, "top_p": float, "strategy": str}
-        try:
-            return cls(**{k: types[k](v) for k, v in values.items()}).validate()
-        except (TypeError, OverflowError) as err:
-            raise ValueError(f"Invalid generation settings: {err}.") from err
+            raise ValueError(f"Unknown generation settings: {', '.join(sorted(map(str, unknown)))[:200]}; "
+                             f"known: {', '.join(cls.__dataclass_fields__)}.")
+        fields, errors = {}, []
+        for key, value in values.items():
+            try:
+                fields[key] = _coerce(key, value)
+            except ValueError as err:
+                errors.append(str(err))
+        if errors:
+            raise ValueError("Invalid generation settings: " + "; ".join(errors) + ".")
+        return cls(**fields).validate()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +112,65 @@ class GenerationSettings:
         if self.strategy == "beam":
             return GenerationConfig(do_sample=False, num_beams=self.num_beams, **common)
         return GenerationConfig(do_sample=False, num_beams=1, **common)
+
+
+# Setting -> (name in messages, allowed values); the ranges are those :meth:`validate` checks.
+SETTING_RULES = {
+    "max_new_tokens": ("max new tokens", "a whole number 1..512"),
+    "min_new_tokens": ("min new tokens", "a whole number 0..max new tokens"),
+    "top_k": ("top-k", "a whole number 0..1000"),
+    "num_beams": ("beams", "a whole number 2..16"),
+    "seed": ("seed", "a whole number 0..2^32-1"),
+    "temperature": ("temperature", "a number in (0, 5]"),
+    "top_p": ("top-p", "a number in (0, 1]"),
+    "strategy": ("strategy", "one of " + ", ".join(STRATEGIES)),
+}
+_NUMBER_TEXT = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")  # no nan/inf
+_WHOLE = {"max_new_tokens", "min_new_tokens", "top_k", "num_beams", "seed"}
+
+
+def _coerce(key: str, value):
+    """``value`` of setting ``key`` as its type (see :meth:`GenerationSettings.from_dict`).
+
+    Raises:
+        ValueError: naming the setting, its allowed values and what was given.
+    """
+    name, allowed = SETTING_RULES[key]
+    if key == "strategy":
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):  # "12" from a JSON file
+        number = value.strip()
+        return _coerce(key, int(number) if number.lstrip("+-").isdigit() else float(number))
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if key in _WHOLE or abs(value) < 2**53:  # a huge int has no float (validate rejects it)
+            return value if key in _WHOLE else float(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        if key not in _WHOLE or value.is_integer():
+            return int(value) if key in _WHOLE else value
+    shown = _short(value)
+    kind = "" if isinstance(value, (int, float, str)) and not isinstance(value, bool) else \
+        f" ({type(value).__name__})"
+    raise ValueError(f"{name} must be {allowed}, got {shown}{kind}")
+
+
+# The streamer that generate_texts hands to model.generate, set by stream_to() in the thread that
+# generates. A context variable, so that whoever generates through ModelSlots (its lock, its
+# adapters) can stream without a second copy of that code.
+_STREAMER: contextvars.ContextVar = contextvars.ContextVar("streamer", default=None)
+
+
+@contextlib.contextmanager
+def stream_to(streamer) -> Iterator[None]:
+    """Within this block (same thread), a :func:`generate_texts` call with exactly one prompt and
+    no beam search passes ``streamer`` (e.g. ``transformers.TextIteratorStreamer``) to
+    ``model.generate``, which feeds it each new token. The returned texts are unchanged.
+    """
+    token = _STREAMER.set(streamer)
+    try:
+        yield
+    finally:
+        _STREAMER.reset(token)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -136,6 +214,9 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
         enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                         truncation=True, max_length=max_input_tokens).to(device)
         extra = {"adapter_names": [adapter_names[i] for i in batch]} if adapter_names else {}
+        streamer = _STREAMER.get()
+        if streamer is not None and len(prompts) == 1 and config.num_beams == 1:  # streamers take 1 row, no beams
+            extra["streamer"] = streamer
         out = model.generate(**enc, generation_config=config, **extra)  # (B, T_out)
         for i, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True)):
             results[i] = text.strip()

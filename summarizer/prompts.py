@@ -16,7 +16,7 @@ step in :attr:`Prompt.notes`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 ZERO_SHOT_TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "
 SHOT_TEMPLATE = "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n{summary}\n\n\n"
@@ -31,10 +31,12 @@ class Tokenizer(Protocol):
 
 @dataclass(frozen=True)
 class Example:
-    """One solved dialogue used as a shot: the dialogue and its human summary."""
+    """One solved dialogue used as a shot: the dialogue, its human summary, and where it comes
+    from (e.g. ``"train #123"``, shown beside its token cost; may be empty)."""
 
     dialogue: str
     summary: str
+    source: str = ""
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Prompt:
         shots_dropped: number of requested shots dropped to fit the limit.
         truncated_chars: characters cut from the end of the target dialogue to fit (0 if none).
         notes: human-readable sentences describing each change made to fit the limit.
+        shot_tokens: ``(source, tokens)`` of each kept shot: the tokens its block adds to the
+            prompt, counted on its own (empty without a tokenizer).
     """
 
     text: str
@@ -61,6 +65,7 @@ class Prompt:
     shots_dropped: int = 0
     truncated_chars: int = 0
     notes: list[str] = field(default_factory=list)
+    shot_tokens: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def fits(self) -> bool:
@@ -112,29 +117,113 @@ def count_tokens(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
 
-def _cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens) -> tuple[str, int]:
+def shot_costs(tokenizer, examples: Sequence[Example]) -> list[int]:
+    """Tokens each example's shot block adds to a prompt (no special tokens), in one tokenizer call.
+
+    The cost of a block inside a longer prompt can differ from its standalone cost by a token
+    where it meets its neighbours; :func:`build_prompt` verifies the final prompt for that reason.
+    """
+    if not examples:
+        return []
+    blocks = [SHOT_TEMPLATE.format(dialogue=e.dialogue, summary=e.summary) for e in examples]
+    return [len(ids) for ids in tokenizer(blocks, add_special_tokens=False, truncation=False)["input_ids"]]
+
+
+def largest_fitting(estimate: Callable[[int], int], measure: Callable[[int], int], hi: int,
+                    limit: int) -> int:
+    """Largest ``k`` in ``0..hi`` with ``measure(k) <= limit`` (0 when none), for a non-decreasing
+    ``measure`` that ``estimate`` (cheap, non-decreasing) predicts to within a few units.
+
+    Starts from the largest ``k`` the estimate allows, then gallops (steps 1, 2, 4, ...) towards
+    the answer and bisects: when the estimate is off by ``e`` units this calls ``measure``
+    about ``2 + 2 log2(e + 1)`` times, so 2 times when it is exact, whatever ``hi`` is.
+    """
+    lo_k, hi_k = 0, hi  # the answer lies in lo_k..hi_k
+    a, b = 0, hi  # largest k with estimate(k) <= limit, by bisection (no tokenizer calls)
+    while a < b:
+        mid = (a + b + 1) // 2
+        a, b = (mid, b) if estimate(mid) <= limit else (a, mid - 1)
+    k = a
+    step = 1
+    if measure(k) <= limit:  # go up until something does not fit
+        lo_k = k
+        while lo_k < hi_k:
+            probe = min(lo_k + step, hi_k)
+            if measure(probe) <= limit:
+                lo_k, step = probe, step * 2
+            else:
+                hi_k = probe - 1
+                break
+    else:  # go down until something fits (or 0)
+        hi_k = k - 1
+        while hi_k > lo_k:
+            probe = max(hi_k - step + 1, lo_k)
+            if measure(probe) <= limit:
+                lo_k = probe
+                break
+            hi_k, step = probe - 1, step * 2
+    while lo_k < hi_k:  # bisect what the galloping left open
+        mid = (lo_k + hi_k + 1) // 2
+        lo_k, hi_k = (mid, hi_k) if measure(mid) <= limit else (lo_k, mid - 1)
+    return lo_k
+
+
+class _Counter:
+    """``count_tokens`` of prompts built from ``k``, each ``k`` tokenized at most once."""
+
+    def __init__(self, tokenizer, build: Callable[[int], str]):
+        self.tokenizer, self.build, self.seen = tokenizer, build, {}
+
+    def __call__(self, k: int) -> int:
+        if k not in self.seen:
+            self.seen[k] = count_tokens(self.tokenizer, self.build(k))
+        return self.seen[k]
+
+
+def _cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens, n_full: int) -> tuple[str, int]:
     """Longest token-boundary prefix of ``dialogue`` whose prompt fits ``max_tokens``.
 
-    Returns (kept prefix, number of characters cut). Binary search over the number of
-    dialogue tokens kept, since re-tokenizing a cut string can shift a boundary by a token.
+    Returns (kept prefix, number of characters cut). The dialogue is tokenized once (with
+    offsets); keeping ``k`` of its tokens gives a prompt of about ``overhead + k`` tokens, where
+    ``overhead = n_full - len(dialogue tokens)`` is what the template and shots add, so the cut is
+    found by arithmetic and then verified on the real prompt (a cut string can re-tokenize a
+    token differently at the boundary). ``n_full`` is the token count of the uncut prompt.
     """
     ends = [end for _, end in tokenizer(dialogue, add_special_tokens=False,
                                         return_offsets_mapping=True)["offset_mapping"]]
     prefix = lambda k: dialogue[: ends[k - 1]] if k else ""
-    lo, hi = 0, len(ends)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count_tokens(tokenizer, _render_unchecked(mode, prefix(mid), examples)) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    cut = prefix(lo)
+    overhead = n_full - len(ends)
+    measure = _Counter(tokenizer, lambda k: _render_unchecked(mode, prefix(k), examples))
+    measure.seen[len(ends)] = n_full
+    kept = largest_fitting(lambda k: overhead + k, measure, len(ends), max_tokens)
+    cut = prefix(kept)
     return cut, len(dialogue) - len(cut)
+
+
+def _fit_shots(mode, dialogue, examples, costs, tokenizer, max_tokens, n_full: int) -> int:
+    """Number of leading examples to keep so the prompt fits ``max_tokens``.
+
+    ``costs`` are the blocks' :func:`shot_costs`; keeping the first ``k`` examples is estimated as
+    the full prompt (``n_full`` tokens) minus the dropped blocks' costs, then verified.
+    """
+    suffix = [0] * (len(costs) + 1)  # suffix[k] = tokens of the blocks k.. (those dropped)
+    for i in range(len(costs) - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + costs[i]
+    measure = _Counter(tokenizer, lambda k: _render_unchecked(mode, dialogue, examples[:k]))
+    measure.seen[len(examples)] = n_full
+    kept = largest_fitting(lambda k: n_full - suffix[k], measure, len(examples), max_tokens)
+    return kept
 
 
 def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tokenizer=None,
                  max_tokens: int = DEFAULT_MAX_TOKENS) -> Prompt:
     """Build the prompt for ``mode`` and make it fit ``max_tokens``, saying what was changed.
+
+    Work is linear in the prompt's length: the full prompt, the shot blocks (one batched call) and
+    the dialogue are tokenized once each, what to drop or cut is found by arithmetic on those
+    counts, and the final prompt is re-tokenized a few times to verify it (see
+    :func:`largest_fitting`). The result is the largest prefix of the examples, then of the
+    dialogue, that fits, exactly as dropping one example at a time would give.
 
     Args:
         mode: ``zero-shot``, ``one-shot``, ``few-shot`` or ``raw``.
@@ -161,22 +250,27 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
     n = count_tokens(tokenizer, text)
     notes: list[str] = []
     requested = len(examples)
-    while n > max_tokens and examples:
-        examples.pop()
+    costs = shot_costs(tokenizer, examples)
+    if n > max_tokens and examples:
+        examples = examples[:_fit_shots(mode, dialogue, examples, costs, tokenizer, max_tokens, n)]
         text = _render_unchecked(mode, dialogue, examples)
         n = count_tokens(tokenizer, text)
+    costs = costs[:len(examples)]
     dropped = requested - len(examples)
     if dropped:
+        why = (f": the dialogue alone takes {n} tokens, so no example fits beside it (shorten it or "
+               "use zero-shot)") if not examples and n > max_tokens else ""
         notes.append(f"Dropped {dropped} of {requested} example dialogue(s) (the last ones) "
-                     f"to fit the {max_tokens}-token limit.")
+                     f"to fit the {max_tokens}-token limit{why}.")
     cut_chars = 0
     if n > max_tokens:
         before = n
-        cut, cut_chars = _cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens)
+        cut, cut_chars = _cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens, n)
         text = _render_unchecked(mode, cut, examples)
         n = count_tokens(tokenizer, text)
         notes.append(f"The prompt had {before} tokens, over the {max_tokens}-token limit: cut the "
                      f"last {cut_chars} of {len(dialogue)} characters of the dialogue "
                      f"(kept up to “…{cut[-40:]}”).")
     return Prompt(text, mode, n, max_tokens, shots_used=len(examples), shots_dropped=dropped,
-                  truncated_chars=cut_chars, notes=notes)
+                  truncated_chars=cut_chars, notes=notes,
+                  shot_tokens=[(e.source, c) for e, c in zip(examples, costs)])

@@ -14,6 +14,7 @@ HTML is kept as typed: the app shows user text in text boxes, never renders it.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Sequence
 
@@ -36,9 +37,14 @@ def clean_text(text: str | bytes | None) -> str:
     return _CONTROL.sub("", text).strip()
 
 
+DIALOGUE_LIMIT_WHY = "paste a shorter one (prompts are cut to 512 tokens anyway)."
+
+
 def clean_dialogue(text: str | bytes | None, max_chars: int = MAX_DIALOGUE_CHARS,
-                   what: str = "dialogue") -> str:
+                   what: str = "dialogue", why_limit: str = DIALOGUE_LIMIT_WHY) -> str:
     """The cleaned ``text`` (see the module docstring).
+
+    ``what`` names the field and ``why_limit`` ends the too-long message (what to do).
 
     Raises:
         ValueError: the cleaned text is empty, or longer than ``max_chars`` characters.
@@ -48,43 +54,98 @@ def clean_dialogue(text: str | bytes | None, max_chars: int = MAX_DIALOGUE_CHARS
         raise ValueError(f"The {what} is empty: paste a conversation or pick one from DialogSum.")
     if len(cleaned) > max_chars:
         raise ValueError(f"The {what} has {len(cleaned):,} characters, over the limit of "
-                         f"{max_chars:,}; paste a shorter one (prompts are cut to 512 tokens anyway).")
+                         f"{max_chars:,}; {why_limit}")
     return cleaned
 
 
-def parse_indices(text: str | None, n_rows: int, what: str = "example") -> list[int]:
-    """Row numbers from a comma- or space-separated list such as ``"40, 80"``.
+def parse_indices(text: str | None, n_rows: int, what: str = "Example dialogues") -> list[int]:
+    """Row numbers from a comma- or space-separated list such as ``"40, 80"``, in order.
+
+    Linear in the length of ``text``. ``what`` names the field in messages.
 
     Raises:
         ValueError: a part is not a whole number, or is outside ``0..n_rows-1``.
     """
+    if text is not None and not isinstance(text, (str, bytes)):
+        raise ValueError(f"{what} must be text listing train numbers such as \"40, 80\", "
+                         f"got a {type(text).__name__}.")
     parts = [p for p in re.split(r"[,\s]+", clean_text(text)) if p]
     out = []
     for part in parts:
-        if not re.fullmatch(r"\d+", part):
-            raise ValueError(f"{what.capitalize()} indices must be whole numbers separated by "
-                             f"commas, got {part!r}.")
+        # At most 9 digits: a row number never needs more, and int() of a huge digit string is
+        # slow (and refused by Python above 4,300 digits).
+        if not re.fullmatch(r"\d{1,9}", part):
+            raise ValueError(f"{what} must be whole numbers 0..{n_rows - 1} separated by commas, "
+                             f"got {excerpt(part)}.")
         index = int(part)
         if index >= n_rows:
-            raise ValueError(f"{what.capitalize()} index {index} is out of range: the split has "
+            raise ValueError(f"{what}: number {index} is out of range: the split has "
                              f"{n_rows} dialogues (0..{n_rows - 1}).")
         out.append(index)
     return out
 
 
-def check_index(index: float | int | None, n_rows: int, split: str) -> int:
+def excerpt(value, limit: int = 40) -> str:
+    """``repr`` of ``value`` shortened to about ``limit`` characters, for error messages."""
+    if isinstance(value, int) and value.bit_length() > 64:  # repr of a huge int is slow or refused
+        return f"a {value.bit_length()}-bit integer"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def whole_number(value, field: str, lo: int, hi: int) -> int:
+    """``value`` as an int in ``lo..hi``; ``field`` names the setting in the message.
+
+    Accepts an int, or a float with no fractional part (JSON and gr.Number send floats).
+
+    Raises:
+        ValueError: not a number (text, list, bool, None), NaN or infinite, fractional, or out
+            of range; the message names ``field`` and its range.
+    """
+    allowed = f"a whole number {lo}..{hi}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{field} must be {allowed}, got {_kind(value)}.")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"{field} must be {allowed}, got {value}.")
+    if not lo <= value <= hi:
+        raise ValueError(f"{field} must be {allowed}, got {excerpt(int(value))} (out of range).")
+    return int(value)
+
+
+def real_number(value, field: str) -> float:
+    """``value`` as a finite float; ``field`` names the setting in the message.
+
+    Raises:
+        ValueError: not a number (text, list, bool, None), NaN or infinite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{field} must be a number, got {_kind(value)}.")
+    if isinstance(value, int) and abs(value) >= 2**53 or isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{field} must be a finite number, got {excerpt(value)}.")
+    return float(value)
+
+
+def _kind(value) -> str:
+    """How a wrong-typed value is described in messages: text is quoted, others named by type."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"the text {excerpt(value)}"
+    return f"a {type(value).__name__} ({excerpt(value)})"
+
+
+def check_index(index, n_rows: int, split: str, field: str = "Dialogue number") -> int:
     """``index`` as a row number of a split with ``n_rows`` rows.
 
     Raises:
-        ValueError: missing, not whole, or out of range.
+        ValueError: missing, not a whole number, or out of range; the message names ``field``.
     """
-    if index is None or float(index) != int(float(index)):
-        raise ValueError(f"Pick a whole dialogue number 0..{n_rows - 1} of the {split} split.")
-    index = int(index)
-    if not 0 <= index < n_rows:
-        raise ValueError(f"Dialogue {index} is out of range: the {split} split has {n_rows} "
-                         f"dialogues (0..{n_rows - 1}).")
-    return index
+    if n_rows < 1:
+        raise ValueError(f"The {split} split has no dialogues.")
+    try:
+        return whole_number(index, field, 0, n_rows - 1)
+    except ValueError as err:
+        raise ValueError(f"{err} The {split} split has {n_rows} dialogues.") from None
 
 
 def reference_index(dialogues: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, list[str]]:

@@ -29,10 +29,21 @@ class ToxicityScore:
     Attributes:
         reward: the ``nothate`` logit (unbounded real; higher is less hateful). This is the PPO reward.
         p_hate: softmax probability of the ``hate`` class, in [0, 1].
+        n_tokens: length of the whole text in the classifier's tokens, special tokens included
+            (0 when unknown, e.g. a score made by hand).
+        tokens_read: how many of them the classifier read: at most its ``max_length`` (512),
+            so ``tokens_read < n_tokens`` means the end of the text was not scored.
     """
 
     reward: float
     p_hate: float
+    n_tokens: int = 0
+    tokens_read: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        """True when the classifier read only the first ``tokens_read`` of ``n_tokens`` tokens."""
+        return self.tokens_read < self.n_tokens
 
 
 def label_index(id2label: dict, name: str) -> int:
@@ -90,17 +101,22 @@ class ToxicityScorer:
     def score(self, texts: Sequence[str], batch_size: int = 32) -> list[ToxicityScore]:
         """Score each text; returns one :class:`ToxicityScore` per text, in order.
 
-        Empty texts are scored as they are (the classifier sees only special tokens).
+        Empty texts are scored as they are (the classifier sees only special tokens). Texts longer
+        than ``max_length`` tokens are scored on their first ``max_length`` tokens; each score
+        says how many tokens the text has and how many were read.
         """
         self.load()
         out: list[ToxicityScore] = []
         nothate, hate = self._idx
         for i in range(0, len(texts), batch_size):
-            batch = self._tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
+            chunk = list(texts[i:i + batch_size])
+            lengths = [len(ids) for ids in self._tokenizer(chunk, truncation=False)["input_ids"]]
+            batch = self._tokenizer(chunk, padding=True, truncation=True,
                                     max_length=self.max_length, return_tensors="pt").to(self.device)
             logits = self._model(**batch).logits.float()  # (B, num_labels)
             probs = logits.softmax(-1)
-            out += [ToxicityScore(float(l[nothate]), float(p[hate])) for l, p in zip(logits, probs)]
+            out += [ToxicityScore(float(l[nothate]), float(p[hate]), n, min(n, self.max_length))
+                    for l, p, n in zip(logits, probs, lengths)]
         return out
 
     def rewards(self, texts: Sequence[str]) -> torch.Tensor:

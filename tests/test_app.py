@@ -53,11 +53,16 @@ def test_load_dialogue_returns_the_row_and_its_references(client, studio):
 
 
 @pytest.mark.parametrize("mode, indices, count, shots", [("zero-shot", "", 2, []), ("one-shot", "40, 80", 2, [40]),
-                                                         ("few-shot", "", 2, [0, 1]), ("raw", "", 2, [])])
+                                                         ("few-shot", "", 2, "shortest"), ("raw", "", 2, [])])
 def test_summarize_equals_core_functions(client, studio, mode, indices, count, shots):
     row = studio.split("test")[0]
     prompt, info, summary, rouge_md, rouge = summarize(client, row["dialogue"], mode, indices, count)
     train = studio.split("train")
+    if shots == "shortest":  # blank numbers: of the 10 shortest train shots, the cheapest in tokens
+        short = sorted(range(len(train)), key=lambda i: len(train[i]["dialogue"]) + len(train[i]["references"][0]))[:10]
+        cost = lambda i: len(studio.slots.tokenizer(f"Dialogue:\n\n{train[i]['dialogue']}\n\nWhat was going on?\n"
+                                                     f"{train[i]['references'][0]}\n\n\n", add_special_tokens=False).input_ids)
+        shots = sorted(short, key=lambda i: (cost(i), i))[:count]
     expected = build_prompt(mode, row["dialogue"], [Example(train[i]["dialogue"], train[i]["references"][0]) for i in shots],
                             tokenizer=studio.slots.tokenizer, max_tokens=512)
     assert prompt == expected.text
@@ -122,12 +127,12 @@ def test_compare_returns_four_slots(client, studio):
 def test_toxicity_equals_the_scorer(client, tiny_classifier):
     scorer = ToxicityScorer(str(tiny_classifier), device="cpu")
     for text in ["You are stupid scum.", "#Person1# books a table for two."]:
-        reward, p_hate = client.predict(text, api_name="/toxicity")
+        reward, p_hate, note = client.predict(text, api_name="/toxicity")
         want = scorer.score([text])[0]
         assert reward == pytest.approx(want.reward, abs=1e-4) and p_hate == pytest.approx(want.p_hate, abs=1e-4)
     hateful, neutral = (client.predict(t, api_name="/toxicity")[1] for t in ["You are stupid scum.", "I book a table."])
     assert hateful > neutral
-    assert tuple(client.predict("  ", api_name="/toxicity")) == (None, None)
+    assert tuple(client.predict("  ", api_name="/toxicity"))[:2] == (None, None)
 
 
 def test_score_shown_scores_prompting_and_filled_compare_summaries(client):

@@ -71,7 +71,8 @@ def test_prompting_tab_shows_prompt_and_keeps_html_as_text(served, browser, tmp_
     assert summary
     prompt_text = value(browser, "#prompting-prompt textarea")
     assert prompt_text.startswith("Summarize the following conversation.")
-    assert "ROUGE-1" in browser.find_element("css selector", "#prompting-rouge").text
+    # The summary streams in first; the ROUGE table comes with the final values.
+    wait_for(browser, lambda d: "ROUGE-1" in d.find_element("css selector", "#prompting-rouge").text)
     save_screenshot(browser, tmp_path, "screenshot-prompting.png")
     # User HTML is shown as text: no script element is created from it.
     from selenium.webdriver.common.by import By
@@ -81,7 +82,7 @@ def test_prompting_tab_shows_prompt_and_keeps_html_as_text(served, browser, tmp_
     click(browser, "#prompting-run")
     wait_for(browser, lambda d: "<script>" in value(d, "#prompting-prompt textarea"))
     assert browser.execute_script("return window.pwned === undefined")
-    assert "no reference" in browser.find_element(By.CSS_SELECTOR, "#prompting-rouge").text
+    wait_for(browser, lambda d: "no reference" in d.find_element(By.CSS_SELECTOR, "#prompting-rouge").text)
 
 
 # Elements that scroll sideways inside ``root`` (and whether the page itself does).

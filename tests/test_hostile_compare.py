@@ -70,8 +70,7 @@ CASES = [
      accepted(lambda out, s: _compare_json(out)["dialogue"] == "#Person1#: hi \ufffd there"), "raw"),
     ("compare-dialogue-html-kept-as-text", "compare", [HTML, 8],
      accepted(lambda out, s: _compare_json(out)["dialogue"] == HTML and HTML in _compare_json(out)["prompt"]), "client"),
-    ("compare-dialogue-number-is-text", "compare", [12345, 8],
-     accepted(lambda out, s: _compare_json(out)["dialogue"] == "12345"), "client"),
+    ("compare-dialogue-number-refused", "compare", [12345, 8], refused("Dialogue must be text"), "client"),
     ("compare-dialogue-null", "compare", [None, 8], refused("dialogue is empty"), "client"),
     # ---- /compare: max new tokens ------------------------------------------------------------
     *[(f"compare-max-new-{name}", "compare", [DIALOGUE, v], refused(MAX_NEW), via) for name, v, via in [

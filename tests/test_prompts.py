@@ -78,3 +78,107 @@ def test_one_shot_uses_first_example_only(tokenizer):
     shots = [Example("A: a", "first"), Example("B: b", "second")]
     p = build_prompt("one-shot", "T: t", shots, tokenizer=tokenizer)
     assert "first" in p.text and "second" not in p.text and p.shots_used == 1
+
+
+# --- Linear-time fitting (issue 8 finding 1): same result as the old one-at-a-time algorithm. ---
+
+def _old_cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens):
+    """The pre-fix algorithm: binary search re-tokenizing the whole prompt O(log n) times."""
+    from summarizer.prompts import _render_unchecked
+
+    ends = [end for _, end in tokenizer(dialogue, add_special_tokens=False,
+                                        return_offsets_mapping=True)["offset_mapping"]]
+    prefix = lambda k: dialogue[: ends[k - 1]] if k else ""
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(tokenizer, _render_unchecked(mode, prefix(mid), examples)) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return prefix(lo)
+
+
+def old_build_prompt(mode, dialogue, examples, tokenizer, max_tokens):
+    """(text, n_tokens, shots kept, chars cut) as the pre-fix build_prompt made them: drop the last
+    example and re-tokenize the whole prompt until it fits, then cut the dialogue."""
+    from summarizer.prompts import _render_unchecked
+
+    examples = list(examples[:1] if mode == "one-shot" else examples)
+    text = render(mode, dialogue, examples)
+    n = count_tokens(tokenizer, text)
+    while n > max_tokens and examples:
+        examples.pop()
+        text = _render_unchecked(mode, dialogue, examples)
+        n = count_tokens(tokenizer, text)
+    cut_chars = 0
+    if n > max_tokens:
+        cut = _old_cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens)
+        cut_chars = len(dialogue) - len(cut)
+        text = _render_unchecked(mode, cut, examples)
+        n = count_tokens(tokenizer, text)
+    return text, n, len(examples), cut_chars
+
+
+class CountingTokenizer:
+    """Wraps a tokenizer and counts calls and the characters they read."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.calls, self.chars = tokenizer, 0, 0
+
+    def __call__(self, text, **kwargs):
+        self.calls += 1
+        self.chars += sum(map(len, text)) if isinstance(text, list) else len(text)
+        return self.tokenizer(text, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def dialogsum(dialogsum_dir):
+    from summarizer.data import load_split
+
+    return load_split(str(dialogsum_dir), "train"), load_split(str(dialogsum_dir), "test")
+
+
+def _examples(train, indices):
+    return [Example(train[i]["dialogue"], train[i]["references"][0], f"train #{i}") for i in indices]
+
+
+def test_fitting_equals_the_old_algorithm(tokenizer, dialogsum):
+    train, test = dialogsum
+    cases = 0
+    for t in (0, 1, 7, 42, 99):
+        target = test[t]["dialogue"]
+        for mode, shots in [("zero-shot", []), ("raw", []), ("one-shot", [3]), ("few-shot", [0, 1]),
+                            ("few-shot", list(range(10))), ("few-shot", [5, 900, 12, 40, 2])]:
+            for limit in (40, 128, 300, 512, 1024, 2048):
+                ex = _examples(train, shots)
+                p = build_prompt(mode, target, ex, tokenizer=tokenizer, max_tokens=limit)
+                assert (p.text, p.n_tokens, p.shots_used, p.truncated_chars) == \
+                    old_build_prompt(mode, target, ex, tokenizer, limit), (t, mode, shots, limit)
+                cases += 1
+    assert cases == 180
+
+
+@pytest.mark.parametrize("n_examples", [10, 100])
+def test_fitting_calls_the_tokenizer_a_bounded_number_of_times(tokenizer, dialogsum, n_examples):
+    train, test = dialogsum
+    ex = _examples(train, range(n_examples))
+    counting = CountingTokenizer(tokenizer)
+    p = build_prompt("few-shot", test[0]["dialogue"], ex, tokenizer=counting, max_tokens=512)
+    # Full prompt, shot blocks (one batched call), a few verifications, the dialogue's offsets for
+    # the cut, a few verifications, the final count. The old algorithm made n_examples + 11 calls.
+    assert counting.calls <= 9, counting.calls
+    # Characters read stay within a small multiple of the input (linear, not quadratic).
+    total = sum(len(e.dialogue) + len(e.summary) for e in ex) + len(test[0]["dialogue"])
+    assert counting.chars <= 3 * total + 8 * 4 * 512, (counting.chars, total)
+    assert p.n_tokens <= 512 and (p.text, p.n_tokens, p.shots_used, p.truncated_chars) == \
+        old_build_prompt("few-shot", test[0]["dialogue"], ex, tokenizer, 512)
+
+
+def test_kept_shots_report_their_token_cost(tokenizer):
+    ex = [Example("#Person1#: Hi.", "They greet.", "train #7"), Example("#Person1#: Bye.", "They part.", "train #9")]
+    p = build_prompt("few-shot", "#Person1#: Where is the bank?", ex, tokenizer=tokenizer)
+    assert [s for s, _ in p.shot_tokens] == ["train #7", "train #9"]
+    for (_, cost), e in zip(p.shot_tokens, ex):
+        block = f"Dialogue:\n\n{e.dialogue}\n\nWhat was going on?\n{e.summary}\n\n\n"
+        assert cost == len(tokenizer(block, add_special_tokens=False).input_ids)

@@ -38,3 +38,42 @@ def test_parse_indices_and_check_index():
 def test_reference_index_keys_are_cleaned():
     index = reference_index(["a\r\nb "], [["s1", "s2"]])
     assert index == {"a\nb": ["s1", "s2"]}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("eight", "got the text 'eight'"), (float("nan"), "got nan"), (float("inf"), "got inf"),
+    ([3], r"got a list \(\[3\]\)"), (True, "got a bool"), (None, "got nothing"), (2.5, "got 2.5"),
+    (10, r"got 10 \(out of range\)"), (-1, r"got -1 \(out of range\)"), pytest.param(2**16609, "got a 16610-bit integer", id="huge-int"),
+])
+def test_whole_number_names_the_field_and_its_range(value, message):
+    from summarizer.text import whole_number
+
+    with pytest.raises(ValueError, match=rf"^Seed must be a whole number 0\.\.9, {message}"):
+        whole_number(value, "Seed", 0, 9)
+    assert whole_number(4.0, "Seed", 0, 9) == 4 and isinstance(whole_number(4.0, "Seed", 0, 9), int)
+
+
+def test_real_number_refuses_non_finite_and_non_numbers():
+    from summarizer.text import real_number
+
+    assert real_number(2, "Top-p") == 2.0
+    for bad, message in [(float("nan"), "finite"), (float("-inf"), "finite"), ("0.5", "got the text"), (10**400, "finite")]:
+        with pytest.raises(ValueError, match=f"Top-p must be a .*{message}"):
+            real_number(bad, "Top-p")
+
+
+def test_parse_indices_names_the_field_and_refuses_huge_numbers():
+    with pytest.raises(ValueError, match=r"^Example dialogues must be whole numbers 0\.\.99"):
+        parse_indices("1" * 5000, 100)  # int() of this is slow, and refused above 4,300 digits
+    with pytest.raises(ValueError, match=r"^Example dialogues must be text"):
+        parse_indices([1, 2], 100)
+    with pytest.raises(ValueError, match=r"^Example dialogues: number 100 is out of range"):
+        parse_indices("100", 100)
+
+
+def test_scorer_limit_message_is_about_the_scorer():
+    from ui.toxicity import SCORER_LIMIT
+
+    with pytest.raises(ValueError, match="over the limit of 20,000; the toxicity scorer .*first 512 tokens") as err:
+        clean_dialogue("x" * 20_001, what="text", why_limit=SCORER_LIMIT)
+    assert "prompts are cut" not in str(err.value)

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from summarizer.toxicity import ToxicityScorer, label_index
 
@@ -36,3 +37,18 @@ def test_classifier_without_labels_fails_clearly(tmp_path):
 def test_rewards_tensor_shape(tiny_classifier):
     r = ToxicityScorer(str(tiny_classifier)).rewards([NEUTRAL, HATEFUL, ""])
     assert r.shape == (3,) and r[0] > r[1]
+
+
+def test_scores_say_how_many_tokens_were_read(tiny_classifier):
+    scorer = ToxicityScorer(str(tiny_classifier), max_length=512)
+    long_text = " ".join(["table"] * 2000)
+    short, long = scorer.score([NEUTRAL, long_text])
+    n_short = len(scorer._tokenizer(NEUTRAL).input_ids)
+    n_long = len(scorer._tokenizer(long_text).input_ids)
+    assert (short.n_tokens, short.tokens_read, short.truncated) == (n_short, n_short, False)
+    assert (long.n_tokens, long.tokens_read, long.truncated) == (n_long, 512, True) and n_long > 512
+    # The score of a truncated text is the model's output on its first 512 tokens.
+    ids = scorer._tokenizer(long_text, return_tensors="pt").input_ids  # (1, n_long)
+    first = torch.cat([ids[:, :511], ids[:, -1:]], dim=1)  # 511 tokens + </s>, as truncation makes
+    logits = scorer._model(input_ids=first).logits[0]
+    assert long.reward == pytest.approx(float(logits[scorer._model.config.label2id["nothate"]]), abs=1e-4)

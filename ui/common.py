@@ -12,7 +12,8 @@ import gradio as gr
 
 from summarizer.data import SPLITS
 from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
-from summarizer.text import check_index
+from summarizer.text import check_index, excerpt
+from summarizer.text import whole_number as _whole_number
 
 from .context import Studio
 
@@ -29,12 +30,20 @@ def user_errors():
 
 
 def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, str]:
-    """(dialogue, references one per line, a line saying which row it is) for ``split[index]``."""
+    """(dialogue, references one per line, a line saying which row it is) for ``split[index]``.
+
+    Raises:
+        gr.Error: ``split`` is not a DialogSum split, or ``index`` is not a row number of it
+            (the message names the field, "Split" or "Dialogue number", and its allowed values).
+    """
     with user_errors():
+        if not isinstance(split, str) or split not in SPLITS:
+            raise ValueError(f"Split must be one of {', '.join(SPLITS)}, got {excerpt(split)}.")
         rows = studio.split(split)
-        row = rows[check_index(index, len(rows), split)]
+        index = check_index(index, len(rows), split)
+        row = rows[index]
     refs = "\n".join(f"{k + 1}. {r}" for k, r in enumerate(row["references"]))
-    return row["dialogue"], refs, f"{split} #{int(index)} of {len(rows)}, id {row['id']}, topic: {row['topic']}"
+    return row["dialogue"], refs, f"{split} #{index} of {len(rows)}, id {row['id']}, topic: {row['topic']}"
 
 
 def random_index(studio: Studio, split: str) -> int:
@@ -50,12 +59,12 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
     the three; Random sets the number then loads. ``api_name`` names the load endpoint.
     """
     with gr.Row():
-        split = gr.Dropdown(list(SPLITS), value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
-        index = gr.Number(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
+        split = ChoiceField(list(SPLITS), value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
+        index = RawNumber(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
         load = gr.Button("Load", elem_id=f"{prefix}-load", scale=0)
         rand = gr.Button("Random", elem_id=f"{prefix}-random", scale=0)
     with gr.Row():
-        dialogue = gr.Textbox(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
+        dialogue = TextField(label="Dialogue (edit it, or paste your own: a pasted dialogue has no reference)",
                               lines=8, max_lines=12, elem_id=f"{prefix}-dialogue", scale=3)
         with gr.Column(scale=2):
             info = gr.Textbox(label="Loaded", interactive=False, elem_id=f"{prefix}-info")
@@ -97,22 +106,75 @@ def progress_callback(progress: gr.Progress, what: str):
     return lambda done, total: progress(done / max(total, 1), desc=f"{what}: {done}/{total}")
 
 
-# ---- request values the handlers check themselves (added for Compare/Evaluate hardening) ----
-import math  # noqa: E402  (kept here so this block merges as one addition at the end)
+# --- Components whose bad API values get messages naming the field (issue 8, findings 5-6) ---
 
-# Gradio's own preprocessing of numbers, sliders and choices fails on NaN, strings or lists with
-# messages that do not name the field ("cannot convert float NaN to integer", "Value: 'x' is not
-# in the list of choices"). These variants pass the request's value through unchanged (the page
-# still restricts what a user can enter); the handler checks it and names the field.
-class FreeNumber(gr.Number):
-    """``gr.Number`` whose handler receives the raw value; check it with :func:`whole_number`."""
+class RawNumber(gr.Number):
+    """A ``gr.Number`` whose value reaches the handler exactly as sent.
 
-    is_template = True  # same front-end component as gr.Number
+    ``gr.Number`` rounds and bounds-checks before the handler runs, so ``"eight"``, NaN or a list
+    sent through the API fail there with messages that do not name the field ("cannot convert
+    float NaN to integer"). The handler checks the value instead, naming the field and its range
+    (:func:`summarizer.text.whole_number`, :meth:`GenerationSettings.from_dict`). The browser
+    still gets ``precision``, ``minimum`` and ``maximum`` for its input box.
+    """
+
+    is_template = True  # render with gr.Number's front end
 
     def preprocess(self, payload):
         return payload
 
 
+class ChoiceField(gr.Dropdown):
+    """A ``gr.Dropdown`` whose refusal of a value outside its choices names the field."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return _named(self, super().preprocess, payload)
+
+
+class ChoiceRadio(gr.Radio):
+    """A ``gr.Radio`` whose refusal of a value outside its choices names the field."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return _named(self, super().preprocess, payload)
+
+
+def _named(component, preprocess, payload):
+    """``preprocess(payload)``, with gradio's "not in the list of choices" prefixed by the label."""
+    try:
+        return preprocess(payload)
+    except (gr.Error, TypeError, ValueError) as err:
+        choices = ", ".join(str(value) for _, value in component.choices)
+        raise gr.Error(f"{field_name(component)} must be one of {choices}, got {excerpt(payload)}.",
+                       print_exception=False) from err
+
+
+class TextField(gr.Textbox):
+    """A ``gr.Textbox`` that refuses a non-text API value (a list, a number) with a message
+    naming the field, instead of passing on its ``str()`` (``"[1, 2]"``) as if it were typed."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is not None and not isinstance(payload, str):
+            raise gr.Error(f"{field_name(self)} must be text, got a {type(payload).__name__} "
+                           f"({excerpt(payload)}).", print_exception=False)
+        return payload
+
+
+def field_name(component) -> str:
+    """The field's name for messages: its label up to the first " (" or ":" ("Dialogue")."""
+    return str(component.label).split(" (")[0].split(":")[0]
+
+
+# ---- request values the handlers check themselves (added for Compare/Evaluate hardening) ----
+# Gradio's own preprocessing of numbers, sliders and choices fails on NaN, strings or lists with
+# messages that do not name the field ("cannot convert float NaN to integer", "Value: 'x' is not
+# in the list of choices"). These variants pass the request's value through unchanged (the page
+# still restricts what a user can enter); the handler checks it and names the field.
 class FreeSlider(gr.Slider):
     """``gr.Slider`` whose handler receives the raw value; check it with :func:`whole_number`."""
 
@@ -140,29 +202,20 @@ class FreeDropdown(gr.Dropdown):
         return payload
 
 
-def _shown(value, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for messages that echo a bad request value."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 def whole_number(value, field: str, low: int, high: int) -> int:
-    """``value`` (a number or a numeric string) as an int in ``low..high``.
+    """:func:`summarizer.text.whole_number`, also accepting numeric text (``"12"``) as some API
+    clients send it.
 
     Raises:
-        ValueError: naming ``field`` and the range, for NaN, inf, text, lists, fractions or values
-        outside the range.
+        ValueError: naming ``field`` and the range, for NaN, inf, other text, lists, fractions or
+        values outside the range.
     """
-    rule = f"{field} must be a whole number {low}..{high}"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{rule}, got {type(value).__name__} {_shown(value)}.")
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        raise ValueError(f"{rule}, got {_shown(value)}.") from None
-    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise ValueError(f"{rule}, got {_shown(value)}.")
-    return int(number)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{field} must be a whole number {low}..{high}, got {excerpt(value)}.") from None
+    return _whole_number(value, field, low, high)
 
 
 def one_of(value, field: str, allowed) -> str:
@@ -172,7 +225,7 @@ def one_of(value, field: str, allowed) -> str:
         ValueError: naming ``field`` and the allowed values.
     """
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{field} must be one of {', '.join(allowed)}, got {_shown(value)}.")
+        raise ValueError(f"{field} must be one of {', '.join(allowed)}, got {excerpt(value)}.")
     return value
 
 
@@ -186,8 +239,11 @@ def chosen_values(value, field: str, allowed) -> list[str]:
         return []
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"{field} must be a list of {', '.join(allowed)}, got {type(value).__name__} "
-                         f"{_shown(value)}.")
+                         f"{excerpt(value)}.")
     unknown = [v for v in value if not isinstance(v, str) or v not in allowed]
     if unknown:
-        raise ValueError(f"{field} must be chosen from {', '.join(allowed)}, got {_shown(unknown[0])}.")
+        raise ValueError(f"{field} must be chosen from {', '.join(allowed)}, got {excerpt(unknown[0])}.")
     return [a for a in allowed if a in value]
+
+
+FreeNumber = RawNumber  # the Compare/Evaluate name for the same component

@@ -2,81 +2,189 @@
 
 Endpoints: ``/load_dialogue`` (split, number -> dialogue, references, which row) and
 ``/summarize`` (dialogue, mode, example indices, example count, the eight generation settings ->
-prompt, token count and notes, summary, ROUGE table, ROUGE JSON).
+prompt, token count and notes, summary, ROUGE table, ROUGE JSON). The summary streams into the
+page token by token; API clients get the final values.
 """
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
+from transformers import TextIteratorStreamer
 
-from summarizer.generation import STRATEGIES, GenerationSettings
-from summarizer.prompts import MODES, Example, Prompt, build_prompt
-from summarizer.text import clean_dialogue, parse_indices
+from summarizer.generation import STRATEGIES, GenerationSettings, stream_to
+from summarizer.prompts import MODES, Example, Prompt, build_prompt, shot_costs
+from summarizer.text import clean_dialogue, excerpt, parse_indices, whole_number
 
-from .common import dialogue_picker, progress_callback, rouge_markdown, rouge_report, user_errors
+from .common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, progress_callback, rouge_markdown,
+                     rouge_report, user_errors)
 from .context import MODEL_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
+MAX_EXAMPLES = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
+EXAMPLES_FIELD = "Example dialogues"
+COUNT_FIELD = "How many examples"
 SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", "top_k", "top_p",
                  "num_beams", "seed")
 
 
-def pick_examples(studio: Studio, mode: str, indices_text: str, count: float | None) -> list[Example]:
-    """Solved train dialogues for a one-/few-shot prompt (none for zero-shot and raw).
+class ShortestTrain:
+    """The default examples: the train dialogues whose shot blocks (dialogue + first reference)
+    cost the fewest tokens, cheapest first, so that they fit beside the dialogue.
 
-    ``indices_text`` lists train row numbers (``"40, 80"``); when blank, the first ``count`` train
-    dialogues are used (one for one-shot). Each shot's summary is its first human reference.
+    The :data:`MAX_EXAMPLES` shortest rows by characters are found once (one pass over the train
+    split's two columns, about a second, on first use), then ordered by their token cost in the
+    base model's tokenizer (one batched call), since characters only approximate tokens.
+    """
+
+    def __init__(self, studio: Studio):
+        self.studio, self._order = studio, None
+
+    def first(self, n: int, tokenizer=None) -> list[int]:
+        """Row numbers of the ``n`` cheapest shots (``n <= MAX_EXAMPLES``)."""
+        if self._order is None:
+            train = self.studio.split("train")
+            dialogues, references = list(train["dialogue"]), list(train["references"])
+            lengths = [len(d) + len(r[0]) for d, r in zip(dialogues, references)]
+            order = sorted(range(len(lengths)), key=lengths.__getitem__)[:MAX_EXAMPLES]
+            if tokenizer is not None:
+                costs = shot_costs(tokenizer, [Example(dialogues[i], references[i][0]) for i in order])
+                order = [i for _, i in sorted(zip(costs, order))]
+            self._order = order
+        return self._order[:n]
+
+
+def example_indices(indices_text: str | None, n_train: int) -> list[int]:
+    """The distinct train numbers listed in ``indices_text``, in order, at most :data:`MAX_EXAMPLES`.
 
     Raises:
-        ValueError: bad indices, or a count below 1 for a shot mode.
+        ValueError: a bad number (see :func:`parse_indices`), or more than MAX_EXAMPLES distinct ones.
+    """
+    indices = list(dict.fromkeys(parse_indices(indices_text, n_train, what=EXAMPLES_FIELD)))
+    if len(indices) > MAX_EXAMPLES:
+        raise ValueError(f"{EXAMPLES_FIELD}: at most {MAX_EXAMPLES} distinct train numbers, got "
+                         f"{len(indices)}; list fewer (more than a few never fit the 512-token prompt).")
+    return indices
+
+
+def pick_examples(studio: Studio, mode: str, indices_text: str | None, count,
+                  shortest: ShortestTrain | None = None) -> list[Example]:
+    """Solved train dialogues for a one-/few-shot prompt (none for zero-shot and raw).
+
+    ``indices_text`` lists train row numbers (``"40, 80"``; repeats count once). When blank, the
+    ``count`` cheapest train dialogues in tokens are used (one for one-shot; see
+    :class:`ShortestTrain`), so that they fit beside the dialogue. Each shot's summary is its first human reference; its source is ``"train #i"``.
+
+    Raises:
+        ValueError: bad or too many indices, or a count that is not a whole number 1..10.
     """
     if mode not in ("one-shot", "few-shot"):
         return []
     train = studio.split("train")
-    indices = parse_indices(indices_text, len(train))
+    indices = example_indices(indices_text, len(train))
     if not indices:
-        n = 1 if mode == "one-shot" else int(count or 0)
-        if not 1 <= n <= 10:
-            raise ValueError(f"How many examples must be 1..10 for a {mode} prompt, got {count}.")
-        indices = list(range(n))
-    return [Example(train[i]["dialogue"], train[i]["references"][0]) for i in indices]
+        n = 1 if mode == "one-shot" else whole_number(count, f"{COUNT_FIELD} ({mode}, when no numbers are given)",
+                                                      1, MAX_EXAMPLES)
+        indices = (shortest or ShortestTrain(studio)).first(n, studio.slots.tokenizer)
+    return [Example(train[i]["dialogue"], train[i]["references"][0], f"train #{i}") for i in indices]
 
 
 def describe_prompt(prompt: Prompt) -> str:
-    """Token count, shots kept, and every note on what was dropped or cut to fit the limit."""
+    """Token count, each kept example's token cost, and every note on what was dropped or cut."""
     lines = [f"{prompt.n_tokens} of {prompt.max_tokens} tokens; {prompt.shots_used} example(s) in the prompt."]
+    lines += [f"example {source or f'#{k + 1}'}: {tokens} tokens" for k, (source, tokens) in enumerate(prompt.shot_tokens)]
     return "\n".join(lines + prompt.notes)
 
 
-def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
-              *settings_and_progress):
-    """Handler of Summarize. Reads the dialogue box, mode, example indices and count, and the eight
-    generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON."""
-    *values, progress = settings_and_progress
-    with user_errors():
-        settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, values)))
-        text = clean_dialogue(dialogue)
+def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortest=None, progress=None
+            ) -> tuple[str, Prompt, GenerationSettings]:
+    """(cleaned dialogue, built prompt, settings) from the Summarize inputs.
+
+    Raises:
+        ValueError: any bad input; the message names the field.
+    """
+    settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, values)))
+    if mode not in MODES:
+        raise ValueError(f"Prompt must be one of {', '.join(MODES)}, got {excerpt(mode)}.")
+    text = clean_dialogue(dialogue)
+    examples = pick_examples(studio, mode, indices_text, count, shortest)
+    if progress:
         progress(0, desc="loading the base model")
-        prompt = build_prompt(mode, text, pick_examples(studio, mode, indices_text, count),
-                              tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
-        summary = studio.slots.generate(["base"], [prompt.text], settings,
-                                        on_batch=progress_callback(progress, "generating"))["base"][0]
+    prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
+    return text, prompt, settings
+
+
+def outputs(studio: Studio, text: str, prompt: Prompt, summary: str) -> tuple:
+    """The five Summarize outputs: prompt, prompt info, summary, ROUGE table, ROUGE JSON."""
     report = rouge_report(summary, studio.references_for(text))
     return prompt.text, describe_prompt(prompt), summary, rouge_markdown(report), report
+
+
+def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
+              *settings_and_progress, shortest: ShortestTrain | None = None):
+    """Summarize without streaming (same inputs and outputs as :func:`summarize_streamed`)."""
+    *values, progress = settings_and_progress
+    with user_errors():
+        text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
+        summary = studio.slots.generate(["base"], [prompt.text], settings,
+                                        on_batch=progress_callback(progress, "generating"))["base"][0]
+    return outputs(studio, text, prompt, summary)
+
+
+def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
+                       *settings_and_progress, shortest: ShortestTrain | None = None):
+    """Handler of Summarize. Reads the dialogue box, mode, example indices and count, and the eight
+    generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON.
+
+    A generator: first the prompt, then the summary as it grows token by token, then the final
+    values, whose summary is exactly the non-streamed one (it is the same ``ModelSlots.generate``
+    call, with a streamer attached; see :func:`summarizer.generation.stream_to`). Beam search
+    cannot stream, so it shows only the final summary.
+    """
+    *values, progress = settings_and_progress
+    with user_errors():
+        text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
+    yield prompt.text, describe_prompt(prompt), "", "", None
+    streamer = TextIteratorStreamer(studio.slots.tokenizer, skip_special_tokens=True)
+    result: dict = {}
+
+    def generate():  # in its own thread, so that this generator can read the streamer meanwhile
+        try:
+            with stream_to(streamer):
+                result["summary"] = studio.slots.generate(["base"], [prompt.text], settings)["base"][0]
+        except Exception as err:  # handed to the generator below, which raises it for the user
+            result["error"] = err
+        finally:
+            streamer.end()  # also ends the stream when generate failed before streaming
+
+    worker = threading.Thread(target=generate, daemon=True)
+    worker.start()
+    partial = ""
+    for piece in streamer:
+        if not piece:  # end() flushes an empty piece
+            continue
+        partial += piece
+        yield prompt.text, describe_prompt(prompt), partial.strip(), "", None
+    worker.join()
+    if "error" in result:
+        with user_errors():
+            raise result["error"]
+    yield outputs(studio, text, prompt, result["summary"])
 
 
 def generation_controls() -> list[gr.components.Component]:
     """The eight generation controls, in :data:`SETTING_NAMES` order (defaults of GenerationSettings)."""
     d = GenerationSettings()
     with gr.Row():
-        controls = [gr.Number(d.max_new_tokens, precision=0, label="Max new tokens (1..512)", elem_id="gen-max-new"),
-                    gr.Number(d.min_new_tokens, precision=0, label="Min new tokens", elem_id="gen-min-new"),
-                    gr.Radio(list(STRATEGIES), value=d.strategy, label="Strategy", elem_id="gen-strategy")]
+        controls = [RawNumber(d.max_new_tokens, precision=0, label="Max new tokens (1..512)", elem_id="gen-max-new"),
+                    RawNumber(d.min_new_tokens, precision=0, label="Min new tokens", elem_id="gen-min-new"),
+                    ChoiceRadio(list(STRATEGIES), value=d.strategy, label="Strategy", elem_id="gen-strategy")]
     with gr.Row():
-        controls += [gr.Number(d.temperature, label="Temperature (sampling)", elem_id="gen-temperature"),
-                     gr.Number(d.top_k, precision=0, label="Top-k (sampling, 0 = off)", elem_id="gen-top-k"),
-                     gr.Number(d.top_p, label="Top-p (sampling)", elem_id="gen-top-p"),
-                     gr.Number(d.num_beams, precision=0, label="Beams (beam)", elem_id="gen-beams"),
-                     gr.Number(d.seed, precision=0, label="Seed", elem_id="gen-seed")]
+        controls += [RawNumber(d.temperature, label="Temperature (sampling)", elem_id="gen-temperature"),
+                     RawNumber(d.top_k, precision=0, label="Top-k (sampling, 0 = off)", elem_id="gen-top-k"),
+                     RawNumber(d.top_p, label="Top-p (sampling)", elem_id="gen-top-p"),
+                     RawNumber(d.num_beams, precision=0, label="Beams (beam)", elem_id="gen-beams"),
+                     RawNumber(d.seed, precision=0, label="Seed", elem_id="gen-seed")]
     return controls
 
 
@@ -87,11 +195,11 @@ def build(studio: Studio) -> dict:
                 f"{studio.max_input_tokens} tokens are shortened and the notes say how.")
     dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
     with gr.Row():
-        mode = gr.Radio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
-        indices = gr.Textbox("", label="Example dialogues: train numbers, e.g. 40, 80 (blank = the first N)",
-                             elem_id="prompting-examples")
-        count = gr.Number(DEFAULT_SHOTS, precision=0, minimum=1, maximum=10,
-                          label="How many examples (few-shot, when no numbers are given)", elem_id="prompting-count")
+        mode = ChoiceRadio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
+        indices = TextField("", label=f"{EXAMPLES_FIELD}: train numbers, e.g. 40, 80 (at most {MAX_EXAMPLES}; "
+                                       "blank = the N shortest, which fit best)", elem_id="prompting-examples")
+        count = RawNumber(DEFAULT_SHOTS, precision=0, minimum=1, maximum=MAX_EXAMPLES,
+                          label=f"{COUNT_FIELD} (few-shot, when no numbers are given)", elem_id="prompting-count")
     with gr.Accordion("Generation settings", open=False, elem_id="prompting-settings"):
         controls = generation_controls()
     run = gr.Button("Summarize", variant="primary", elem_id="prompting-run")
@@ -100,20 +208,23 @@ def build(studio: Studio) -> dict:
             # A Textbox, not gr.Code: Code strips the template's trailing space ("Summary: ").
             prompt = gr.Textbox(label="The exact prompt (as the model reads it)", lines=8, max_lines=16,
                                 interactive=False, buttons=["copy"], elem_id="prompting-prompt")
-            info = gr.Textbox(label="Prompt length and notes", lines=2, interactive=False,
+            info = gr.Textbox(label="Prompt length, example costs and notes", lines=4, interactive=False,
                               elem_id="prompting-prompt-info")
         with gr.Column():
-            summary = gr.Textbox(label="Summary (base model)", lines=3, interactive=False,
+            summary = TextField(label="Summary (base model)", lines=3, interactive=False,
                                  elem_id="prompting-summary")
             rouge_md = gr.Markdown(label="ROUGE table", elem_id="prompting-rouge")
     with gr.Accordion("ROUGE as JSON", open=False):
         rouge_json = gr.JSON(label="ROUGE", elem_id="prompting-rouge-json")
 
+    shortest = ShortestTrain(studio)
+
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
                           strategy, temperature, top_k, top_p, num_beams, seed, progress=gr.Progress()):
-        """Summarize with the base model (see :func:`summarize`)."""
-        return summarize(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
-                         min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed, progress)
+        """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`)."""
+        yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
+                         min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed, progress,
+                         shortest=shortest)
 
     run.click(summarize_clicked, [dialogue, mode, indices, count, *controls],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
