@@ -32,7 +32,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from . import ct2_backend
 from .devices import pick_device, pick_dtype
-from .preflight import explain_load_error
+from .preflight import explain_load_error, loading_note
 from .generation import GenerationSettings, generate_texts
 
 DEFAULT_BASE_MODEL = "google/flan-t5-base"
@@ -236,15 +236,26 @@ class ModelSlots:
     def is_filled(self, slot: str) -> bool:
         return bool(self.source(slot))
 
+    def is_loaded(self, slot: str) -> bool:
+        """True when ``slot``'s model is in memory for the current backend (no load on next use)."""
+        if self.backend == "ct2":
+            return slot in self._ct2
+        return {"base": self._base is not None, "full": self._full is not None}.get(slot, slot in self._adapters)
+
+    def loading_note(self, slots: Sequence[str] = ("base",)) -> str:
+        """A progress line for the first of ``slots`` not yet loaded (saying when it is a
+        first-use download, see :func:`summarizer.preflight.loading_note`), else "generating"."""
+        for slot in slots:
+            if self.is_filled(slot) and not self.is_loaded(slot):
+                return loading_note(f"{slot} model", self.source(slot))
+        return "generating"
+
     def describe(self, slot: str) -> str:
         """One line for the UI: the slot's source and whether it is loaded, or how to fill it."""
         src = self.source(slot)
         if not src:
             return EMPTY_SLOT_HELP[slot]
-        loaded = {"base": self._base is not None, "full": self._full is not None}.get(slot, slot in self._adapters)
-        if self.backend == "ct2":
-            loaded = slot in self._ct2
-        return f"{src} ({'loaded' if loaded else 'loads on first use'})"
+        return f"{src} ({'loaded' if self.is_loaded(slot) else 'loads on first use'})"
 
     @staticmethod
     def _check_slot(slot: str) -> None:

@@ -68,3 +68,12 @@ def test_loading_note_says_when_a_first_use_download_is_coming(tiny_t5, monkeypa
     assert "downloading the base model someone/not-cached" in preflight.loading_note("base model", "someone/not-cached")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "not in the cache and offline" in preflight.loading_note("base model", "someone/not-cached")
+
+
+def test_slots_progress_line_names_the_first_unloaded_model(tiny_t5):
+    from summarizer.models import ModelSlots, SlotConfig
+
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5)), device="cpu")
+    assert slots.loading_note() == f"loading the base model ({tiny_t5})"
+    slots.load(["base"])
+    assert slots.loading_note(["base", "full"]) == "generating"  # full is empty: nothing to load

@@ -43,7 +43,7 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
     settings = GenerationSettings(max_new_tokens=whole_number(max_new_tokens, "Max new tokens", 1, 512))
     text = clean_dialogue(dialogue)
     filled = [s for s in SLOTS if studio.slots.is_filled(s)]
-    progress(0, desc="loading models")
+    progress(0, desc=studio.slots.loading_note(filled))
     prompt = build_prompt("zero-shot", text, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
     summaries = studio.slots.generate(filled, [prompt.text], settings,
                                       on_batch=progress_callback(progress, "generating"))

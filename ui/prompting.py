@@ -109,7 +109,7 @@ def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortes
     text = clean_dialogue(dialogue)
     examples = pick_examples(studio, mode, indices_text, count, shortest)
     if progress:
-        progress(0, desc="loading the base model")
+        progress(0, desc=studio.slots.loading_note())
     prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
     return text, prompt, settings
 
