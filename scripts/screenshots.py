@@ -41,11 +41,15 @@ def models(work: Path) -> dict:
             "lora": conftest.make_adapter(t5, work / "lora", fresh=False, seed=1)}
 
 
-def shoot(driver, out: Path, name: str) -> None:
+def shoot(driver, out: Path, name: str, anchor: str | None = None) -> None:
+    """Save the viewport, scrolled so that ``anchor`` (a CSS selector) is at the top."""
     from tests.browser import wait_for
 
     wait_for(driver, lambda d: not d.find_elements("css selector", ".progress-text, .eta-bar"), timeout=300)
-    driver.execute_script("window.scrollTo(0, 0);")
+    if anchor:
+        driver.execute_script(f"document.querySelector({anchor!r}).scrollIntoView({{block: 'start'}});")
+    else:
+        driver.execute_script("window.scrollTo(0, 0);")
     path = out / name
     driver.save_screenshot(str(path))
     print("wrote", path, flush=True)
@@ -65,7 +69,7 @@ def take(driver, url: str, out: Path, suffix: str) -> None:
     driver.find_element(By.XPATH, "//*[@id='prompting-mode']//label[normalize-space(.)='few-shot']").click()
     click(driver, "#prompting-run")
     wait_for(driver, lambda d: value(d, "#prompting-summary textarea"), timeout=300)
-    shoot(driver, out, f"screenshot-prompting{suffix}.png")
+    shoot(driver, out, f"screenshot-prompting{suffix}.png", "#prompting-mode")
 
     open_tab(driver, "Compare")
     click(driver, "#compare-load")
@@ -73,8 +77,7 @@ def take(driver, url: str, out: Path, suffix: str) -> None:
     set_number(driver, "#compare-max-new input", 40)
     click(driver, "#compare-run")
     wait_for(driver, lambda d: value(d, "#compare-scores-lora textarea").startswith("reward"), timeout=300)
-    driver.execute_script("document.querySelector('#compare-run').scrollIntoView({block: 'start'});")
-    shoot(driver, out, f"screenshot-compare{suffix}.png")
+    shoot(driver, out, f"screenshot-compare{suffix}.png", "#compare-max-new")
 
     open_tab(driver, "Toxicity")
     box = element(driver, "#toxicity-text textarea")
@@ -90,11 +93,20 @@ def take(driver, url: str, out: Path, suffix: str) -> None:
     set_number(driver, "#evaluate-max-new input", 40)
     click(driver, "#evaluate-run")
     element(driver, "#evaluate-results table", timeout=600)
-    shoot(driver, out, f"screenshot-evaluate{suffix}.png")
+    shoot(driver, out, f"screenshot-evaluate{suffix}.png", "#evaluate-run")
 
-    for tab, name in (("Prompt Lab", "prompt-lab"), ("Arena", "arena")):
-        open_tab(driver, tab)
-        shoot(driver, out, f"screenshot-{name}{suffix}.png")
+    open_tab(driver, "Prompt Lab")
+    set_number(driver, "#lab-n input", 5)
+    click(driver, "#lab-run")
+    element(driver, "#lab-table table", timeout=600)
+    shoot(driver, out, f"screenshot-prompt-lab{suffix}.png", "#lab-run")
+
+    open_tab(driver, "Arena")
+    click(driver, "#arena-next")
+    wait_for(driver, lambda d: value(d, "#arena-summary-b textarea"), timeout=300)
+    click(driver, "#arena-vote-a")
+    wait_for(driver, lambda d: value(d, "#arena-reveal textarea"), timeout=120)
+    shoot(driver, out, f"screenshot-arena{suffix}.png", "#arena-dialogue")
 
 
 def main(argv=None) -> int:

@@ -52,7 +52,10 @@ def test_api_evaluate_returns_table_sorted_predictions_and_files(app_url):
     # One row per metric, one column per model (fits a 1400 px projector).
     assert table["headers"] == ["Metric", "Base (original)", "PPO detox"]
     metrics = [r[0] for r in table["data"]]
-    assert metrics[0] == "ROUGE-1 (best ref.) [95% CI]" and "BLEU" in metrics and len(metrics) == 17
+    assert metrics[0] == "ROUGE-1 (best ref.) [95% CI]" and "BLEU" in metrics and len(metrics) == 19
+    # The course labs' single-reference figure sits beside best and mean, never above best.
+    lab, best = (table["data"][metrics.index(m)] for m in ("ROUGE-1 lab-comparable", "ROUGE-1 (best ref.) [95% CI]"))
+    assert all(float(lab[k]) <= float(best[k].split(" [")[0]) for k in (1, 2))
     delta = table["data"][metrics.index("ΔROUGE-1 vs base [95% CI]")]
     assert delta[1] == "" and delta[2].count("[") == 1  # no difference of base with itself
     assert chart["type"] == "plotly" and '"error_y"' in chart["plot"]

@@ -41,6 +41,7 @@ CHART_METRICS = {
     "ΔROUGE-1 vs base (paired)": ("rouge1_diff_vs_base", "rouge1_diff_ci_low", "rouge1_diff_ci_high"),
     "ΔP(hate) vs base (paired)": ("p_hate_diff_vs_base", "p_hate_diff_ci_low", "p_hate_diff_ci_high"),
     "BLEU (no interval)": ("bleu", None, None),
+    "ROUGE-1 lab-comparable (no interval)": ("rouge1_lab", None, None),
 }
 # Per-dialogue columns shown in the table, in this order when present.
 _PREDICTION_COLUMN_ORDER = ("id", "detox_reward_change", "lora_reward_change", "full_reward_change")
@@ -147,6 +148,10 @@ def metric_rows(r: dict) -> dict[str, str]:
         "ROUGE-2 (best ref.)": _num(r["rouge2_best"], 1), "ROUGE-L (best ref.)": _num(r["rougeL_best"], 1),
         "ROUGE-Lsum (best ref.)": _num(r["rougeLsum_best"], 1),
         "ROUGE-1 (mean over refs)": _num(r["rouge1_mean"], 1),
+        # The course labs' protocol (one reference per row, no sentence split): compare these
+        # with the labs' published figures, not the best-reference ones above.
+        "ROUGE-1 lab-comparable": _num(r.get("rouge1_lab"), 1),
+        "ROUGE-Lsum lab-comparable": _num(r.get("rougeLsum_lab"), 1),
         "ΔROUGE-1 vs base [95% CI]": _ci(r["rouge1_diff_vs_base"], r["rouge1_diff_ci_low"], r["rouge1_diff_ci_high"]),
         "BLEU": _num(r["bleu"], 1),
         "P(hate) [95% CI]": _ci(r["p_hate_mean"], r["p_hate_ci_low"], r["p_hate_ci_high"], 3),
