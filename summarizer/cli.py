@@ -1,7 +1,8 @@
-"""Command-line pieces shared by ``app.py`` and ``python -m summarizer.evaluation``.
+"""Command-line pieces shared by ``app.py``, ``python -m summarizer.evaluation`` and ``python -m
+summarizer.prompt_lab``.
 
 The model flags (which model fills each slot, the toxicity classifier, the device), the dataset
-flag and the offline switch are defined here once, so the app and the evaluation CLI accept the
+flag and the offline switch are defined here once, so the app and the CLIs accept the
 same spelling, defaults and help. Nothing here imports torch, transformers, datasets or gradio:
 :func:`set_offline_env` must run before they are imported, because they read the offline
 variables at import time.
@@ -18,17 +19,19 @@ OFFLINE_HELP = ("never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_
                 "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
 
 
-def add_model_flags(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+def add_model_flags(parser: argparse.ArgumentParser, title: str,
+                    toxicity: bool = True) -> argparse._ArgumentGroup:
     """Add ``--base-model``, ``--full-model``, ``--lora-model``, ``--detox-model``,
-    ``--toxicity-model`` and ``--device`` in a group named ``title``; returns the group so a
-    caller can add its own model flags (e.g. the CLI's ``--run``) next to them."""
+    ``--toxicity-model`` (unless ``toxicity`` is False) and ``--device`` in a group named
+    ``title``; returns the group so a caller can add its own model flags (e.g. ``--run``)."""
     m = parser.add_argument_group(title)
     m.add_argument("--base-model", default=DEFAULT_BASE_MODEL, help="base seq2seq model (default: %(default)s)")
     m.add_argument("--full-model", help="fully fine-tuned checkpoint for the 'full' slot")
     m.add_argument("--lora-model", help="peft LoRA adapter for the 'lora' slot (loaded onto the base)")
     m.add_argument("--detox-model", help="peft adapter from PPO detox for the 'detox' slot")
-    m.add_argument("--toxicity-model", default=DEFAULT_TOXICITY_MODEL,
-                   help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
+    if toxicity:
+        m.add_argument("--toxicity-model", default=DEFAULT_TOXICITY_MODEL,
+                       help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
     m.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: $STUDIO_DEVICE, "
                                     "else CUDA if available, else CPU)")
     return m
@@ -44,6 +47,35 @@ def add_dataset_flag(group) -> None:
 def add_offline_flag(group) -> None:
     """Add ``--offline``; the caller runs :func:`set_offline_env` when it is given."""
     group.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+
+
+def add_generation_flags(g) -> None:
+    """Add the decoding flags (``--strategy`` .. ``--seed``) with :class:`GenerationSettings`'
+    defaults; :func:`settings_from_args` turns them back into settings."""
+    from .generation import STRATEGIES, GenerationSettings  # imports torch: only for the CLIs
+
+    d = GenerationSettings()
+    g.add_argument("--strategy", default="greedy", choices=STRATEGIES, help="decoding (default: %(default)s)")
+    g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="(default: %(default)s)")
+    g.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="(default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=d.temperature, help="sampling only (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=d.top_k, help="sampling only (default: %(default)s)")
+    g.add_argument("--top-p", type=float, default=d.top_p, help="sampling only (default: %(default)s)")
+    g.add_argument("--num-beams", type=int, default=d.num_beams, help="beam only (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=d.seed, help="generation seed (default: %(default)s)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The :class:`summarizer.generation.GenerationSettings` of the decoding flags.
+
+    Raises:
+        ValueError: a setting out of range, naming it.
+    """
+    from .generation import GenerationSettings
+
+    return GenerationSettings(max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
+                              strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, num_beams=args.num_beams, seed=args.seed).validate()
 
 
 def set_offline_env() -> None:

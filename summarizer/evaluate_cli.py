@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from .cli import add_dataset_flag, add_model_flags, add_offline_flag, set_offline_env, slot_config
+from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag,
+                  set_offline_env, settings_from_args, slot_config)
 from .data import default_dataset
-from .generation import STRATEGIES, GenerationSettings
 from .rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE, RULES
 from .results import TOXICITY_PROTOCOL, EvaluationResult, display_table
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
@@ -69,17 +69,9 @@ def _add_data_flags(data) -> None:
 
 
 def _add_generation_flags(g) -> None:
-    d = GenerationSettings()
     g.add_argument("--prompt", default="zero-shot", choices=("zero-shot", "raw"),
                    help="prompt template from summarizer.prompts (default: %(default)s)")
-    g.add_argument("--strategy", default="greedy", choices=STRATEGIES, help="decoding (default: %(default)s)")
-    g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="(default: %(default)s)")
-    g.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="(default: %(default)s)")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="sampling only (default: %(default)s)")
-    g.add_argument("--top-k", type=int, default=d.top_k, help="sampling only (default: %(default)s)")
-    g.add_argument("--top-p", type=float, default=d.top_p, help="sampling only (default: %(default)s)")
-    g.add_argument("--num-beams", type=int, default=d.num_beams, help="beam only (default: %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="generation seed (default: %(default)s)")
+    add_generation_flags(g)
     g.add_argument("--batch-size", type=int, default=8, help="prompts per batch per model (default: %(default)s)")
     g.add_argument("--max-input-tokens", type=int, default=512,
                    help="fit prompts to this many tokens, cutting the dialogue's end (default: %(default)s)")
@@ -106,13 +98,6 @@ def _add_predictions_flags(f) -> None:
                    help="do not load the toxicity classifier; its columns are left empty")
     f.add_argument("--tokenizer", help="with --predictions: tokenizer (hub id or folder) that counts "
                                        "summary tokens for gen_tokens_mean (default: not counted)")
-
-
-def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
-    """The :class:`GenerationSettings` of the generation flags. Raises ValueError when invalid."""
-    return GenerationSettings(max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
-                              strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
-                              top_p=args.top_p, num_beams=args.num_beams, seed=args.seed).validate()
 
 
 def slot_config_from_args(args: argparse.Namespace):
