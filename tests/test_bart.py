@@ -107,3 +107,4 @@ def test_evaluate_bart_base_and_lora(bart_run, tiny_bart, dialogsum_dir):
     expected = peft_outputs(tiny_bart, adapter, prompts)
     for m in ("base", "lora"):
         assert [p[f"{m}_summary"] for p in result.predictions] == expected[m]
+    assert expected["lora"] != expected["base"]  # the 3 trained steps changed what BART writes
