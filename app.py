@@ -10,26 +10,15 @@ import os
 import sys
 from pathlib import Path
 
+# Shared with the evaluation CLI; imports neither torch nor gradio, so --offline still comes first.
+from summarizer.cli import add_dataset_flag, add_model_flags, add_offline_flag, set_offline_env, slot_config
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    m = p.add_argument_group("models (hub id, local folder, or finished run folder)")
-    m.add_argument("--base-model", default="google/flan-t5-base", help="base seq2seq model (default: %(default)s)")
-    m.add_argument("--full-model", help="fully fine-tuned checkpoint for the 'full' slot")
-    m.add_argument("--lora-model", help="peft LoRA adapter for the 'lora' slot (loaded onto the base)")
-    m.add_argument("--detox-model", help="peft adapter from PPO detox for the 'detox' slot")
-    m.add_argument("--toxicity-model", default="facebook/roberta-hate-speech-dynabench-r4-target",
-                   help="hate-speech classifier with nothate/hate labels (default: %(default)s)")
-    m.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: $STUDIO_DEVICE, else CUDA if available, else CPU)")
-    m.add_argument("--backend", choices=("torch", "ct2"), default="torch",
-                   help="inference engine: torch (transformers) or ct2 (CTranslate2, converted and cached "
-                        "on first use) (default: %(default)s)")
-    m.add_argument("--compute-type", choices=("auto", "int8", "float32", "int8_float16"), default="auto",
-                   help="ct2 weights: auto = int8 on CPU, int8_float16 on CUDA (default: %(default)s)")
+    add_model_flags(p, "models (hub id, local folder, or finished run folder)")
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default=None,
-                   help="DialogSum hub id or local folder (CSV or official JSONL layout) "
-                        "(default: $DIALOGSUM_DIR, else knkarthick/dialogsum)")
+    add_dataset_flag(d)
     d.add_argument("--runs-dir", default=os.environ.get("STUDIO_RUNS_DIR", "runs"),
                    help="folder for training runs (default: $STUDIO_RUNS_DIR, else ./runs)")
     s = p.add_argument_group("server")
@@ -39,9 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
     s.add_argument("--presenter", action="store_true",
                    help="start in presenter mode: larger text for a projector (a toggle in the page header)")
-    s.add_argument("--offline", action="store_true",
-                   help="never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, "
-                        "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
+    add_offline_flag(s)
     s.add_argument("--mcp", action="store_true",
                    help="also serve the named endpoints as MCP tools at /gradio_api/mcp/ (Gradio's MCP server; "
                         "needs the mcp extra: pip install \"gradio[mcp]==6.31.0\")")
@@ -51,13 +38,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.mcp and importlib.util.find_spec("mcp") is None:
         p.error('--mcp needs the mcp extra: pip install "gradio[mcp]==6.31.0"')
     return args
-
-
-def set_offline_env() -> None:
-    """Must run before transformers, datasets or gradio are imported: they read these at import."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ[var] = "1"
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 
 def go_offline_if_unreachable() -> bool:
@@ -91,14 +71,12 @@ def preflight(args: argparse.Namespace) -> list:
 
 def make_studio(args: argparse.Namespace):
     from summarizer.data import default_dataset
-    from summarizer.models import ModelSlots, SlotConfig, resolve_source
+    from summarizer.models import ModelSlots
     from summarizer.toxicity import ToxicityScorer
     from ui.context import Studio
 
-    config = SlotConfig(base=resolve_source(args.base_model),
-                        **{s: resolve_source(v) if v else None for s, v in
-                           (("full", args.full_model), ("lora", args.lora_model), ("detox", args.detox_model))})
-    slots = ModelSlots(config, device=args.device, backend=args.backend, compute_type=args.compute_type)
+    slots = ModelSlots(slot_config(args), device=args.device, backend=args.backend,
+                       compute_type=args.compute_type)
     return Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
                   dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
 

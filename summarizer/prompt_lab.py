@@ -1,9 +1,7 @@
 """Prompt Lab: K prompt templates x N dialogues -> ROUGE per template with bootstrap CIs.
 
-Run ``python -m summarizer.prompt_lab --help``. Example, with the tiny offline models::
-
-    python -m summarizer.prompt_lab --base-model tiny-models/t5 --preset zero-shot \\
-        --preset what-was-going-on --n 20 --offline
+Run ``python -m summarizer.prompt_lab --help`` (the command line is :mod:`summarizer.prompt_lab_cli`).
+The templates (presets, checks, filling) are :mod:`summarizer.lab_templates`, re-exported here.
 
 A template is text with one or more ``{dialogue}`` placeholders (``{{`` and ``}}`` write literal
 braces, as in ``str.format``). Each template is filled with each of N dialogues of a split
@@ -24,12 +22,9 @@ the data do not separate the leader from the runner-up.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import random
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,31 +32,17 @@ from pathlib import Path
 from statistics import fmean
 from typing import Callable, Sequence
 
-from .generation import STRATEGIES, GenerationSettings
-from .prompts import SHOT_TEMPLATE, TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
-from .rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, RULES
+from .generation import GenerationSettings
+# The templates' half, re-exported: the Prompt Lab tab and the tests import these from here.
+from .lab_templates import (FEW_SHOT_EXAMPLES, MAX_TEMPLATE_CHARS, MAX_TEMPLATES, ONE_SHOT_EXAMPLES,  # noqa: F401
+                            PLACEHOLDER, PRESET_LABELS, PRESETS, TemplateError, check_template,
+                            check_templates, escape, fill, fit, preset, shots_template)
+from .prompts import count_tokens
+from .rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, paired_difference_ci
 
-MAX_TEMPLATES = 6
-MAX_TEMPLATE_CHARS = 2_000  # FLAN-T5 reads 512 tokens, about 2,000 characters of English
 MAX_DIALOGUES = 200
-PLACEHOLDER = "{dialogue}"
 RANK_METRIC = "rouge1"
-ONE_SHOT_EXAMPLES = (40,)  # train rows the course lab used for its one-shot prompt
-FEW_SHOT_EXAMPLES = (40, 120)  # the lab's 40 and 80 overflow the length cap; 120 is short
-PRESETS: dict[str, str] = {
-    "zero-shot": ZERO_SHOT_TEMPLATE,  # course lab 1 zero-shot; also the training prompt
-    "what-was-going-on": TARGET_TEMPLATE,  # course lab 1 "Dialogue: ... What was going on?"
-    "raw": PLACEHOLDER,  # the dialogue alone
-}
-PRESET_LABELS = {
-    "zero-shot": "Course zero-shot: “Summarize the following conversation.” (also the training prompt)",
-    "what-was-going-on": "Course “Dialogue: … What was going on?” (zero-shot form of lab 1's shots)",
-    "raw": "The dialogue alone, no instruction",
-    "one-shot": "Course one-shot: train #40 solved, then the dialogue",
-    "few-shot": "Course few-shot: train #40 and #120 solved, then the dialogue",
-}
-_BRACES = re.compile(r"\{\{|\}\}")
 
 # Column -> meaning, for prompt_lab.csv (one row per template).
 TABLE_COLUMNS: dict[str, str] = {
@@ -85,10 +66,6 @@ TABLE_COLUMNS: dict[str, str] = {
 TABLE_COLUMN_ORDER = list(TABLE_COLUMNS)
 
 
-class TemplateError(ValueError):
-    """A template is invalid; the message names the template (T1..T6) and what to change."""
-
-
 @dataclass
 class LabResult:
     """What one Prompt Lab run produced.
@@ -105,6 +82,8 @@ class LabResult:
     meta: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
+        from .results import _json_safe
+
         return _json_safe({**self.meta, "templates": self.table, "columns": TABLE_COLUMNS})
 
     def write(self, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -119,111 +98,6 @@ class LabResult:
         pd.DataFrame(self.outputs).to_csv(paths["outputs_csv"], index=False)
         paths["json"].write_text(json.dumps(self.to_json(), indent=2) + "\n")
         return paths
-
-
-def _json_safe(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-# ---- templates ----------------------------------------------------------------------------
-def escape(text: str) -> str:
-    """``text`` with braces doubled, so it stays literal inside a template."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
-def shots_template(examples: Sequence[tuple[str, str]]) -> str:
-    """A one-/few-shot template: the course's solved-dialogue blocks, then the target block."""
-    shots = "".join(SHOT_TEMPLATE.format(dialogue=escape(d), summary=escape(s)) for d, s in examples)
-    return shots + TARGET_TEMPLATE
-
-
-def preset(name: str, train_rows=None) -> str:
-    """The template of preset ``name`` (:data:`PRESET_LABELS`); shot presets need the train split.
-
-    Raises:
-        ValueError: unknown preset, or a shot preset without ``train_rows``.
-    """
-    if name in PRESETS:
-        return PRESETS[name]
-    if name in ("one-shot", "few-shot"):
-        if train_rows is None:
-            raise ValueError(f"The {name} preset needs the DialogSum train split for its examples.")
-        idx = ONE_SHOT_EXAMPLES if name == "one-shot" else FEW_SHOT_EXAMPLES
-        return shots_template([(train_rows[i]["dialogue"], train_rows[i]["references"][0]) for i in idx])
-    raise ValueError(f"Unknown preset {name!r}; presets are {', '.join(PRESET_LABELS)}.")
-
-
-def check_template(text: str, name: str) -> str:
-    """``text`` if it is a valid template, else :class:`TemplateError` naming ``name``.
-
-    Valid: at most :data:`MAX_TEMPLATE_CHARS` characters, at least one ``{dialogue}``, and no
-    other brace except the escapes ``{{`` and ``}}``.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise TemplateError(f"Template {name} is empty: write a prompt with a {PLACEHOLDER} placeholder, or clear the slot.")
-    if len(text) > MAX_TEMPLATE_CHARS:
-        raise TemplateError(f"Template {name} has {len(text):,} characters, over the limit of "
-                            f"{MAX_TEMPLATE_CHARS:,}: shorten it (FLAN-T5 reads 512 tokens in all).")
-    if PLACEHOLDER not in text:
-        raise TemplateError(f"Template {name} has no {PLACEHOLDER} placeholder: add it where the dialogue goes.")
-    rest = _BRACES.sub("", text.replace(PLACEHOLDER, ""))
-    if "{" in rest or "}" in rest:
-        bad = re.search(r"\{[^{}]{0,30}\}?|\}", rest).group(0)
-        raise TemplateError(f"Template {name} has a brace other than {PLACEHOLDER}: {bad!r}. Only "
-                            f"{PLACEHOLDER} is filled in; write a literal brace as {{{{ or }}}}.")
-    return text
-
-
-def check_templates(templates: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
-    """Validate 1..:data:`MAX_TEMPLATES` templates named ``names`` (default T1, T2...).
-
-    Raises:
-        TemplateError: none, too many, or an invalid one (named).
-    """
-    templates = list(templates)
-    names = list(names or [f"T{i + 1}" for i in range(len(templates))])
-    if not templates:
-        raise TemplateError(f"Give at least one template (with a {PLACEHOLDER} placeholder).")
-    if len(templates) > MAX_TEMPLATES:
-        raise TemplateError(f"{len(templates)} templates given; at most {MAX_TEMPLATES} are compared at once.")
-    if len(names) != len(templates) or len(set(names)) != len(names):
-        raise TemplateError(f"Template names must be distinct, one per template; got {names}.")
-    return [check_template(t, name) for t, name in zip(templates, names)]
-
-
-def fill(template: str, dialogue: str) -> str:
-    """The template with every ``{dialogue}`` replaced (the dialogue's own braces stay as they are)."""
-    return template.format(dialogue=dialogue)
-
-
-def fit(template: str, dialogue: str, tokenizer, max_tokens: int) -> tuple[str, int, int]:
-    """(prompt, its token count, characters cut from the dialogue's end) fitting ``max_tokens``.
-
-    As :func:`summarizer.prompts.build_prompt` does for the course templates: the longest
-    token-boundary prefix of the dialogue whose filled prompt fits (binary search).
-    """
-    text = fill(template, dialogue)
-    n = count_tokens(tokenizer, text)
-    if n <= max_tokens:
-        return text, n, 0
-    ends = [e for _, e in tokenizer(dialogue, add_special_tokens=False,
-                                    return_offsets_mapping=True)["offset_mapping"]]
-    prefix = lambda k: dialogue[: ends[k - 1]] if k else ""
-    lo, hi = 0, len(ends)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count_tokens(tokenizer, fill(template, prefix(mid))) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    text = fill(template, prefix(lo))
-    return text, count_tokens(tokenizer, text), len(dialogue) - len(prefix(lo))
 
 
 def pick_dialogues(n_rows: int, n: int, seed: int) -> list[int]:
@@ -272,8 +146,7 @@ def run_lab(slots, model: str, templates: Sequence[str], rows: Sequence[dict],
     """Summarize every (template, dialogue) with one slot and compare the templates.
 
     Args:
-        slots: a :class:`summarizer.models.ModelSlots` (or anything with ``generate``,
-            ``tokenizer``, ``is_filled``, ``load``; the tests use a fake).
+        slots: a :class:`summarizer.models.ModelSlots` (or a fake with the same methods).
         model: the slot to generate with: base, full, lora or detox.
         templates: K templates (checked by :func:`check_templates`); the first is the baseline.
         names: K distinct template names for the table (default T1..TK).
@@ -297,62 +170,80 @@ def run_lab(slots, model: str, templates: Sequence[str], rows: Sequence[dict],
         summarizer.models.SlotError: the slot is empty or fails to load.
         summarizer.evaluation.EvaluationCancelled: cancelled between batches.
     """
-    from .evaluation import (check_request, count_tokens as summary_tokens, difference_columns,
-                             generate_summaries, interval_columns, rouge_table)
-    from .models import EMPTY_SLOT_HELP, SlotError
+    from .evaluation import generate_summaries, rouge_table
 
     names = list(names or [f"T{i + 1}" for i in range(len(templates))])
-    templates = check_templates(templates, names)
-    rows = [dict(r) for r in rows]
-    check_request(rows, [model], rule)
-    settings.validate()
-    if not slots.is_filled(model):
-        raise SlotError(f"The {model} slot is empty: {EMPTY_SLOT_HELP.get(model, 'fill it first')}.")
-    if on_progress:
-        on_progress(0.0, "Loading the model")
-    slots.load([model])
-    tokenizer = slots.full().tokenizer if model == "full" else slots.tokenizer
-    for name, t in zip(names, templates):
-        own = count_tokens(tokenizer, fill(t, ""))
-        if own >= max_input_tokens:
-            raise TemplateError(f"Template {name} alone has {own} tokens, leaving no room for the dialogue "
-                                f"in the model's {max_input_tokens}-token input: shorten it.")
+    templates, rows = check_templates(templates, names), [dict(r) for r in rows]
+    _check_lab_request(slots, model, rows, rule, settings)
+    tokenizer = _load(slots, model, on_progress)
+    _check_room(tokenizer, names, templates, max_input_tokens)
     fitted = [[fit(t, r["dialogue"], tokenizer, max_input_tokens) for r in rows] for t in templates]
     prompts = [p for per in fitted for p, _, _ in per]  # (K*N,) template-major
     summaries, _ = generate_summaries(slots, [model], prompts, settings, batch_size, on_progress=on_progress,
                                       should_stop=should_stop, take_turns=take_turns)
     n = len(rows)
-    per_template = [summaries[model][k * n:(k + 1) * n] for k in range(len(templates))]
-    refs = [r["references"] for r in rows]
+    per_template = [summaries[model][k * n:(k + 1) * n] for k in range(len(templates))]  # K x (N,)
     if on_progress:
         on_progress(1.0, "Scoring ROUGE")
-    rouge = [rouge_table(s, refs)[rule] for s in per_template]  # K x {key: [N]}
+    rouge = [rouge_table(s, [r["references"] for r in rows])[rule] for s in per_template]  # K x {key: [N]}
     bootstrap = dict(n_resamples=n_resamples, confidence=confidence, seed=bootstrap_seed)
     best = best_template([r[RANK_METRIC] for r in rouge], bootstrap)
-    table = []
-    for k, (name, text) in enumerate(zip(names, templates)):
-        row = {"template": name, "best": k == best, "n_dialogues": n, "rule": rule, "text": text}
-        row.update({key: fmean(rouge[k][key]) for key in ROUGE_KEYS})
-        row.update(interval_columns(rouge[k], ROUGE_KEYS, bootstrap))
-        row.update(difference_columns(rouge[k], rouge[0], [RANK_METRIC], bootstrap, "vs_first"))
-        row.update(summary_words_mean=fmean(len(s.split()) for s in per_template[k]),
-                   summary_tokens_mean=fmean(summary_tokens(tokenizer, per_template[k])),
-                   template_tokens=count_tokens(tokenizer, fill(text, "")),
-                   prompt_tokens_mean=fmean(c for _, c, _ in fitted[k]),
-                   prompts_cut=sum(cut > 0 for _, _, cut in fitted[k]))
-        table.append({c: row[c] for c in TABLE_COLUMN_ORDER})
-    outputs = output_rows(rows, names, per_template, rouge)
-    meta = {
-        "created": datetime.now().isoformat(timespec="seconds"), "model": model,
-        "source": slots.source(model) if hasattr(slots, "source") else None,
-        "n_dialogues": n, "ids": [r["id"] for r in rows], "generation": settings.to_dict(),
-        "batch_size": batch_size, "max_input_tokens": max_input_tokens, "rule": rule,
-        "multi_reference_rule": MULTI_REFERENCE_RULE, "rank_metric": RANK_METRIC,
-        "best_rule": BEST_RULE.format(confidence=confidence),
-        "best": names[best] if best is not None else None,
-        "bootstrap": bootstrap,
-    }
-    return LabResult(table, outputs, meta)
+    table = [_table_row(k, names, templates, rouge, per_template, fitted[k], tokenizer, rule, best, bootstrap)
+             for k in range(len(templates))]
+    meta = {"created": datetime.now().isoformat(timespec="seconds"), "model": model,
+            "source": slots.source(model) if hasattr(slots, "source") else None, "n_dialogues": n,
+            "ids": [r["id"] for r in rows], "generation": settings.to_dict(), "batch_size": batch_size,
+            "max_input_tokens": max_input_tokens, "rule": rule, "multi_reference_rule": MULTI_REFERENCE_RULE,
+            "rank_metric": RANK_METRIC, "best_rule": BEST_RULE.format(confidence=confidence),
+            "best": names[best] if best is not None else None, "bootstrap": bootstrap}
+    return LabResult(table, output_rows(rows, names, per_template, rouge), meta)
+
+
+def _check_lab_request(slots, model: str, rows: list[dict], rule: str, settings: GenerationSettings) -> None:
+    """Raise ValueError (rows, rule, settings) or SlotError (empty slot) before anything loads."""
+    from .evaluation import check_request
+    from .models import EMPTY_SLOT_HELP, SlotError
+
+    check_request(rows, [model], rule)
+    settings.validate()
+    if not slots.is_filled(model):
+        raise SlotError(f"The {model} slot is empty: {EMPTY_SLOT_HELP.get(model, 'fill it first')}.")
+
+
+def _load(slots, model: str, on_progress: Callable[[float, str], None] | None):
+    """Load the ``model`` slot; returns the tokenizer it reads prompts with."""
+    if on_progress:
+        on_progress(0.0, "Loading the model")
+    slots.load([model])
+    return slots.full().tokenizer if model == "full" else slots.tokenizer
+
+
+def _check_room(tokenizer, names: Sequence[str], templates: Sequence[str], max_input_tokens: int) -> None:
+    """Raise :class:`TemplateError` for a template that leaves no room for the dialogue."""
+    for name, t in zip(names, templates):
+        own = count_tokens(tokenizer, fill(t, ""))
+        if own >= max_input_tokens:
+            raise TemplateError(f"Template {name} alone has {own} tokens, leaving no room for the dialogue "
+                                f"in the model's {max_input_tokens}-token input: shorten it.")
+
+
+def _table_row(k: int, names: Sequence[str], templates: Sequence[str], rouge: list[dict],
+               per_template: list[list[str]], fitted: list[tuple], tokenizer, rule: str,
+               best: int | None, bootstrap: dict) -> dict:
+    """Template ``k``'s row of the table (keys of :data:`TABLE_COLUMNS`, in their order)."""
+    from .evaluation import count_tokens as summary_tokens, difference_columns, interval_columns
+
+    row = {"template": names[k], "best": k == best, "n_dialogues": len(per_template[k]), "rule": rule,
+           "text": templates[k]}
+    row.update({key: fmean(rouge[k][key]) for key in ROUGE_KEYS})
+    row.update(interval_columns(rouge[k], ROUGE_KEYS, bootstrap))
+    row.update(difference_columns(rouge[k], rouge[0], [RANK_METRIC], bootstrap, "vs_first"))
+    row.update(summary_words_mean=fmean(len(s.split()) for s in per_template[k]),
+               summary_tokens_mean=fmean(summary_tokens(tokenizer, per_template[k])),
+               template_tokens=count_tokens(tokenizer, fill(templates[k], "")),
+               prompt_tokens_mean=fmean(c for _, c, _ in fitted),
+               prompts_cut=sum(cut > 0 for _, _, cut in fitted))
+    return {c: row[c] for c in TABLE_COLUMN_ORDER}
 
 
 BEST_RULE = ("A template is marked best only when its mean ROUGE-1 is the highest and the paired "
@@ -401,95 +292,12 @@ def display_table(result: LabResult):
     return pd.DataFrame(out)
 
 
-# ---- command line -------------------------------------------------------------------------
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    d = GenerationSettings()
-    p = argparse.ArgumentParser(
-        prog="python -m summarizer.prompt_lab",
-        description="Compare prompt templates on DialogSum: K templates x N dialogues, one model; "
-                    "ROUGE-1/2/L/Lsum with bootstrap 95%% CIs, paired difference to the first "
-                    "template, summary length and prompt token cost. Writes prompt_lab.csv, "
-                    "prompt_lab_outputs.csv and prompt_lab.json.")
-    t = p.add_argument_group(f"templates (1..{MAX_TEMPLATES}, in order; T1 is the baseline)")
-    t.add_argument("--template", action="append", default=[], metavar="TEXT",
-                   help=f"a template with a {PLACEHOLDER} placeholder ({{{{ and }}}} for literal braces; "
-                        f"at most {MAX_TEMPLATE_CHARS} characters). Repeatable")
-    t.add_argument("--template-file", action="append", default=[], type=Path, metavar="FILE",
-                   help="a UTF-8 file holding one template. Repeatable (templates come after --template)")
-    t.add_argument("--preset", action="append", default=[], choices=list(PRESET_LABELS),
-                   help="a preset template: " + "; ".join(f"{k}: {v}" for k, v in PRESET_LABELS.items())
-                        + ". Repeatable (presets come first)")
-    m = p.add_argument_group("model")
-    m.add_argument("--model", default="base", choices=("base", "full", "lora", "detox"),
-                   help="slot to generate with (default: %(default)s)")
-    m.add_argument("--base-model", default="google/flan-t5-base", help="base seq2seq model (default: %(default)s)")
-    m.add_argument("--full-model", help="fully fine-tuned checkpoint for the 'full' slot")
-    m.add_argument("--lora-model", help="peft LoRA adapter for the 'lora' slot")
-    m.add_argument("--detox-model", help="peft adapter from PPO detox for the 'detox' slot")
-    m.add_argument("--device", help="torch device (default: $STUDIO_DEVICE, else CUDA if available, else CPU)")
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", help="DialogSum hub id or folder (default: $DIALOGSUM_DIR, else knkarthick/dialogsum)")
-    data.add_argument("--split", default="test", choices=("train", "validation", "test"), help="(default: %(default)s)")
-    data.add_argument("--n", type=int, default=20, help=f"dialogues, 1..{MAX_DIALOGUES} (default: %(default)s)")
-    data.add_argument("--dialogue-seed", type=int, default=0, help="seed that picks the dialogues (default: %(default)s)")
-    g = p.add_argument_group("generation (as in the Prompting tab)")
-    g.add_argument("--strategy", default="greedy", choices=STRATEGIES, help="(default: %(default)s)")
-    g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="(default: %(default)s)")
-    g.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="(default: %(default)s)")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="sampling only (default: %(default)s)")
-    g.add_argument("--top-k", type=int, default=d.top_k, help="sampling only (default: %(default)s)")
-    g.add_argument("--top-p", type=float, default=d.top_p, help="sampling only (default: %(default)s)")
-    g.add_argument("--num-beams", type=int, default=d.num_beams, help="beam only (default: %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="generation seed (default: %(default)s)")
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default: %(default)s)")
-    s = p.add_argument_group("statistics and output")
-    s.add_argument("--rule", default="best", choices=RULES, help="multi-reference rule (default: %(default)s)")
-    s.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="resamples (default: %(default)s)")
-    s.add_argument("--out", type=Path, help="output folder (default: results/prompt-lab-<timestamp>)")
-    s.add_argument("--offline", action="store_true", help="never contact the hub (HF_HUB_OFFLINE=1 and friends)")
-    args = p.parse_args(argv)
-    if args.batch_size < 1:
-        p.error("--batch-size must be positive")
-    return args
-
-
+# ---- command line (summarizer/prompt_lab_cli.py) -----------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.offline:
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ[var] = "1"
-    from .data import default_dataset, load_split
-    from .models import ModelSlots, SlotConfig, SlotError, resolve_source
+    """``python -m summarizer.prompt_lab``: see :func:`summarizer.prompt_lab_cli.main`."""
+    from .prompt_lab_cli import main as cli_main
 
-    dataset = args.dataset or default_dataset()
-    try:
-        train = load_split(dataset, "train") if {"one-shot", "few-shot"} & set(args.preset) else None
-        templates = [preset(name, train) for name in args.preset] + list(args.template)
-        templates += [f.read_text(encoding="utf-8") for f in args.template_file]
-        templates = check_templates(templates)
-        settings = GenerationSettings(max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
-                                      strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
-                                      top_p=args.top_p, num_beams=args.num_beams, seed=args.seed).validate()
-        split = load_split(dataset, args.split)
-        rows = [split[i] for i in pick_dialogues(len(split), args.n, args.dialogue_seed)]
-        config = SlotConfig(base=resolve_source(args.base_model),
-                            **{s: resolve_source(v) if v else None for s, v in
-                               (("full", args.full_model), ("lora", args.lora_model), ("detox", args.detox_model))})
-        result = run_lab(ModelSlots(config, device=args.device), args.model, templates, rows, settings,
-                         batch_size=args.batch_size, rule=args.rule, n_resamples=args.bootstrap,
-                         on_progress=lambda f, msg: print(f"\r[{f:6.1%}] {msg}", end="", file=sys.stderr))
-    except (ValueError, OSError) as err:  # TemplateError and SlotError are ValueErrors
-        print(f"\nerror: {err}", file=sys.stderr)
-        return 2
-    print(file=sys.stderr)
-    result.meta.update(dataset=str(dataset), split=args.split, dialogue_seed=args.dialogue_seed)
-    out = args.out or Path("results") / f"prompt-lab-{datetime.now():%Y%m%d-%H%M%S}"
-    paths = result.write(out)
-    print(display_table(result).to_string(index=False))
-    print(f"\n{result.meta['best_rule']} Best: {result.meta['best'] or 'none'}.")
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

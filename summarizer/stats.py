@@ -29,9 +29,6 @@ class Interval:
     low: float
     high: float
 
-    def scaled(self, factor: float) -> "Interval":
-        return Interval(self.mean * factor, self.low * factor, self.high * factor)
-
 
 def bootstrap_ci(values: Sequence[float], n_resamples: int = DEFAULT_RESAMPLES,
                  confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED) -> Interval:

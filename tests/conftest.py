@@ -113,3 +113,16 @@ def random_adapter(tiny_t5, tmp_path_factory) -> Path:
 def dialogues() -> list[tuple[str, str]]:
     """Small hand-written (dialogue, summary) pairs."""
     return list(tiny_models.FALLBACK_DIALOGUES)
+
+
+@pytest.fixture(scope="session")
+def tiny_bart() -> Path:
+    """Folder of a tiny trained BART + tokenizer (:mod:`tests.tiny_bart`): a non-T5 base.
+
+    Cached as :func:`_cached` caches the T5; the name carries a hash of tiny_bart.py, and the
+    folder above it the hash of tiny_models.py, whose tokenizer and pairs the BART is built from.
+    """
+    from tests import tiny_bart as builder
+
+    digest = hashlib.sha256(Path(builder.__file__).read_bytes()).hexdigest()[:12]
+    return _cached(f"bart-{digest}", builder.build_bart)

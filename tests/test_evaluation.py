@@ -233,3 +233,20 @@ def test_cli_writes_documented_files(tiny_t5, random_adapter, tiny_classifier, d
     assert "best" in meta["multi_reference_rule"] and "summary alone" in meta["toxicity_protocol"]
     assert set(meta["results_columns"]) == set(RESULT_COLUMN_ORDER) and meta["predictions_columns"] == PREDICTION_COLUMNS
     assert [m["model"] for m in meta["models"]] == ["base", "lora"]
+
+
+@pytest.mark.parametrize("make_source", [
+    lambda tmp: tmp / "no-such-folder",  # a path that does not exist: FileNotFoundError (OSError)
+    lambda tmp: tmp,  # a folder without DialogSum files: ValueError
+    lambda tmp: "nobody-here/no-such-dialogsum",  # a hub id, offline: the hub loader's error
+])
+def test_cli_dataset_that_cannot_load_is_an_error_line_not_a_traceback(make_source, tiny_t5, tmp_path, capsys):
+    from summarizer.evaluate_cli import main
+
+    source = str(make_source(tmp_path))
+    status = main(["--base-model", str(tiny_t5), "--dataset", source, "--n", "2", "--no-toxicity",
+                   "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"error: --dataset {source}: cannot load its test split" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing half-written
