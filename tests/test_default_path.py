@@ -120,9 +120,10 @@ def test_default_app_loads_summarizes_compares_and_scores(default_app, tiny_t5, 
     *_, results = client.predict(dialogue, 24, api_name="/compare")
     base = next(r for r in results["slots"] if r["slot"] == "base")
     assert base["summary"] == summary
-    reward, p_hate = client.predict("You are a wonderful teacher", api_name="/toxicity")
+    reward, p_hate, note = client.predict("You are a wonderful teacher", api_name="/toxicity")
     want = ToxicityScorer(str(tiny_classifier), device="cpu").score(["You are a wonderful teacher"])[0]
     assert reward == pytest.approx(want.reward, abs=1e-3) and p_hate == pytest.approx(want.p_hate, abs=1e-3)
+    assert "Scored the whole text" in note
 
 
 @requires_chromium
