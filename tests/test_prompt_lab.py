@@ -234,7 +234,8 @@ def test_api_prompt_lab_returns_table_chart_outputs_and_files(app_url):
     status, table, chart, outputs, files = Client(app_url, verbose=False).predict(
         "base", "test", 3, 7, *templates, *SETTINGS, api_name="/prompt_lab")
     assert "3 dialogues" in status and "seed 7" in status
-    assert [r[0].split()[0] for r in table["data"]] == ["T1", "T3"]  # names keep the box numbers
+    assert [h.split()[0] for h in table["headers"]] == ["Measure", "T1", "T3"]  # names keep the box numbers
+    assert table["data"][0][0] == "rouge1 [95% CI]"  # one row per measure, one column per template
     assert chart["type"] == "plotly" and '"error_y"' in chart["plot"]
     assert len(outputs["data"]) == 3 and {"T1_summary", "T3_summary", "reference_1"} <= set(outputs["headers"])
     assert sorted(Path(f).name for f in files) == ["prompt_lab.csv", "prompt_lab.json", "prompt_lab_outputs.csv"]
@@ -263,8 +264,8 @@ def test_api_score_predictions_upload(app_url, tmp_path):
     good.write_text("id,mine\ntest_0,A memo about messaging.\ntest_1,Two people talk.\n")
     client = Client(app_url, verbose=False)
     status, table, chart, files = client.predict(handle_file(str(good)), "test", False, api_name="/score_predictions")
-    assert "2 dialogues" in status and table["data"][0][0] == "mine"
-    assert "ROUGE-1 lab-comparable" in table["headers"]
+    assert "2 dialogues" in status and table["headers"] == ["Metric", "mine"]  # as the Evaluate table
+    assert "ROUGE-1 lab-comparable" in [row[0] for row in table["data"]]
     bad = tmp_path / "bad.csv"
     bad.write_text("id,mine\nnope_1,x\n")
     with pytest.raises(AppError, match="Predictions file: .*'nope_1'"):
@@ -292,6 +293,11 @@ def test_browser_runs_the_prompt_lab_and_shows_table_chart_and_outputs(app_url, 
         wait.until(lambda d: "T2" in d.find_element(By.ID, "lab-table").text)
         time.sleep(1)  # let plotly finish drawing
         assert "T1" in driver.find_element(By.ID, "lab-table").text
+        driver.set_window_size(1400, 1000)  # a projector: the templates table needs no sideways scrolling
+        time.sleep(1)
+        assert driver.execute_script(
+            "const t = document.querySelector('#lab-table table').parentElement;"
+            "return t.scrollWidth <= t.clientWidth + 1 && document.documentElement.scrollWidth <= window.innerWidth")
         assert "T1_summary" in driver.find_element(By.ID, "lab-outputs").text
         assert "4 dialogues" in driver.find_element(By.ID, "lab-status").text
         shot = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path) / "prompt-lab-tab.png"

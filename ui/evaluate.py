@@ -161,7 +161,8 @@ def metric_rows(r: dict) -> dict[str, str]:
         "ΔP(hate) vs base [95% CI]": _ci(r["p_hate_diff_vs_base"], r["p_hate_diff_ci_low"], r["p_hate_diff_ci_high"], 3),
         "Summary length (tokens)": _num(r["gen_tokens_mean"], 1),
         "Summary length (words)": _num(r["gen_words_mean"], 1),
-        "Trainable parameters": f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)",
+        "Trainable parameters": ("" if _nan(r.get("trainable_params"))  # summaries from a file
+                                 else f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)"),
         "Seconds per summary": _num(r["seconds_per_summary"], 4),
     }
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from summarizer.evaluation import TOXICITY_PROTOCOL, display_table, score_summaries
+from summarizer.evaluation import TOXICITY_PROTOCOL, score_summaries
 from summarizer.predictions_file import MAX_FILE_BYTES, PredictionsFileError, load_predictions
 from summarizer.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE
 
 from .context import MODEL_QUEUE, Studio
-from .evaluate import metric_figure, results_dir
+from .evaluate import metric_figure, metrics_by_model, results_dir
 
 
 def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxicity: bool):
@@ -45,7 +45,7 @@ def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxic
               f"{', '.join(result.models)}. Summary tokens are counted with the base model's tokenizer. "
               f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {LAB_PROTOCOL} "
               + (TOXICITY_PROTOCOL if toxicity else "Toxicity not scored."))
-    return (status, display_table(result), metric_figure(result.results, "ROUGE-1"),
+    return (status, metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
             [str(p) for p in paths.values()], result.results)
 
 

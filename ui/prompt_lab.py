@@ -54,6 +54,13 @@ def lab_figure(table: list[dict], metric: str = "rouge1") -> go.Figure:
                              margin=dict(t=50, b=40, l=50, r=20))
 
 
+def by_template(result: LabResult):
+    """:func:`display_table` turned so templates are columns (at most six) and measures rows:
+    whole-word headers that fit a 1400 px projector without sideways scrolling."""
+    table = display_table(result).set_index("Template").T
+    return table.rename_axis("Measure").reset_index()
+
+
 def _status(result: LabResult, out) -> str:
     m = result.meta
     g = m["generation"]
@@ -111,8 +118,8 @@ def build(studio: Studio) -> dict:
         run_btn = gr.Button("Run the Prompt Lab", variant="primary", elem_id="lab-run")
         cancel_btn = gr.Button("Cancel", variant="stop")
     status = gr.Markdown(elem_id="lab-status")
-    table = gr.Dataframe(label="Templates (ROUGE x100 with bootstrap 95% CIs)", interactive=False,
-                         wrap=True, elem_id="lab-table")
+    table = gr.Dataframe(label="Templates: one column per template, one row per measure (ROUGE x100 with "
+                               "bootstrap 95% CIs)", interactive=False, wrap=True, elem_id="lab-table")
     metric = gr.Dropdown([(ROUGE_NAMES[k], k) for k in ROUGE_KEYS], value="rouge1", label="Chart metric")
     chart = gr.Plot(label="Metric by template", elem_id="lab-chart")
     outputs = gr.Dataframe(label="Per-dialogue outputs beside the references (click a header to sort)",
@@ -152,7 +159,7 @@ def build(studio: Studio) -> dict:
         result.meta.update(dataset=str(studio.dataset), split=split_name, dialogue_seed=int(seed))
         out = results_dir() / f"prompt-lab-{datetime.now():%Y%m%d-%H%M%S-%f}"
         paths = result.write(out)
-        return (_status(result, out), display_table(result), lab_figure(result.table, "rouge1"),
+        return (_status(result, out), by_template(result), lab_figure(result.table, "rouge1"),
                 pd.DataFrame(result.outputs).round(2), [str(p) for p in paths.values()], result.table)
 
     def request_cancel(request: gr.Request):
