@@ -48,3 +48,37 @@ def test_errors(tmp_path):
         load_split(tmp_path, "train")
     with pytest.raises(FileNotFoundError):
         load_split(str(tmp_path / "nope" / "x"), "test")
+
+
+def test_a_hub_id_goes_to_datasets_with_its_split(monkeypatch, dialogsum_dir):
+    """``knkarthick/dialogsum`` contains a slash but is a hub id: it must reach
+    ``datasets.load_dataset`` (it used to be refused as a missing folder)."""
+    import datasets
+
+    from summarizer import data
+
+    calls = []
+    real = datasets.load_dataset
+
+    def fake(path, *args, **kwargs):
+        if path == "knkarthick/dialogsum":
+            calls.append((path, kwargs.get("split")))
+            return real("csv", data_files=[str(dialogsum_dir / f"dialogsum_{kwargs['split']}.csv")], split="train")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    rows = data.load_split("knkarthick/dialogsum", "test", limit=2)
+    assert calls == [("knkarthick/dialogsum", "test")]
+    assert rows[0]["id"] == "test_0" and len(rows[0]["references"]) == 3
+
+
+@pytest.mark.parametrize("source,error,words", [
+    ("./no/such/folder", FileNotFoundError, "does not exist"),
+    ("a/b/c", FileNotFoundError, "not a hub id"),
+    (__file__, ValueError, "is a file"),
+])
+def test_local_looking_sources_are_refused_by_what_they_are(source, error, words):
+    from summarizer.data import load_split
+
+    with pytest.raises(error, match=words):
+        load_split(source, "test")
