@@ -18,16 +18,14 @@ output is one repeated piece ("sss..."), which no small adapter changes; untied 
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
-from tests.tiny_models import _report, corpus_pairs, train_tokenizer
+from tests.tiny_models import corpus_pairs, train_and_save, train_tokenizer
 
-PROMPT = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "  # summarizer.prompts' zero-shot
 
 
 def bart_config(tokenizer) -> BartConfig:
@@ -55,25 +53,8 @@ def build_bart(out: Path, pairs: Sequence[tuple[str, str]] | None = None, steps:
     pairs = list(pairs or corpus_pairs())
     tokenizer = train_tokenizer([t for p in pairs for t in p])
     model = BartForConditionalGeneration(bart_config(tokenizer))
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    rng = random.Random(seed)
-    model.train()
-    for step in range(steps):
-        batch = rng.sample(pairs, min(8, len(pairs)))
-        enc = tokenizer([PROMPT.format(dialogue=d) for d, _ in batch], return_tensors="pt",
-                        padding=True, truncation=True, max_length=128)
-        labels = tokenizer([s for _, s in batch], return_tensors="pt", padding=True).input_ids
-        labels[labels == tokenizer.pad_token_id] = -100  # (B, T_out): padding ignored by the loss
-        loss = model(**enc, labels=labels).loss
-        loss.backward()
-        optim.step()
-        optim.zero_grad()
-        _report(say, step, steps, "tiny BART")
-    model.eval()
-    model.generation_config.max_new_tokens = 32
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    train_and_save(model, tokenizer, pairs, out, steps=steps, seed=seed, lr=1e-2, max_length=128,
+                   what="tiny BART", say=say)
     return out
 
 

@@ -91,26 +91,34 @@ def build_t5(out: Path, pairs: Sequence[tuple[str, str]] | None = None, steps: i
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                       decoder_start_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     model = T5ForConditionalGeneration(config)
-    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    train_and_save(model, tokenizer, pairs, out, steps=steps, seed=seed, lr=3e-3, max_length=256,
+                   what="tiny T5", say=say)
+    return out
+
+
+def train_and_save(model, tokenizer, pairs: Sequence[tuple[str, str]], out: Path, steps: int, seed: int,
+                   lr: float, max_length: int, what: str, say: Callable[[str], None] | None = None) -> None:
+    """Train a seq2seq ``model`` for ``steps`` AdamW steps on batches of 8 (zero-shot prompt ->
+    summary) and save it with its tokenizer to ``out`` (safetensors)."""
+    optim = torch.optim.AdamW(model.parameters(), lr=lr)
     rng = random.Random(seed)
     model.train()
     for step in range(steps):
         batch = rng.sample(pairs, min(8, len(pairs)))
         enc = tokenizer(["Summarize the following conversation.\n\n" + d + "\n\nSummary: " for d, _ in batch],
-                        return_tensors="pt", padding=True, truncation=True, max_length=256)
+                        return_tensors="pt", padding=True, truncation=True, max_length=max_length)
         labels = tokenizer([s for _, s in batch], return_tensors="pt", padding=True).input_ids
-        labels[labels == tokenizer.pad_token_id] = -100
+        labels[labels == tokenizer.pad_token_id] = -100  # (B, T_out): padding ignored by the loss
         loss = model(**enc, labels=labels).loss
         loss.backward()
         optim.step()
         optim.zero_grad()
-        _report(say, step, steps, "tiny T5")
+        _report(say, step, steps, what)
     model.eval()
     model.generation_config.max_new_tokens = 32
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return out
 
 
 def build_classifier(out: Path, labels: Sequence[str] = ("nothate", "hate"), steps: int = 60,
