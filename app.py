@@ -116,7 +116,7 @@ def build_demo(studio, notice: str = ""):
             with gr.Tab("Toxicity", id="toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
             with gr.Tab("Train", id="train"):
-                train.build(studio)
+                train_view = train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
                 predictions_upload.build(studio)
@@ -127,6 +127,8 @@ def build_demo(studio, notice: str = ""):
         # New finished runs appear in the slot pickers on every page load.
         demo.load(compare_view["refresh"], None, list(compare_view["pickers"].values()),
                   api_visibility="private")
+        for hook in train_view["load"]:  # the run monitor, the restored settings, the forms' previews
+            demo.load(**hook, api_visibility="private")
     return demo
 
 

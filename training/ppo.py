@@ -22,10 +22,11 @@ from statistics import fmean
 
 from summarizer.toxicity import DEFAULT_TOXICITY_MODEL
 from training import common
+from training.registry import ChartPanel, FormField, MethodSpec, RunPicker
 
 
 @dataclass
-class PPOConfig(common.RunConfig):
+class PPORunConfig(common.RunConfig):
     """PPO detox settings.
 
     Defaults follow the course lab "Fine-tune FLAN-T5 with reinforcement learning (PPO) and
@@ -100,7 +101,7 @@ class PPOConfig(common.RunConfig):
         ] if not ok]
 
 
-def load_policy(config: PPOConfig):
+def load_policy(config: PPORunConfig):
     """(policy with value head, tokenizer): the start adapter, or a fresh one, made trainable."""
     from peft import PeftModel
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -119,7 +120,7 @@ def load_policy(config: PPOConfig):
     return AutoModelForSeq2SeqLMWithValueHead.from_pretrained(peft_model, is_trainable=True), tokenizer
 
 
-def toxicity_of(model, tokenizer, scorer, prompts, config: PPOConfig) -> dict[str, float]:
+def toxicity_of(model, tokenizer, scorer, prompts, config: PPORunConfig) -> dict[str, float]:
     """Mean reward (nothate logit) and mean P(hate) of sampled summaries of ``prompts``."""
     from summarizer.generation import GenerationSettings, generate_texts
 
@@ -133,9 +134,9 @@ def toxicity_of(model, tokenizer, scorer, prompts, config: PPOConfig) -> dict[st
     return {"reward": fmean(s.reward for s in scores), "p_hate": fmean(s.p_hate for s in scores)}
 
 
-def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
     import torch
-    from trl import PPOConfig as TrlPPOConfig, PPOTrainer
+    import trl
     from trl.core import LengthSampler
 
     from summarizer.toxicity import ToxicityScorer
@@ -144,7 +145,7 @@ def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> di
     policy, tokenizer = load_policy(config)
     trainable, total = policy.pretrained_model.get_nb_trainable_parameters()
     common.log.info("PPO policy: %d trainable LoRA parameters of %d.", trainable, total)
-    scorer = ToxicityScorer(config.toxicity_model, device="cpu" if common._cpu_only() else None)
+    scorer = ToxicityScorer(config.toxicity_model, device="cpu" if common.cpu_only() else None)
 
     rows = common.load_rows(config, "train", config.train_size)
     dataset = rows.map(lambda r: {"input_ids": tokenizer(r["prompt"], truncation=True,
@@ -160,12 +161,12 @@ def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> di
         run.append_metrics({"step": 0, "elapsed": round(time.time() - started, 2),
                             "sample_reward": before["reward"], "sample_p_hate": before["p_hate"]})
 
-    trl_config = TrlPPOConfig(
+    trl_config = trl.PPOConfig(
         model_name=config.base_model, learning_rate=config.learning_rate, batch_size=config.batch_size,
         mini_batch_size=config.mini_batch_size, ppo_epochs=config.ppo_epochs,
         init_kl_coef=config.init_kl_coef, adap_kl_ctrl=config.adap_kl_ctrl, target=config.kl_target,
         seed=config.seed, exp_name=f"studio-{run.run_id}")
-    trainer = PPOTrainer(config=trl_config, model=policy, ref_model=None, tokenizer=tokenizer,
+    trainer = trl.PPOTrainer(config=trl_config, model=policy, ref_model=None, tokenizer=tokenizer,
                          dataset=dataset, data_collator=lambda data: {k: [d[k] for d in data] for k in data[0]})
     lengths = LengthSampler(config.output_min_length, config.output_max_length)
     generation = {"min_new_tokens": config.min_new_tokens, "top_k": config.top_k, "top_p": config.top_p,
@@ -207,8 +208,32 @@ def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> di
     return final
 
 
-CONFIG = PPOConfig
-main = partial(common.main, PPOConfig, train)
+def cost_factor(values: dict) -> float:
+    """A PPO step generates the summaries and runs the policy and the reference forward, then
+    ``ppo_epochs`` optimisation passes: ``2 + ppo_epochs`` passes over source + output tokens,
+    against a fine-tuning step's 3 (forward + backward ≈ 3 forwards)."""
+    epochs = values.get("ppo_epochs")
+    return (2 + (epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1)) / 3
+
+
+CONFIG = PPORunConfig
+SPEC = MethodSpec(
+    name="ppo", title="PPO detox", module=__name__, config=PPORunConfig, slot="detox",
+    fields=(FormField("train_size", "Training dialogues"), FormField("max_steps", "PPO steps"),
+            FormField("batch_size", "Batch size"), FormField("mini_batch_size", "Mini-batch size"),
+            FormField("learning_rate", "Learning rate", float),
+            FormField("init_kl_coef", "Initial KL coefficient", float),
+            FormField("output_min_length", "Min output tokens"), FormField("output_max_length", "Max output tokens")),
+    chart=(ChartPanel("mean reward (nothate logit)", (("reward_mean", "mean reward"),)),
+           ChartPanel("KL to reference", (("kl", "KL"),))),
+    card_text="a PPO-detoxified LoRA adapter (peft) for", adapter=True, cost_factor=cost_factor,
+    target_tokens_field="output_max_length",
+    pickers=(RunPicker("start_adapter", "Starting adapter", "lora"),),
+    max_processes=1, single_process_reason=(
+        "its loop (trl 0.11's PPOTrainer with the reward model scored in the same process) is "
+        "not data-parallel here: every process would sample and score its own batch and the "
+        "reward statistics would differ per process."))
+main = partial(common.main, PPORunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())
