@@ -75,3 +75,16 @@ def cpu_only() -> bool:
     import torch
 
     return not torch.cuda.is_available()
+
+
+def mean_over_processes(value: float) -> float:
+    """The mean of ``value`` over all processes (every rank must call it at the same point);
+    ``value`` itself with one process. Idempotent: a value already equal on every rank stays."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.item() / dist.get_world_size()

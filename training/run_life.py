@@ -74,10 +74,10 @@ def failure_cause(err: BaseException) -> str:
 
 
 def setup_logging(run: RunFolder) -> None:
-    """Log to stderr; when not started by the job runner (which redirects output to
-    train.log), also to train.log."""
+    """Log to stderr; in the main process not started by the job runner (which redirects
+    output to train.log), also to train.log (another rank may start before the folder exists)."""
     handlers = [logging.StreamHandler()]
-    if not os.environ.get("STUDIO_JOB_RUNNER"):
+    if not os.environ.get("STUDIO_JOB_RUNNER") and is_main_process():
         handlers.append(logging.FileHandler(run.log_file))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

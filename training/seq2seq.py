@@ -13,7 +13,7 @@ from summarizer.data import LengthFilter, load_split
 from summarizer.prompts import zero_shot
 from summarizer.runs import RunFolder
 from training.config import RunConfig
-from training.ranks import StopFlag, agreed_stop, cpu_only, log, world_size
+from training.ranks import StopFlag, agreed_stop, cpu_only, log, mean_over_processes, world_size
 
 
 @dataclass
@@ -81,6 +81,8 @@ def _trainer_callback(run: RunFolder, stop: StopFlag, rouge_rows, tokenizer, sta
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:  # on every rank: the Trainer logs rank 0's own loss on CPU
+                logs = {**logs, "loss": mean_over_processes(logs["loss"])}
             if not state.is_world_process_zero or not logs:
                 return
             row = {"step": state.global_step, "elapsed": round(time.time() - started, 2), **logs}
@@ -99,7 +101,7 @@ def _trainer_callback(run: RunFolder, stop: StopFlag, rouge_rows, tokenizer, sta
 
 def training_arguments(config, run: RunFolder, has_validation: bool, eval_steps: int):
     """``Seq2SeqTrainingArguments`` of a run: batch per process, the labs' weight decay 0.01,
-    a log row every step, checkpoints in ``run.checkpoints`` (safetensors), gloo on CPU."""
+    a log row every step, checkpoints in ``run.checkpoints`` (safetensors), DDP over gloo on CPU."""
     from transformers import Seq2SeqTrainingArguments
 
     save_steps = getattr(config, "save_steps", 0)
@@ -111,7 +113,26 @@ def training_arguments(config, run: RunFolder, has_validation: bool, eval_steps:
         save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
         save_total_limit=getattr(config, "save_total_limit", 1), save_only_model=False,
         report_to=["tensorboard"], seed=config.seed, disable_tqdm=True, dataloader_num_workers=0,
-        ddp_backend="gloo" if cpu_only() and world_size() > 1 else None)
+        # On a CPU-only machine both are needed for data parallelism: without use_cpu the Trainer
+        # sees no distributed state (ParallelMode.NOT_PARALLEL), does not wrap the model in DDP,
+        # and each process trains its own copy on its shard (rank 0 saved half-data weights).
+        use_cpu=cpu_only(), ddp_backend="gloo" if cpu_only() and world_size() > 1 else None)
+
+
+def declare_local_mean_loss(model) -> None:
+    """Tell the Trainer that ``model``'s loss is the mean over its own batch's tokens.
+
+    Why: T5's and BART's ``forward`` take ``**kwargs`` but compute ``CrossEntropyLoss()`` over the
+    local tokens and ignore ``num_items_in_batch``; from the ``**kwargs`` alone transformers 5's
+    Trainer concludes the loss is a sum over the global token count and multiplies it by the
+    number of processes (``average_tokens_across_devices``). With N processes the logged loss
+    and the gradients were N times too large: the doubled loss once seen in a 2-process run
+    (the second half of the fix: the logged loss is averaged over processes in the callback).
+    ``accepts_loss_kwargs = False`` is the Trainer's own switch for such models (a peft model is
+    looked through to its base); the gradients are then DDP's mean of the per-process means.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.accepts_loss_kwargs = False
 
 
 def train_seq2seq(config, model, tokenizer, run: RunFolder, stop: StopFlag,
@@ -130,6 +151,7 @@ def train_seq2seq(config, model, tokenizer, run: RunFolder, stop: StopFlag,
         if rouge_samples and val_rows is not None else None
     log.info("Training on %d dialogues, validating on %d.", len(train_rows), len(val_rows or []))
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")
+    declare_local_mean_loss(model)
     trainer = Seq2SeqTrainer(
         model=model, args=training_arguments(config, run, val_rows is not None, eval_steps),
         train_dataset=tokenize_pairs(train_rows, tokenizer, config),
