@@ -134,7 +134,7 @@ def _wire_actions(h: TrainHandlers, mon: dict, act: dict, refresh, outs) -> None
     act["overlay_ids"].change(overlay, act["overlay_ids"], act["overlay_plot"], **PRIVATE)
     act["export"].click(export, [mon["picked"], act["repo"]], [act["zip"], act["upload"]], **PRIVATE)
     act["delete"].click(h.delete_run, [mon["picked"], act["confirm"]], act["deleted"], **PRIVATE).then(
-        refresh, None, outs, **PRIVATE)
+        refresh, mon["picked"], outs, **PRIVATE)
 
 
 def build(studio) -> dict:
