@@ -60,15 +60,6 @@ class RunsFolderError(ValueError):
     says which folder, why, and what to do."""
 
 
-def config_class(method: str):
-    """The config dataclass of ``method`` (from the registry).
-
-    Raises:
-        ValueError: unknown method (the message lists the allowed ones).
-    """
-    return registry.spec(method).config
-
-
 class JobRunner:
     """Queue, start, watch and cancel training runs in ``root`` (one running at a time).
 
@@ -146,7 +137,7 @@ class JobRunner:
                 single-process method (the message names the setting).
             RunsFolderError: the runs folder cannot be written (nothing is left behind).
         """
-        cls = config_class(method)
+        cls = registry.spec(method).config
         if not isinstance(values, dict):
             raise ValueError(f"settings must be a JSON object of {method} settings, such as "
                              f'{{"max_steps": 50}}, got {type(values).__name__}.')

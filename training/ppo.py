@@ -134,9 +134,60 @@ def toxicity_of(model, tokenizer, scorer, prompts, config: PPORunConfig) -> dict
     return {"reward": fmean(s.reward for s in scores), "p_hate": fmean(s.p_hate for s in scores)}
 
 
-def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
-    import torch
+def query_dataset(config: PPORunConfig, tokenizer):
+    """The train prompts as token ids (``input_ids``, torch) with their text (``query``)."""
+    rows = common.load_rows(config, "train", config.train_size)
+    dataset = rows.map(lambda r: {"input_ids": tokenizer(r["prompt"], truncation=True,
+                                                         max_length=config.max_source_tokens)["input_ids"],
+                                  "query": r["prompt"]}, remove_columns=rows.column_names)
+    dataset.set_format("torch", columns=["input_ids"], output_all_columns=True)
+    common.log.info("PPO on %d dialogues of %s.", len(dataset), config.dataset)
+    return dataset
+
+
+def make_trainer(config: PPORunConfig, policy, tokenizer, dataset, run: common.RunFolder):
+    """trl's ``PPOTrainer`` with the reference = the policy with its adapters disabled."""
     import trl
+
+    trl_config = trl.PPOConfig(
+        model_name=config.base_model, learning_rate=config.learning_rate, batch_size=config.batch_size,
+        mini_batch_size=config.mini_batch_size, ppo_epochs=config.ppo_epochs,
+        init_kl_coef=config.init_kl_coef, adap_kl_ctrl=config.adap_kl_ctrl, target=config.kl_target,
+        seed=config.seed, exp_name=f"studio-{run.run_id}")
+    return trl.PPOTrainer(config=trl_config, model=policy, ref_model=None, tokenizer=tokenizer,
+                          dataset=dataset, data_collator=lambda data: {k: [d[k] for d in data] for k in data[0]})
+
+
+def ppo_step(config: PPORunConfig, trainer, tokenizer, scorer, batch, lengths) -> dict:
+    """One PPO step on ``batch``: sample summaries, reward them, update; returns the metric row."""
+    import torch
+
+    generation = {"min_new_tokens": config.min_new_tokens, "top_k": config.top_k, "top_p": config.top_p,
+                  "do_sample": True, "pad_token_id": tokenizer.pad_token_id}
+    queries = batch["input_ids"]  # list of (T_in,) tensors
+    responses = trainer.generate(queries, length_sampler=lengths, batch_size=config.mini_batch_size,
+                                 return_prompt=False, **generation)  # list of (T_out,)
+    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    rewards = scorer.rewards(texts)  # (B,) nothate logits of the summaries alone
+    stats = trainer.step(queries, responses, list(rewards))
+    return {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+            "kl": float(stats["objective/kl"]), "kl_coef": float(stats["objective/kl_coef"]),
+            "returns_mean": float(stats["ppo/returns/mean"]), "loss": float(stats["ppo/loss/total"]),
+            "response_tokens": float(torch.tensor([len(r) for r in responses], dtype=torch.float).mean())}
+
+
+def measure_sample(model, tokenizer, scorer, sample, config, run, step: int, started: float) -> dict:
+    """Toxicity of the test sample (logged as a metric row at ``step``); ``{}`` without a sample."""
+    if not sample:
+        return {}
+    found = toxicity_of(model, tokenizer, scorer, sample, config)
+    common.log.info("Step %d: sample mean reward %.3f, mean P(hate) %.3f", step, found["reward"], found["p_hate"])
+    run.append_metrics({"step": step, "elapsed": round(time.time() - started, 2),
+                        "sample_reward": found["reward"], "sample_p_hate": found["p_hate"]})
+    return found
+
+
+def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
     from trl.core import LengthSampler
 
     from summarizer.toxicity import ToxicityScorer
@@ -146,61 +197,27 @@ def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) ->
     trainable, total = policy.pretrained_model.get_nb_trainable_parameters()
     common.log.info("PPO policy: %d trainable LoRA parameters of %d.", trainable, total)
     scorer = ToxicityScorer(config.toxicity_model, device="cpu" if common.cpu_only() else None)
-
-    rows = common.load_rows(config, "train", config.train_size)
-    dataset = rows.map(lambda r: {"input_ids": tokenizer(r["prompt"], truncation=True,
-                                                         max_length=config.max_source_tokens)["input_ids"],
-                                  "query": r["prompt"]}, remove_columns=rows.column_names)
-    dataset.set_format("torch", columns=["input_ids"], output_all_columns=True)
-    common.log.info("PPO on %d dialogues of %s.", len(dataset), config.dataset)
-
+    dataset = query_dataset(config, tokenizer)
     sample = common.load_rows(config, "test", config.toxicity_samples)["prompt"] if config.toxicity_samples else []
-    before = toxicity_of(policy.pretrained_model, tokenizer, scorer, sample, config) if sample else {}
-    if before:
-        common.log.info("Before PPO: mean reward %.3f, mean P(hate) %.3f", before["reward"], before["p_hate"])
-        run.append_metrics({"step": 0, "elapsed": round(time.time() - started, 2),
-                            "sample_reward": before["reward"], "sample_p_hate": before["p_hate"]})
-
-    trl_config = trl.PPOConfig(
-        model_name=config.base_model, learning_rate=config.learning_rate, batch_size=config.batch_size,
-        mini_batch_size=config.mini_batch_size, ppo_epochs=config.ppo_epochs,
-        init_kl_coef=config.init_kl_coef, adap_kl_ctrl=config.adap_kl_ctrl, target=config.kl_target,
-        seed=config.seed, exp_name=f"studio-{run.run_id}")
-    trainer = trl.PPOTrainer(config=trl_config, model=policy, ref_model=None, tokenizer=tokenizer,
-                         dataset=dataset, data_collator=lambda data: {k: [d[k] for d in data] for k in data[0]})
+    before = measure_sample(policy.pretrained_model, tokenizer, scorer, sample, config, run, 0, started)
+    trainer = make_trainer(config, policy, tokenizer, dataset, run)
     lengths = LengthSampler(config.output_min_length, config.output_max_length)
-    generation = {"min_new_tokens": config.min_new_tokens, "top_k": config.top_k, "top_p": config.top_p,
-                  "do_sample": True, "pad_token_id": tokenizer.pad_token_id}
     batches = itertools.chain.from_iterable(itertools.repeat(trainer.dataloader))
     for step in range(1, config.max_steps + 1):
         if stop.requested():
             return None
-        batch = next(batches)
-        queries = batch["input_ids"]  # list of (T_in,) tensors
-        responses = trainer.generate(queries, length_sampler=lengths, batch_size=config.mini_batch_size,
-                                     return_prompt=False, **generation)  # list of (T_out,)
-        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        rewards = scorer.rewards(texts)  # (B,) nothate logits of the summaries alone
-        stats = trainer.step(queries, responses, list(rewards))
-        row = {"step": step, "elapsed": round(time.time() - started, 2),
-               "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
-               "kl": float(stats["objective/kl"]), "kl_coef": float(stats["objective/kl_coef"]),
-               "returns_mean": float(stats["ppo/returns/mean"]), "loss": float(stats["ppo/loss/total"]),
-               "response_tokens": float(torch.tensor([len(r) for r in responses], dtype=torch.float).mean())}
+        row = {"step": step, "elapsed": 0.0, **ppo_step(config, trainer, tokenizer, scorer, next(batches), lengths)}
+        row["elapsed"] = round(time.time() - started, 2)
         common.log.info("step %d/%d: reward %.3f, KL %.3f, returns %.3f", step, config.max_steps,
                         row["reward_mean"], row["kl"], row["returns_mean"])
         run.append_metrics(row)
         run.update_status(step=step, total_steps=config.max_steps)
     if stop.requested():
         return None
-
     peft_model = trainer.accelerator.unwrap_model(trainer.model).pretrained_model
     final = {"steps": config.max_steps, "trainable_params": trainable}
-    if sample:
-        after = toxicity_of(peft_model, tokenizer, scorer, sample, config)
-        common.log.info("After PPO: mean reward %.3f, mean P(hate) %.3f", after["reward"], after["p_hate"])
-        run.append_metrics({"step": config.max_steps, "elapsed": round(time.time() - started, 2),
-                            "sample_reward": after["reward"], "sample_p_hate": after["p_hate"]})
+    after = measure_sample(peft_model, tokenizer, scorer, sample, config, run, config.max_steps, started)
+    if after:
         final.update({"reward_before": round(before["reward"], 4), "reward_after": round(after["reward"], 4),
                       "p_hate_before": round(before["p_hate"], 4), "p_hate_after": round(after["p_hate"], 4)})
     peft_model.save_pretrained(str(run.model_tmp))  # adapter only (safetensors): the detox slot loads it
