@@ -133,7 +133,11 @@ def _wire_actions(h: TrainHandlers, mon: dict, act: dict, refresh, outs) -> None
         refresh, mon["picked"], outs, **PRIVATE)
     act["overlay_ids"].change(overlay, act["overlay_ids"], act["overlay_plot"], **PRIVATE)
     act["export"].click(export, [mon["picked"], act["repo"]], [act["zip"], act["upload"]], **PRIVATE)
-    act["delete"].click(h.delete_run, [mon["picked"], act["confirm"]], act["deleted"], **PRIVATE).then(
+    def delete_clicked(run_id, confirm):
+        """Reads the picked run and the confirmation; deletes the run folder; updates the note."""
+        return h.delete_run(run_id, confirm or "")
+
+    act["delete"].click(delete_clicked, [mon["picked"], act["confirm"]], act["deleted"], **PRIVATE).then(
         refresh, mon["picked"], outs, **PRIVATE)
 
 

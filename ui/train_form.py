@@ -137,7 +137,7 @@ def wire_form(form: MethodForm, base, accelerate, handlers, picked, timer, then)
 
     def start_clicked(base_model, procs_n, accel, *vals):
         """Reads the form; writes a new run folder; selects it and starts the timer."""
-        run_id = handlers.start_run(spec.name, json.dumps(form.collect(base_model, *vals)), procs_n or 1, accel or "")
+        run_id = handlers.queue_run(spec.name, json.dumps(form.collect(base_model, *vals)), procs_n or 1, accel or "")
         gr.Info(f"Queued run {run_id}.")
         return gr.update(choices=[r["run_id"] for r in runner.list_runs()], value=run_id), gr.Timer(active=True)
 

@@ -75,9 +75,14 @@ class TrainHandlers:
         if "toxicity_model" in registry.spec(method).config.__dataclass_fields__:
             values.setdefault("toxicity_model", self.studio.toxicity.model_name)
 
-    def start_run(self, method: str, settings_json: str, num_processes: float = 1,
-                  accelerate_config: str = "") -> str:
+    def start_run(self, method: str, settings_json: str, num_processes: float = 1) -> str:
         """Queue a run. Reads: the settings. Writes: a new run folder. Returns the run id."""
+        return self.queue_run(method, settings_json, num_processes)
+
+    def queue_run(self, method: str, settings_json: str, num_processes: float = 1,
+                  accelerate_config: str = "") -> str:
+        """:meth:`start_run` with an accelerate config file (the Train form's; an untrusted path,
+        checked by the runner). Raises ``gr.Error`` naming the refused field."""
         with user_errors():
             registry.spec(method)
             values = parse_settings(settings_json)
