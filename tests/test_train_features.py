@@ -276,3 +276,30 @@ def test_cancelled_lora_run_resumes_from_its_checkpoint(tiny_t5, dialogsum_dir, 
     (ppo_run / "checkpoints" / "checkpoint-1").mkdir(parents=True)
     with pytest.raises(ValueError, match="PPO detox runs cannot resume"):
         run_actions.resume_run(runner, "ppo-20260101-000000-003")
+
+
+def test_endpoints_overlay_export_delete_resume(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from tests.app_server import running_app
+
+    root = tmp_path / "runs"
+    done = _plant(root, RUN, {"state": "completed", "method": "lora"}, {"lora_r": 4}, [{"step": 1, "loss": 2.0}])
+    (done / "model").mkdir()
+    (done / "model" / "adapter_model.safetensors").write_bytes(b"weights")
+    failed = "lora-20260101-000000-002"
+    _plant(root, failed, {"state": "failed", "method": "lora"}, {"lora_r": 8}, [{"step": 1, "loss": 2.5}])
+    with running_app(tiny_t5, tiny_classifier, dialogsum_dir, root) as (studio, url):
+        client = Client(url, verbose=False)
+        overlay = client.predict([RUN, failed], api_name="/overlay_runs")
+        assert overlay["legend"] == {RUN: "lora_r=4", failed: "lora_r=8"}
+        exported = client.predict(RUN, "me/model", api_name="/export_run")
+        assert exported["upload_command"].startswith("huggingface-cli upload me/model ")
+        assert f"{RUN}/model/adapter_model.safetensors" in zipfile.ZipFile(exported["zip"]).namelist()
+        with pytest.raises(AppError, match="no checkpoint to resume from"):
+            client.predict(failed, api_name="/resume_run")
+        with pytest.raises(AppError, match="confirm must repeat the run id"):
+            client.predict(failed, "", api_name="/delete_run")
+        assert client.predict(failed, failed, api_name="/delete_run") == f"Deleted run {failed}."
+        assert [r["run_id"] for r in client.predict(api_name="/list_runs")] == [RUN]
