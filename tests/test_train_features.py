@@ -146,7 +146,7 @@ def test_export_zip_has_model_card_metrics_config_and_no_pickles(tmp_path):
 
 
 def test_overlay_puts_differing_settings_in_the_legend(tmp_path):
-    from ui.train_monitor import RunReader, overlay_chart
+    from ui.train_monitor import RunReader, chart, overlay_chart
 
     root = tmp_path / "runs"
     base = {"base_model": "m", "learning_rate": 1e-3, "run_dir": "x"}
@@ -169,6 +169,8 @@ def test_overlay_puts_differing_settings_in_the_legend(tmp_path):
                                                            "lora-20260101-000000-002 (lora_r=8)"]
     with pytest.raises(ValueError, match="run_ids"):
         reader.overlay("lora-20260101-000000-001")
+    resumed = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 1.5, "attempt": 2}]
+    assert [list(t.y) for t in chart("lora", resumed).data][0] == [3.0, 1.5]  # the latest attempt's value
 
 
 # ---- accelerate config files and processes ---------------------------------------------------------

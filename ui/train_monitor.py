@@ -38,7 +38,9 @@ def runs_table(runs: list[dict]) -> list[list]:
 
 
 def _series(rows: list[dict], key: str) -> tuple[list, list]:
-    picked = downsample([r for r in rows if key in r], CHART_POINTS)
+    """(steps, values) of ``key``; a step logged again by a resumed attempt shows its latest value."""
+    latest = {r["step"]: r for r in rows if key in r}
+    picked = downsample([latest[s] for s in sorted(latest)], CHART_POINTS)
     return [r["step"] for r in picked], [r[key] for r in picked]
 
 
