@@ -103,8 +103,8 @@ def test_overlay_export_and_delete_from_train_tab(tiny_t5, tiny_classifier, dial
             box.send_keys(run_id)
             box.send_keys(Keys.ENTER)
         wait_for(browser, lambda _: "lora_r=8" in browser.find_element(By.ID, "train-overlay-plot").text, timeout=60)
-        assert browser.execute_script(
-            "return document.querySelectorAll('#train-overlay-plot .scatterlayer .point').length") == 6
+        wait_for(browser, lambda _: browser.execute_script(  # 2 runs x 3 steps
+            "return document.querySelectorAll('#train-overlay-plot .scatterlayer .point').length") == 6, timeout=30)
         button("Export or delete").click()
         picked = wait_for(browser, lambda _: input_value(browser, "#train-run-picked input"), timeout=60)
         click(browser, "#train-export")
