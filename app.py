@@ -107,17 +107,20 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             with gr.Tab("Toxicity", id="toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
             with gr.Tab("Train", id="train"):
-                train.build(studio)
+                train_view = train.build(studio)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_view = evaluate.build(studio)
                 predictions_upload.build(studio)
             with gr.Tab("Prompt Lab", id="prompt-lab"):
                 prompt_lab.build(studio)
             with gr.Tab("Arena", id="arena"):
-                arena.build(studio)
-        # Every page load shows the server's state now (slots, finished runs), not the start-up one.
+                arena_view = arena.build(studio)
+        # Every page load shows the server's state now (slots, finished runs, the selected run and
+        # its settings), not the start-up one.
         for view in (compare_view, evaluate_view):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
+        for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
+            demo.load(**hook, api_visibility="private")           # form previews, leaderboard
         presenter.wire(demo, presenter_toggle)
     return demo
 

@@ -107,12 +107,12 @@ def slot_config_from_args(args: argparse.Namespace):
         summarizer.models.SlotError: a ``--run`` folder has no known method, or a source is missing.
     """
     from .models import SlotError
-    from .runs import METHOD_SLOT, read_status
+    from .runs import read_status, run_slot
 
     sources = {"full": args.full_model, "lora": args.lora_model, "detox": args.detox_model}
     for run in args.run:
         status = read_status(Path(run))
-        slot = METHOD_SLOT.get((status or {}).get("method", ""))
+        slot = run_slot(status) if status else None
         if slot is None:
             raise SlotError(f"{run} is not a training-run folder with a known method in status.json.")
         sources[slot] = run

@@ -15,6 +15,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from summarizer.runs import RUN_ID_RE
 from tests.app_server import running_app
 
 LONG = "x" * 1_000_000
@@ -92,6 +93,14 @@ CASES = [
     # ---- run ids ----
     *[pytest.param(ep, (rid,), "run_id", id=f"{ep[1:]}-id{i}")
       for ep in ("/cancel_run", "/run_metrics") for i, rid in enumerate(BAD_IDS + WRONG_TYPES)],
+    # ---- resume, delete, export, overlay (issue 9) ----
+    *[pytest.param(ep, args, "run_id", id=f"{ep[1:]}-id{i}")
+      for ep, extra in (("/resume_run", ()), ("/delete_run", ("x",)), ("/export_run", ("",)))
+      for i, args in enumerate((rid, *extra) for rid in BAD_IDS[:8] + WRONG_TYPES[:3])],
+    pytest.param("/overlay_runs", ([RUN],), "run_id", id="overlay-unknown-run"),
+    pytest.param("/overlay_runs", (["../x"],), "run_id", id="overlay-traversal"),
+    pytest.param("/overlay_runs", ([RUN] * 9,), "run_ids", id="overlay-too-many"),
+    pytest.param("/start_run", ("ppo", "{}", 2), "num_processes must be 1 for PPO", id="ppo-two-processes"),
 ]
 
 
@@ -126,4 +135,5 @@ def test_hostile_input_named_and_app_answers(served, endpoint, args, field):
     assert "Traceback" not in message and len(message) < 2000
     # Nothing was queued, and the app still answers a normal request.
     assert client.predict(api_name="/list_runs") == []
-    assert not [p for p in studio.runs_dir.iterdir() if not p.name.startswith(".")]
+    # No run folder (the Arena tab keeps its votes database in the same folder).
+    assert not [p for p in studio.runs_dir.iterdir() if RUN_ID_RE.fullmatch(p.name)]

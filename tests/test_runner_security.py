@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from training import common, full, lora
-from training.jobs import JobRunner, RunsFolderError, delete_run, failure_reason
+from training.jobs import JobRunner, RunsFolderError, failure_reason
+from training.run_actions import delete_run
 
 RUN = "lora-20260101-000000-001"
 BAD_IDS = ["..", ".", "/etc", "a/b", "/tmp", "../" + RUN, RUN + "/..", "", " ", "x" * 10_000, RUN + "\n",
@@ -67,7 +68,7 @@ def test_planted_command_is_never_executed(tmp_path):
 def test_launch_command_built_from_method_and_folder(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
     root = tmp_path / "runs"
     path = root / RUN
-    config = lora.LoraConfig(**_small(tiny_t5, dialogsum_dir), runs_dir=str(root), run_dir=str(path))
+    config = lora.LoraRunConfig(**_small(tiny_t5, dialogsum_dir), runs_dir=str(root), run_dir=str(path))
     _plant(root, RUN, {"state": "queued", "method": "lora", "created": 1,
                        "command": ["/bin/sh", "-c", "exit 0"]}, config=config.to_dict())
     started = []
@@ -122,7 +123,7 @@ def test_bad_run_ids_refused_by_every_method(tmp_path, bad):
     root.mkdir(parents=True)
     (root.parent / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid()}))
     runner = JobRunner(root)
-    for call in (runner.run, runner.status, runner.cancel, lambda r: delete_run(root, r)):
+    for call in (runner.run, runner.status, runner.cancel, lambda r: delete_run(runner, r)):
         with pytest.raises(ValueError, match="run_id|Run "):
             call(bad)
     assert not (root.parent / "cancel").exists()
@@ -176,7 +177,7 @@ def test_failure_texts_name_the_cause_not_a_traceback(tiny_t5, dialogsum_dir, tm
 
     run_dir = tmp_path / "runs" / "f"
     with pytest.raises(RuntimeError):
-        common.main(full.FullConfig, broken, ["--base_model", str(tiny_t5), "--dataset", str(dialogsum_dir),
+        common.main(full.FullRunConfig, broken, ["--base_model", str(tiny_t5), "--dataset", str(dialogsum_dir),
                                               "--run_dir", str(run_dir)])
     assert common.RunFolder(run_dir).status()["error"] == "RuntimeError: boom"
 
@@ -242,7 +243,7 @@ def test_reading_handlers_never_launch_queued_runs(tiny_t5, tiny_classifier, dia
     monkeypatch.setattr(JobRunner, "start_watcher", lambda self, interval_s=1.0: None)
     root = tmp_path / "runs"
     path = root / RUN
-    config = lora.LoraConfig(**_small(tiny_t5, dialogsum_dir), runs_dir=str(root), run_dir=str(path))
+    config = lora.LoraRunConfig(**_small(tiny_t5, dialogsum_dir), runs_dir=str(root), run_dir=str(path))
     _plant(root, RUN, {"state": "queued", "method": "lora", "created": 1, "num_processes": 1}, config.to_dict())
     with running_app(tiny_t5, tiny_classifier, dialogsum_dir, root) as (studio, url):
         client = Client(url, verbose=False)
@@ -286,3 +287,5 @@ def test_app_starts_with_unusable_runs_folder(tiny_t5, tiny_classifier, dialogsu
             client.predict("full", "{}", 1, api_name="/start_run")
         with pytest.raises(AppError, match="runs folder"):
             client.predict(api_name="/list_runs")
+        with pytest.raises(AppError, match="--runs-dir pointing at a writable folder"):
+            client.predict("current", api_name="/arena_leaderboard")  # the Arena's votes live there too

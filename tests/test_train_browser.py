@@ -8,7 +8,7 @@ import pytest
 
 from tests.app_server import running_app
 from summarizer.generation import GenerationSettings
-from tests.browser import (click, new_driver, open_tab, requires_chromium, save_screenshot, set_number,
+from tests.browser import (click, element, new_driver, open_tab, requires_chromium, save_screenshot, set_number,
                            value as input_value, wait_for)
 
 pytestmark = requires_chromium
@@ -73,3 +73,46 @@ def test_start_lora_run_from_train_tab(app_url, browser, tmp_path):
     wait_for(browser, lambda _: run.run_id in browser.find_element(By.TAG_NAME, "body").text, timeout=30)
     assert run.run_id in client.predict(str(run.path), api_name="/set_lora")
     assert studio.slots.generate(["lora"], ["#Person1#: Hi."], GenerationSettings(max_new_tokens=5))["lora"][0]
+
+
+def test_overlay_export_and_delete_from_train_tab(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path, browser):
+    """Planted finished runs: their curves overlaid with the differing setting in the legend, the
+    picked run exported with its upload command, then deleted after typing its id."""
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    root = tmp_path / "runs"
+    runs = {"lora-20260101-000000-001": 4, "lora-20260101-000000-002": 8}
+    for i, (run_id, r) in enumerate(runs.items()):
+        (root / run_id / "model").mkdir(parents=True)
+        (root / run_id / "model" / "adapter_model.safetensors").write_bytes(b"weights")
+        (root / run_id / "status.json").write_text(json.dumps({"state": "completed", "method": "lora", "created": i}))
+        (root / run_id / "config.json").write_text(json.dumps({"lora_r": r}))
+        (root / run_id / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "loss": 3.0 - s / (i + 2)}) + "\n" for s in (1, 2, 3)))
+    with running_app(tiny_t5, tiny_classifier, dialogsum_dir, root) as (studio, url):
+        open_tab(browser, "Train", url)
+        def button(text):  # rendered once the page has loaded
+            return wait_for(browser, lambda _: browser.find_element(By.XPATH, f"//button[contains(., '{text}')]"))
+
+        button("Compare runs").click()
+        for run_id in runs:
+            box = element(browser, "#train-overlay-runs input")
+            box.send_keys(run_id)
+            box.send_keys(Keys.ENTER)
+        wait_for(browser, lambda _: "lora_r=8" in browser.find_element(By.ID, "train-overlay-plot").text, timeout=60)
+        wait_for(browser, lambda _: browser.execute_script(  # 2 runs x 3 steps
+            "return document.querySelectorAll('#train-overlay-plot .scatterlayer .point').length") == 6, timeout=30)
+        button("Export or delete").click()
+        picked = wait_for(browser, lambda _: input_value(browser, "#train-run-picked input"), timeout=60)
+        click(browser, "#train-export")
+        wait_for(browser, lambda _: "huggingface-cli upload" in browser.find_element(By.ID, "train-upload-command").text,
+                 timeout=60)
+        set_text = element(browser, "#train-delete-confirm textarea, #train-delete-confirm input")
+        set_text.send_keys(picked, Keys.TAB)
+        click(browser, "#train-delete")
+        wait_for(browser, lambda _: f"Deleted run {picked}" in browser.find_element(By.ID, "train-delete-result").text,
+                 timeout=60)
+        assert not (root / picked).exists() and len([p for p in root.iterdir() if p.name.startswith("lora-")]) == 1

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from summarizer.generation import GenerationSettings
 from summarizer.models import ModelSlots, SlotConfig, resolve_source
 from summarizer.runs import finished_runs
-from training import common, full, lora, ppo
+from training import common, estimate, full, lora, ppo
 from training.jobs import JobRunner
 
 TINY = ["--train_size", "8", "--val_size", "2", "--batch_size", "4", "--max_source_tokens", "96",
@@ -45,31 +45,31 @@ def _check_finished(run: common.RunFolder, method: str):
 # ---- config ---------------------------------------------------------------------------------------
 def test_config_validated_before_loading(tmp_path, capsys):
     with pytest.raises(ValueError, match="mini_batch_size"):
-        ppo.PPOConfig(batch_size=16, mini_batch_size=5)
+        ppo.PPORunConfig(batch_size=16, mini_batch_size=5)
     with pytest.raises(SystemExit):
-        common.parse_config(lora.LoraConfig, ["--lora_r", "0"])
+        common.parse_config(lora.LoraRunConfig, ["--lora_r", "0"])
     assert "lora_r must be 1..1024" in capsys.readouterr().err
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"lora_r": 8, "max_steps": 3}))
-    parsed = common.parse_config(lora.LoraConfig, ["--config", str(cfg), "--max_steps", "5"])
+    parsed = common.parse_config(lora.LoraRunConfig, ["--config", str(cfg), "--max_steps", "5"])
     assert (parsed.lora_r, parsed.max_steps, parsed.learning_rate) == (8, 5, 1e-3)  # flag beats file
     cfg.write_text(json.dumps({"lora_rank": 8}))
     with pytest.raises(SystemExit):
-        common.parse_config(lora.LoraConfig, ["--config", str(cfg)])
+        common.parse_config(lora.LoraRunConfig, ["--config", str(cfg)])
     # lab defaults
-    p = ppo.PPOConfig()
+    p = ppo.PPORunConfig()
     assert (p.learning_rate, p.batch_size, p.mini_batch_size, p.ppo_epochs, p.init_kl_coef, p.adap_kl_ctrl) == \
         (1.41e-5, 16, 4, 1, 0.2, True)
-    assert (lora.LoraConfig().lora_r, lora.LoraConfig().lora_alpha, lora.LoraConfig().lora_dropout) == (32, 32, 0.05)
-    assert full.FullConfig().learning_rate == 1e-5
+    assert (lora.LoraRunConfig().lora_r, lora.LoraRunConfig().lora_alpha, lora.LoraRunConfig().lora_dropout) == (32, 32, 0.05)
+    assert full.FullRunConfig().learning_rate == 1e-5
     assert lora.lora_targets("bart") == ["q_proj", "v_proj"] and lora.lora_targets("t5") == ["q", "v"]
 
 
 def test_estimate_follows_calibration():
-    small = common.estimate_seconds("full", "google/flan-t5-small", 1, 8, 512, 128, threads=2)
-    base = common.estimate_seconds("full", "google/flan-t5-base", 1, 8, 512, 128, threads=2)
+    small = estimate.estimate_seconds("full", "google/flan-t5-small", 1, 8, 512, 128, threads=2)
+    base = estimate.estimate_seconds("full", "google/flan-t5-base", 1, 8, 512, 128, threads=2)
     assert small == pytest.approx(10, rel=0.01) and 3 <= base / small <= 4
-    assert common.estimate_seconds("lora", "google/flan-t5-base", 10, 8, threads=2) < 10 * base
+    assert estimate.estimate_seconds("lora", "google/flan-t5-base", 10, 8, threads=2) < 10 * base
 
 
 # ---- methods --------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_metrics_read_incrementally_and_downsampled(tmp_path):
 
 def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir):
     small = {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir)}
-    common.parser_for(lora.LoraConfig)  # HfArgumentParser rewrites the fields' types in place
+    common.parser_for(lora.LoraRunConfig)  # HfArgumentParser rewrites the fields' types in place
     for bad, field in [({"seed": "abc"}, "seed"), ({"max_steps": 2.5}, "max_steps"),
                        ({"dataset": "/etc"}, "dataset"), ({"base_model": "/etc"}, "base_model"),
                        ({"base_model": str(tiny_classifier)}, "seq2seq"), ({"target_modules": "zz"}, "target_modules"),
@@ -319,8 +319,8 @@ def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir)
                        ({"train_size": 10**12}, "train_size must be at most 20,000"),
                        ({"base_model": 5}, "base_model must be text"), ({"dataset": "x" * 10**6}, "dataset is too long")]:
         with pytest.raises(ValueError, match=field):
-            lora.LoraConfig(**{**small, **bad})
-    assert lora.LoraConfig(**small, max_steps=8.0, target_modules="q,v").max_steps == 8  # 8.0 is a whole number
+            lora.LoraRunConfig(**{**small, **bad})
+    assert lora.LoraRunConfig(**small, max_steps=8.0, target_modules="q,v").max_steps == 8  # 8.0 is a whole number
 
 
 def test_run_settings_restored_from_config(tiny_t5, dialogsum_dir, tmp_path):
@@ -331,7 +331,7 @@ def test_run_settings_restored_from_config(tiny_t5, dialogsum_dir, tmp_path):
     root = tmp_path / "runs"
     run_id = "lora-20260101-000000-001"
     (root / run_id).mkdir(parents=True)
-    config = lora.LoraConfig(base_model=str(tiny_t5), dataset=str(dialogsum_dir), lora_r=4, max_steps=7,
+    config = lora.LoraRunConfig(base_model=str(tiny_t5), dataset=str(dialogsum_dir), lora_r=4, max_steps=7,
                              val_size=3, runs_dir=str(root), run_dir=str(root / run_id))
     common.write_json(root / run_id / "config.json", config.to_dict())
     common.write_json(root / run_id / "status.json", {"state": "completed", "method": "lora", "num_processes": 2})

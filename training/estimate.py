@@ -2,7 +2,8 @@
 from finished runs when there are some.
 
 A run's wall time = fixed (process start-up and imports, model and data loading)
-+ training steps (``common.estimate_seconds``: tokens × parameters, a measured CPU figure)
++ training steps (:func:`estimate_seconds`: tokens × parameters × the method's cost factor, a
+measured CPU figure)
 + validation passes (``val_size`` dialogues, forward only, every ``eval_steps`` and at the end).
 Without finished runs the figure is the rough CPU one below. With finished runs of the same
 method (state completed, with launched/finished times), ``seconds = fixed + k × variable`` is
@@ -11,11 +12,22 @@ speed, load and architecture are measured instead of assumed.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from training import common
+from training import registry
 from training.settings import read_small_json
+
+# Measured figure (the project brief): a flan-t5-small (77M parameters) full fine-tuning step with
+# batch 8, 512 source / 128 target tokens takes about 10 s on 2 CPU threads; flan-t5-base
+# (248M) takes 3-4x that, i.e. cost grows about linearly with parameters.
+REFERENCE_STEP_S = 10.0
+REFERENCE_TOKENS = 8 * (512 + 128)
+REFERENCE_PARAMS = 77e6
+REFERENCE_THREADS = 2
+KNOWN_PARAMS = {"flan-t5-small": 77e6, "flan-t5-base": 248e6, "flan-t5-large": 783e6,
+                "t5-small": 60e6, "t5-base": 223e6, "bart-base": 140e6, "bart-large": 406e6}
 
 # Measured here (2 busy CPU threads): `import training.lora, transformers, peft, datasets` and
 # the trainer take about 15 s; loading DialogSum rows and tokenizing a few thousand about 3 s;
@@ -48,6 +60,47 @@ class Estimate:
     calibrated_runs: int = 0
 
 
+@functools.lru_cache(maxsize=64)  # the Train tab asks again on every form change
+def parameter_count(base_model: str) -> float:
+    """Parameters of ``base_model``: counted from a local config (no weights read), else a
+    table of known hub models, else flan-t5-base's."""
+    path = Path(str(base_model)).expanduser()
+    if (path / "config.json").is_file():
+        try:
+            import torch
+            from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+            with torch.device("meta"):
+                model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(path))
+            return float(sum(p.numel() for p in model.parameters()))
+        except (OSError, ValueError):
+            pass
+    name = str(base_model).rsplit("/", 1)[-1].lower()
+    return KNOWN_PARAMS.get(name, KNOWN_PARAMS["flan-t5-base"])
+
+
+def estimate_seconds(method: str, base_model: str, steps: int, batch_size: int,
+                     source_tokens: int = 512, target_tokens: int = 128,
+                     threads: int | None = None, settings: dict | None = None) -> float:
+    """Rough wall-clock seconds of the training steps of a run on CPU, from the figure above.
+
+    Cost per step = reference step × (tokens / reference tokens) × (parameters / 77M)
+    × the method's ``cost_factor(settings)`` × (2 / threads); PPO's factor counts its
+    generation and forward passes (``training/ppo.py``). An upper-bound guide (token counts
+    are the maxima), not a promise.
+
+    Raises:
+        ValueError: unknown method.
+    """
+    import torch
+
+    threads = threads or torch.get_num_threads()
+    per_token = REFERENCE_STEP_S / REFERENCE_TOKENS * parameter_count(base_model) / REFERENCE_PARAMS
+    tokens = batch_size * (source_tokens + target_tokens)
+    factor = registry.spec(method).cost_factor(settings or {})
+    return steps * tokens * per_token * factor * REFERENCE_THREADS / max(1, threads)
+
+
 def _get(values: dict, cls, name: str):
     value = values.get(name)
     return value if value is not None else cls.__dataclass_fields__[name].default
@@ -59,22 +112,19 @@ def rough_parts(method: str, values: dict) -> tuple[float, float]:
     Raises:
         ValueError, TypeError: a setting is not a number.
     """
-    from training.jobs import config_class
-
-    cls = config_class(method)
+    spec = registry.spec(method)
+    cls = spec.config
     get = lambda name: _get(values, cls, name)  # noqa: E731
     base = str(get("base_model"))
-    params = common.parameter_count(base)
     steps, batch = int(get("max_steps")), int(get("batch_size"))
-    source = int(get("max_source_tokens"))
-    target = int(get("output_max_length") if method == "ppo" else get("max_target_tokens"))
-    ppo_epochs = int(values.get("ppo_epochs") or 1)
-    fixed = STARTUP_S + DATA_S + LOAD_S_PER_PARAM * params
-    train = common.estimate_seconds(method, base, steps, batch, source, target, ppo_epochs=ppo_epochs)
+    source, target = int(get("max_source_tokens")), int(get(spec.target_tokens_field))
+    fixed = STARTUP_S + DATA_S + LOAD_S_PER_PARAM * parameter_count(base)
+    train = estimate_seconds(method, base, steps, batch, source, target, settings=values)
     per_example = train / max(1, steps * batch)
-    if method == "ppo":  # toxicity measured on a sample before and after: generation of each
-        samples = int(get("toxicity_samples"))
-        return fixed, train + 2 * samples * per_example
+    if "toxicity_samples" in cls.__dataclass_fields__:  # measured on a sample before and after
+        return fixed, train + 2 * int(get("toxicity_samples")) * per_example
+    if "eval_steps" not in cls.__dataclass_fields__:
+        return fixed, train
     val = int(get("val_size"))
     evals = steps // max(1, int(get("eval_steps"))) + 1 if val else 0  # + the final evaluation
     return fixed, train + evals * val * per_example * EVAL_FRACTION

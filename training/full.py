@@ -4,7 +4,7 @@
     python -m training.full --base_model google/flan-t5-base --train_size 1000 --max_steps 100
     python -m training.full --config runs/<run>/config.json
 
-The run folder layout is described in ``training/common.py``.
+The run folder layout is described in ``summarizer/runs.py``.
 """
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from training import common
+from training.registry import ChartPanel, FormField, MethodSpec, fixed_factor
 
 
 @dataclass
-class FullConfig(common.RunConfig):
+class FullRunConfig(common.Seq2SeqRunConfig):
     """Full fine-tuning settings.
 
     Defaults follow the course lab "Fine-tune a generative AI model for dialogue summarization":
@@ -43,7 +44,7 @@ class FullConfig(common.RunConfig):
         ] if not ok]
 
 
-def train(config: FullConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def train(config: FullRunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
@@ -57,8 +58,18 @@ def train(config: FullConfig, run: common.RunFolder, stop: common.StopFlag) -> d
     return final and {**final, "trainable_params": n}
 
 
-CONFIG = FullConfig
-main = partial(common.main, FullConfig, train)
+# The form fields and chart every fine-tuning method shows (LoRA adds its own fields).
+TUNING_FIELDS = (FormField("train_size", "Training dialogues"), FormField("val_size", "Validation dialogues"),
+                 FormField("eval_steps", "Validate every N steps"), FormField("max_steps", "Max steps"),
+                 FormField("batch_size", "Batch size"), FormField("learning_rate", "Learning rate", float),
+                 FormField("save_steps", "Checkpoint every N steps"))
+LOSS_CHART = (ChartPanel("loss", (("loss", "training loss"), ("eval_loss", "validation loss"))),)
+
+CONFIG = FullRunConfig
+SPEC = MethodSpec(name="full", title="Full fine-tune", module=__name__, config=FullRunConfig, slot="full",
+                  fields=TUNING_FIELDS, chart=LOSS_CHART, card_text="a fully fine-tuned", adapter=False,
+                  cost_factor=fixed_factor(1.0), resumable=True)
+main = partial(common.main, FullRunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,18 +4,19 @@
     run_id = runner.submit("lora", {"base_model": "google/flan-t5-base", "max_steps": 50})
     runner.list_runs(); runner.cancel(run_id)
 
-* A run is a folder under the runs dir (layout in ``training/common.py``) named by its run id
+* A run is a folder under the runs dir (layout in ``summarizer/runs.py``) named by its run id
   ``<method>-YYYYmmdd-HHMMSS-mmm`` (``summarizer.runs.RUN_ID_RE``); every endpoint and method here
   refuses any other id, so nothing outside the runs folder is ever read, written or signalled.
 * ``submit`` validates the method's config class (types, bounds, paths), writes ``config.json``
   and ``status.json`` (state ``queued``) and starts the oldest queued run when none is running.
   After that only :meth:`JobRunner.tick`, called by the watcher thread, advances the queue:
   reading handlers (list, metrics, the Train tab's timer) never start a run.
-* The child's command is built at launch from the method (the allow-list
-  ``training.METHOD_MODULES``, taken from the run id) and the run folder only:
+* The child's command is built at launch (``training.launch``) from the method (the allow-list
+  ``training.registry``, taken from the run id) and the run folder only:
   ``[python, -m, training.<method>, --config, <run>/config.json]``, or ``accelerate launch
-  --multi_gpu --num_processes N ...`` for N > 1. A ``command`` stored in status.json is shown to
-  users but never run; config.json is validated by the method's config class before launch.
+  --multi_gpu --num_processes N ...`` for N > 1, or ``accelerate launch --config_file F`` for an
+  accelerate config file (checked again at launch). A ``command`` stored in status.json is shown
+  to users but never run; config.json is validated by the method's config class before launch.
   Always an argument list (never ``shell=True``), in its own session, output appended to train.log.
 * Only processes this runner started (their ``Popen`` is kept) are signalled; after an app
   restart a run's process is re-attached only when its pid, start time and our marker (the
@@ -32,7 +33,6 @@
 from __future__ import annotations
 
 import fcntl
-import importlib
 import os
 import shutil
 import signal
@@ -45,46 +45,19 @@ from pathlib import Path
 
 import psutil
 
-from summarizer.runs import check_run_id, runs_dir as default_runs_dir
-from training import METHOD_MODULES
-from training.common import FINAL_STATES, RunFolder, new_run_id, write_json
-from training.run_files import ACTIVE_STATES, StatusCache, clean_status
-from training.settings import read_small_json
+from summarizer.runs import FINAL_STATES, RunFolder, check_run_id, new_run_id, runs_dir as default_runs_dir, write_json
+from training import launch, registry
+from training.launch import check_processes
+from training.run_files import ACTIVE_STATES, StatusCache
 from training.status_texts import cancel_text, failure_reason, folder_message
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MAX_PROCESSES = max(2, os.cpu_count() or 1)
 MARKER_ENV = "STUDIO_JOB_RUNNER"  # set to the run folder in every child: our marker on re-attach
+
+
 class RunsFolderError(ValueError):
     """The runs folder cannot be used (read-only, full, missing, not a folder); the message
     says which folder, why, and what to do."""
-
-
-def config_class(method: str):
-    """The config dataclass of ``method`` (``CONFIG`` in its module).
-
-    Raises:
-        ValueError: unknown method (the message lists the allowed ones).
-    """
-    if not isinstance(method, str) or method not in METHOD_MODULES:
-        shown = repr(method)[:40]
-        raise ValueError(f"method {shown} is unknown; choose one of {', '.join(METHOD_MODULES)}.")
-    return importlib.import_module(METHOD_MODULES[method]).CONFIG
-
-
-def check_processes(num_processes) -> int:
-    """``num_processes`` as an int in 1..:data:`MAX_PROCESSES`.
-
-    Raises:
-        ValueError: anything else, naming ``num_processes`` and its range.
-    """
-    value = num_processes
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PROCESSES:
-        raise ValueError(f"num_processes must be a whole number from 1 to {MAX_PROCESSES}, "
-                         f"got {repr(num_processes)[:40]}.")
-    return value
 
 
 class JobRunner:
@@ -94,17 +67,20 @@ class JobRunner:
         root: runs folder (default ``$STUDIO_RUNS_DIR`` or ``./runs``).
         grace_s: seconds a cancelled run gets to stop by itself before its process group is killed.
         python: interpreter for the children (default: this one).
+        accelerate_configs: accelerate config files allowed wherever they are (named on the
+            app's command line); others must lie under the runs folder or the current directory.
 
     Never raises on construction: when the folder cannot be created or written, :attr:`problem`
     holds the message and :meth:`submit` refuses.
     """
 
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = 30.0,
-                 python: str = sys.executable):
+                 python: str = sys.executable, accelerate_configs: tuple = ()):
         # Absolute: the children run with the project as their working directory.
         self.root = default_runs_dir(root).absolute()
         self.grace_s = grace_s
         self.python = python
+        self.accelerate_configs = [Path(p) for p in accelerate_configs]
         self.problem: str | None = None
         self._statuses = StatusCache(self.root)
         self._procs: dict[str, subprocess.Popen] = {}  # children started by this runner, not yet reaped
@@ -132,35 +108,36 @@ class JobRunner:
         return self.problem
 
     # ---- commands ----------------------------------------------------------------------------
-    def command(self, method: str, run_dir: str | os.PathLike, num_processes: int = 1) -> list[str]:
-        """The child's argument list for ``method`` (allow-listed) and ``run_dir``.
+    def command(self, method: str, run_dir: str | os.PathLike, num_processes: int = 1,
+                accelerate_config: str | None = None) -> list[str]:
+        """The child's argument list (see :func:`training.launch.command`).
 
         Raises:
-            ValueError: unknown method or a bad process count.
+            ValueError: unknown method, a bad process count or accelerate config file.
         """
-        config_class(method)
-        num_processes = check_processes(num_processes)
-        config = str(Path(run_dir) / "config.json")
-        module = METHOD_MODULES[method]
-        if num_processes <= 1:
-            return [self.python, "-m", module, "--config", config]
-        # `--multi_gpu` is accelerate's torchrun launcher and also what starts N processes on a
-        # CPU-only machine (they use gloo, see common.train_seq2seq); accelerate 1.15's `--cpu`
-        # with --num_processes > 1 starts a single process unless mpirun is configured.
-        return [self.python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-                str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no", "-m", module, "--config", config]
+        return launch.command(self.python, method, run_dir, num_processes,
+                              self.check_accelerate_config(accelerate_config))
+
+    def check_accelerate_config(self, path) -> str | None:
+        """``path`` resolved if allowed (see :func:`training.launch.check_accelerate_config`).
+
+        Raises:
+            ValueError: naming ``accelerate_config``.
+        """
+        return launch.check_accelerate_config(path, [self.root, Path.cwd()], self.accelerate_configs)
 
     # ---- queue -------------------------------------------------------------------------------
-    def submit(self, method: str, values: dict, num_processes: int = 1, estimate_s: float | None = None) -> str:
+    def submit(self, method: str, values: dict, num_processes: int = 1, estimate_s: float | None = None,
+               accelerate_config: str | None = None) -> str:
         """Validate ``values`` with the method's config class and queue a run; returns its id.
 
         Raises:
             ValueError: unknown method, unknown setting, a value of the wrong type or out of
-                range, a bad path (the message names the setting).
+                range, a bad path, a bad accelerate config file, several processes for a
+                single-process method (the message names the setting).
             RunsFolderError: the runs folder cannot be written (nothing is left behind).
         """
-        cls = config_class(method)
+        cls = registry.spec(method).config
         if not isinstance(values, dict):
             raise ValueError(f"settings must be a JSON object of {method} settings, such as "
                              f'{{"max_steps": 50}}, got {type(values).__name__}.')
@@ -170,20 +147,22 @@ class JobRunner:
             raise ValueError(f"Unknown {method} setting(s): {', '.join(unknown[:10])}; known: "
                              f"{', '.join(sorted(names))}.")
         num_processes = check_processes(num_processes)
+        accelerate_config = self.check_accelerate_config(accelerate_config)
+        launch.check_method_processes(method, num_processes, accelerate_config)
         if isinstance(estimate_s, bool) or not isinstance(estimate_s, (int, float, type(None))):
             estimate_s = None
         if self.problem and self.check_folder():
             raise RunsFolderError(self.problem)
         run = RunFolder(self.root / new_run_id(method))
         config = cls(**{**values, "runs_dir": str(self.root), "run_dir": str(run.path)})  # validates
-        run = self._create(method, config, num_processes, estimate_s)
+        run = self._create(method, config, num_processes, estimate_s, accelerate_config)
         try:
             self.tick()
         except OSError as err:  # queued all the same; the watcher retries
             self._log_once(f"job runner: {err}")
         return run.run_id
 
-    def _create(self, method, config, num_processes: int, estimate_s) -> RunFolder:
+    def _create(self, method, config, num_processes: int, estimate_s, accelerate_config) -> RunFolder:
         """Make the run folder (a fresh id, atomically) with config.json and status.json; on any
         write error remove it again so no half-created run is left."""
         with self._lock:
@@ -199,10 +178,11 @@ class JobRunner:
             try:
                 config.run_dir = str(run.path)
                 write_json(run.config_file, config.to_dict())
-                run.update_status(state="queued", method=method, run_id=run.run_id, created=time.time(),
-                                  seq=time.time_ns(), total_steps=config.max_steps, step=0,
-                                  num_processes=num_processes, estimate_s=estimate_s,
-                                  command=self.command(method, run.path, num_processes))
+                run.update_status(state="queued", method=method, slot=registry.spec(method).slot,
+                                  run_id=run.run_id, created=time.time(), seq=time.time_ns(),
+                                  total_steps=config.max_steps, step=0, num_processes=num_processes,
+                                  estimate_s=estimate_s, accelerate_config=accelerate_config,
+                                  command=self.command(method, run.path, num_processes, accelerate_config))
             except OSError as err:
                 shutil.rmtree(run.path, ignore_errors=True)
                 raise RunsFolderError(folder_message(self.root, err, "writing the new run")) from err
@@ -279,18 +259,7 @@ class JobRunner:
         proc = self._procs.get(run_id)
         if proc is not None:
             return proc.poll() is None
-        pid, created = status.get("pid"), status.get("pid_created")
-        if not pid or created is None:
-            return False
-        run_dir = str(self.root / run_id)
-        try:
-            p = psutil.Process(pid)
-            if p.status() == psutil.STATUS_ZOMBIE or abs(p.create_time() - created) >= 1.0:
-                return False
-            return (p.environ().get(MARKER_ENV) == run_dir
-                    and str(Path(run_dir) / "config.json") in p.cmdline())
-        except (psutil.Error, OSError):
-            return False
+        return launch.reattachable(status.get("pid"), status.get("pid_created"), self.root / run_id, MARKER_ENV)
 
     def _check_alive(self, status: dict) -> bool:
         """True while the run's process (ours) lives; otherwise settle its final state."""
@@ -317,10 +286,12 @@ class JobRunner:
         """Start the queued run ``status`` describes: command from the run id's method and folder."""
         run_id = status["run_id"]
         run = RunFolder(self.root / run_id)
-        method = run_id.split("-", 1)[0]  # the run id pattern allows only full, lora, ppo
+        method = run_id.split("-", 1)[0]  # the registry allow-lists it (command raises otherwise)
         try:
-            num_processes = self._checked_config(run, method, status)
-            cmd = self.command(method, run.path, num_processes)
+            num_processes = launch.checked_config(run, method, status)
+            accelerate_config = status.get("accelerate_config")
+            launch.check_method_processes(method, num_processes, accelerate_config)
+            cmd = self.command(method, run.path, num_processes, accelerate_config)
         except ValueError as err:
             run.update_status(state="failed", finished=time.time(), error=f"not started: {err}")
             return
@@ -340,31 +311,6 @@ class JobRunner:
         except psutil.Error:
             created = None
         run.update_status(state="running", pid=proc.pid, pid_created=created, launched=time.time())
-
-    def _checked_config(self, run: RunFolder, method: str, status: dict) -> int:
-        """Validate a queued run's files before launch; returns its process count.
-
-        Raises:
-            ValueError: status and run id disagree, or config.json is not a valid config of this
-                run (the child would refuse it anyway; this keeps planted files from running).
-        """
-        if status.get("method") != method:
-            raise ValueError(f"status.json says method {status.get('method')!r} but the run id says {method!r}")
-        num_processes = check_processes(status.get("num_processes", 1))
-        values = read_small_json(run.config_file)
-        if not isinstance(values, dict):
-            raise ValueError("config.json is missing or not a JSON object")
-        if values.get("run_dir") != str(run.path):
-            raise ValueError("config.json names another run folder")
-        cls = config_class(method)
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"config.json has unknown settings: {', '.join(sorted(map(str, unknown))[:5])}")
-        try:
-            cls(**values)
-        except TypeError as err:
-            raise ValueError(str(err)) from err
-        return num_processes
 
     def cancel(self, run_id: str) -> dict:
         """Ask a run to stop: a queued run is cancelled at once; a running one gets a ``cancel``
@@ -449,16 +395,3 @@ class JobRunner:
 
 def _queue_key(status: dict) -> tuple:
     return (status.get("created") or 0, status.get("seq") or 0, status.get("run_id", ""))
-
-
-def delete_run(root: str | os.PathLike, run_id: str) -> None:
-    """Remove a finished run's folder.
-
-    Raises:
-        ValueError: bad run id, or the run is not finished.
-    """
-    path = default_runs_dir(root) / check_run_id(run_id)
-    status = clean_status(RunFolder(path).status()) or {}
-    if path.is_symlink() or status.get("state") not in FINAL_STATES:
-        raise ValueError(f"Run {run_id} is not finished; cancel it first.")
-    shutil.rmtree(path)

@@ -4,7 +4,7 @@
     python -m training.lora --base_model google/flan-t5-base --lora_r 32 --max_steps 100
     accelerate launch --num_processes 2 --cpu -m training.lora --run_dir runs/my-lora ...
 
-The run folder layout is described in ``training/common.py``.
+The run folder layout is described in ``summarizer/runs.py``.
 """
 from __future__ import annotations
 
@@ -13,16 +13,25 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from training import common
+from training.full import LOSS_CHART, TUNING_FIELDS
+from training.registry import FormField, MethodSpec, fixed_factor
+
+# Target modules for architectures peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+# lacks (peft 0.21.2 has t5, mt5 and bart): the attention query and value projections, as in the
+# course lab and the LoRA paper (Hu et al., 2021, §7.1).
+LORA_TARGETS = {"umt5": ["q", "v"], "longt5": ["q", "v"], "mbart": ["q_proj", "v_proj"],
+                "pegasus": ["q_proj", "v_proj"], "marian": ["q_proj", "v_proj"]}
 
 
 @dataclass
-class LoraConfig(common.RunConfig):
+class LoraRunConfig(common.Seq2SeqRunConfig):
     """LoRA settings (see peft's ``LoraConfig`` and Hu et al., 2021, "LoRA", arXiv:2106.09685).
 
     Defaults follow the course lab "Fine-tune a generative AI model for dialogue summarization":
     ``google/flan-t5-base``, the zero-shot prompt, r=32, alpha=32, target modules q and v,
     dropout 0.05, bias none, learning rate 1e-3. Target modules default per architecture from
-    the base's ``config.model_type`` (t5: q,v; bart: q_proj,v_proj; see ``common.LORA_TARGETS``).
+    the base's ``config.model_type`` (t5: q,v; bart: q_proj,v_proj; peft's mapping, else
+    :data:`LORA_TARGETS`).
     """
 
     METHOD = "lora"
@@ -57,30 +66,34 @@ class LoraConfig(common.RunConfig):
 
 
 def lora_targets(model_type: str, given: str | None = None) -> list[str]:
-    """``given`` (comma-separated) or the default for ``model_type``.
+    """``given`` (comma-separated) or the default for ``model_type``: peft's own mapping, else
+    :data:`LORA_TARGETS`.
 
     Raises:
         ValueError: no default for this architecture and none given.
     """
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+
     if given:
         return [m.strip() for m in given.split(",") if m.strip()]
-    if model_type not in common.LORA_TARGETS:
+    targets = PEFT_TARGETS.get(model_type) or LORA_TARGETS.get(model_type)
+    if not targets:
         raise ValueError(f"No default LoRA target modules for model type {model_type!r}: set "
                          f"target_modules (e.g. the attention query/value projections).")
-    return common.LORA_TARGETS[model_type]
+    return list(targets)
 
 
 def add_lora(model, r: int, alpha: float, dropout: float, targets: str | None = None):
     """``model`` wrapped by peft with a fresh LoRA adapter (B = 0, so it starts as a no-op)."""
-    from peft import LoraConfig as PeftLoraConfig, TaskType, get_peft_model
+    import peft
 
-    config = PeftLoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none",
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none",
                             target_modules=lora_targets(model.config.model_type, targets),
-                            task_type=TaskType.SEQ_2_SEQ_LM)
-    return get_peft_model(model, config)
+                            task_type=peft.TaskType.SEQ_2_SEQ_LM)
+    return peft.get_peft_model(model, config)
 
 
-def train(config: LoraConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def train(config: LoraRunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
@@ -97,8 +110,13 @@ def train(config: LoraConfig, run: common.RunFolder, stop: common.StopFlag) -> d
     return final and {**final, "trainable_params": trainable, "trainable_percent": round(percent, 4)}
 
 
-CONFIG = LoraConfig
-main = partial(common.main, LoraConfig, train)
+CONFIG = LoraRunConfig
+SPEC = MethodSpec(name="lora", title="LoRA", module=__name__, config=LoraRunConfig, slot="lora",
+                  fields=TUNING_FIELDS + (FormField("lora_r", "LoRA r"), FormField("lora_alpha", "LoRA alpha", float)),
+                  chart=LOSS_CHART, card_text="a LoRA adapter (peft) for", adapter=True,
+                  cost_factor=fixed_factor(0.7),  # no weight gradients or optimizer state for the frozen base
+                  resumable=True)
+main = partial(common.main, LoraRunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,10 +22,11 @@ from statistics import fmean
 
 from summarizer.toxicity import DEFAULT_TOXICITY_MODEL
 from training import common
+from training.registry import ChartPanel, FormField, MethodSpec, RunPicker
 
 
 @dataclass
-class PPOConfig(common.RunConfig):
+class PPORunConfig(common.RunConfig):
     """PPO detox settings.
 
     Defaults follow the course lab "Fine-tune FLAN-T5 with reinforcement learning (PPO) and
@@ -100,7 +101,7 @@ class PPOConfig(common.RunConfig):
         ] if not ok]
 
 
-def load_policy(config: PPOConfig):
+def load_policy(config: PPORunConfig):
     """(policy with value head, tokenizer): the start adapter, or a fresh one, made trainable."""
     from peft import PeftModel
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -119,7 +120,7 @@ def load_policy(config: PPOConfig):
     return AutoModelForSeq2SeqLMWithValueHead.from_pretrained(peft_model, is_trainable=True), tokenizer
 
 
-def toxicity_of(model, tokenizer, scorer, prompts, config: PPOConfig) -> dict[str, float]:
+def toxicity_of(model, tokenizer, scorer, prompts, config: PPORunConfig) -> dict[str, float]:
     """Mean reward (nothate logit) and mean P(hate) of sampled summaries of ``prompts``."""
     from summarizer.generation import GenerationSettings, generate_texts
 
@@ -133,9 +134,60 @@ def toxicity_of(model, tokenizer, scorer, prompts, config: PPOConfig) -> dict[st
     return {"reward": fmean(s.reward for s in scores), "p_hate": fmean(s.p_hate for s in scores)}
 
 
-def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def query_dataset(config: PPORunConfig, tokenizer):
+    """The train prompts as token ids (``input_ids``, torch) with their text (``query``)."""
+    rows = common.load_rows(config, "train", config.train_size)
+    dataset = rows.map(lambda r: {"input_ids": tokenizer(r["prompt"], truncation=True,
+                                                         max_length=config.max_source_tokens)["input_ids"],
+                                  "query": r["prompt"]}, remove_columns=rows.column_names)
+    dataset.set_format("torch", columns=["input_ids"], output_all_columns=True)
+    common.log.info("PPO on %d dialogues of %s.", len(dataset), config.dataset)
+    return dataset
+
+
+def make_trainer(config: PPORunConfig, policy, tokenizer, dataset, run: common.RunFolder):
+    """trl's ``PPOTrainer`` with the reference = the policy with its adapters disabled."""
+    import trl
+
+    trl_config = trl.PPOConfig(
+        model_name=config.base_model, learning_rate=config.learning_rate, batch_size=config.batch_size,
+        mini_batch_size=config.mini_batch_size, ppo_epochs=config.ppo_epochs,
+        init_kl_coef=config.init_kl_coef, adap_kl_ctrl=config.adap_kl_ctrl, target=config.kl_target,
+        seed=config.seed, exp_name=f"studio-{run.run_id}")
+    return trl.PPOTrainer(config=trl_config, model=policy, ref_model=None, tokenizer=tokenizer,
+                          dataset=dataset, data_collator=lambda data: {k: [d[k] for d in data] for k in data[0]})
+
+
+def ppo_step(config: PPORunConfig, trainer, tokenizer, scorer, batch, lengths) -> dict:
+    """One PPO step on ``batch``: sample summaries, reward them, update; returns the metric row."""
     import torch
-    from trl import PPOConfig as TrlPPOConfig, PPOTrainer
+
+    generation = {"min_new_tokens": config.min_new_tokens, "top_k": config.top_k, "top_p": config.top_p,
+                  "do_sample": True, "pad_token_id": tokenizer.pad_token_id}
+    queries = batch["input_ids"]  # list of (T_in,) tensors
+    responses = trainer.generate(queries, length_sampler=lengths, batch_size=config.mini_batch_size,
+                                 return_prompt=False, **generation)  # list of (T_out,)
+    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    rewards = scorer.rewards(texts)  # (B,) nothate logits of the summaries alone
+    stats = trainer.step(queries, responses, list(rewards))
+    return {"reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
+            "kl": float(stats["objective/kl"]), "kl_coef": float(stats["objective/kl_coef"]),
+            "returns_mean": float(stats["ppo/returns/mean"]), "loss": float(stats["ppo/loss/total"]),
+            "response_tokens": float(torch.tensor([len(r) for r in responses], dtype=torch.float).mean())}
+
+
+def measure_sample(model, tokenizer, scorer, sample, config, run, step: int, started: float) -> dict:
+    """Toxicity of the test sample (logged as a metric row at ``step``); ``{}`` without a sample."""
+    if not sample:
+        return {}
+    found = toxicity_of(model, tokenizer, scorer, sample, config)
+    common.log.info("Step %d: sample mean reward %.3f, mean P(hate) %.3f", step, found["reward"], found["p_hate"])
+    run.append_metrics({"step": step, "elapsed": round(time.time() - started, 2),
+                        "sample_reward": found["reward"], "sample_p_hate": found["p_hate"]})
+    return found
+
+
+def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
     from trl.core import LengthSampler
 
     from summarizer.toxicity import ToxicityScorer
@@ -144,62 +196,28 @@ def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> di
     policy, tokenizer = load_policy(config)
     trainable, total = policy.pretrained_model.get_nb_trainable_parameters()
     common.log.info("PPO policy: %d trainable LoRA parameters of %d.", trainable, total)
-    scorer = ToxicityScorer(config.toxicity_model, device="cpu" if common._cpu_only() else None)
-
-    rows = common.load_rows(config, "train", config.train_size)
-    dataset = rows.map(lambda r: {"input_ids": tokenizer(r["prompt"], truncation=True,
-                                                         max_length=config.max_source_tokens)["input_ids"],
-                                  "query": r["prompt"]}, remove_columns=rows.column_names)
-    dataset.set_format("torch", columns=["input_ids"], output_all_columns=True)
-    common.log.info("PPO on %d dialogues of %s.", len(dataset), config.dataset)
-
+    scorer = ToxicityScorer(config.toxicity_model, device="cpu" if common.cpu_only() else None)
+    dataset = query_dataset(config, tokenizer)
     sample = common.load_rows(config, "test", config.toxicity_samples)["prompt"] if config.toxicity_samples else []
-    before = toxicity_of(policy.pretrained_model, tokenizer, scorer, sample, config) if sample else {}
-    if before:
-        common.log.info("Before PPO: mean reward %.3f, mean P(hate) %.3f", before["reward"], before["p_hate"])
-        run.append_metrics({"step": 0, "elapsed": round(time.time() - started, 2),
-                            "sample_reward": before["reward"], "sample_p_hate": before["p_hate"]})
-
-    trl_config = TrlPPOConfig(
-        model_name=config.base_model, learning_rate=config.learning_rate, batch_size=config.batch_size,
-        mini_batch_size=config.mini_batch_size, ppo_epochs=config.ppo_epochs,
-        init_kl_coef=config.init_kl_coef, adap_kl_ctrl=config.adap_kl_ctrl, target=config.kl_target,
-        seed=config.seed, exp_name=f"studio-{run.run_id}")
-    trainer = PPOTrainer(config=trl_config, model=policy, ref_model=None, tokenizer=tokenizer,
-                         dataset=dataset, data_collator=lambda data: {k: [d[k] for d in data] for k in data[0]})
+    before = measure_sample(policy.pretrained_model, tokenizer, scorer, sample, config, run, 0, started)
+    trainer = make_trainer(config, policy, tokenizer, dataset, run)
     lengths = LengthSampler(config.output_min_length, config.output_max_length)
-    generation = {"min_new_tokens": config.min_new_tokens, "top_k": config.top_k, "top_p": config.top_p,
-                  "do_sample": True, "pad_token_id": tokenizer.pad_token_id}
     batches = itertools.chain.from_iterable(itertools.repeat(trainer.dataloader))
     for step in range(1, config.max_steps + 1):
         if stop.requested():
             return None
-        batch = next(batches)
-        queries = batch["input_ids"]  # list of (T_in,) tensors
-        responses = trainer.generate(queries, length_sampler=lengths, batch_size=config.mini_batch_size,
-                                     return_prompt=False, **generation)  # list of (T_out,)
-        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        rewards = scorer.rewards(texts)  # (B,) nothate logits of the summaries alone
-        stats = trainer.step(queries, responses, list(rewards))
-        row = {"step": step, "elapsed": round(time.time() - started, 2),
-               "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
-               "kl": float(stats["objective/kl"]), "kl_coef": float(stats["objective/kl_coef"]),
-               "returns_mean": float(stats["ppo/returns/mean"]), "loss": float(stats["ppo/loss/total"]),
-               "response_tokens": float(torch.tensor([len(r) for r in responses], dtype=torch.float).mean())}
+        row = {"step": step, "elapsed": 0.0, **ppo_step(config, trainer, tokenizer, scorer, next(batches), lengths)}
+        row["elapsed"] = round(time.time() - started, 2)
         common.log.info("step %d/%d: reward %.3f, KL %.3f, returns %.3f", step, config.max_steps,
                         row["reward_mean"], row["kl"], row["returns_mean"])
         run.append_metrics(row)
         run.update_status(step=step, total_steps=config.max_steps)
     if stop.requested():
         return None
-
     peft_model = trainer.accelerator.unwrap_model(trainer.model).pretrained_model
     final = {"steps": config.max_steps, "trainable_params": trainable}
-    if sample:
-        after = toxicity_of(peft_model, tokenizer, scorer, sample, config)
-        common.log.info("After PPO: mean reward %.3f, mean P(hate) %.3f", after["reward"], after["p_hate"])
-        run.append_metrics({"step": config.max_steps, "elapsed": round(time.time() - started, 2),
-                            "sample_reward": after["reward"], "sample_p_hate": after["p_hate"]})
+    after = measure_sample(peft_model, tokenizer, scorer, sample, config, run, config.max_steps, started)
+    if after:
         final.update({"reward_before": round(before["reward"], 4), "reward_after": round(after["reward"], 4),
                       "p_hate_before": round(before["p_hate"], 4), "p_hate_after": round(after["p_hate"], 4)})
     peft_model.save_pretrained(str(run.model_tmp))  # adapter only (safetensors): the detox slot loads it
@@ -207,8 +225,32 @@ def train(config: PPOConfig, run: common.RunFolder, stop: common.StopFlag) -> di
     return final
 
 
-CONFIG = PPOConfig
-main = partial(common.main, PPOConfig, train)
+def cost_factor(values: dict) -> float:
+    """A PPO step generates the summaries and runs the policy and the reference forward, then
+    ``ppo_epochs`` optimisation passes: ``2 + ppo_epochs`` passes over source + output tokens,
+    against a fine-tuning step's 3 (forward + backward ≈ 3 forwards)."""
+    epochs = values.get("ppo_epochs")
+    return (2 + (epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1)) / 3
+
+
+CONFIG = PPORunConfig
+SPEC = MethodSpec(
+    name="ppo", title="PPO detox", module=__name__, config=PPORunConfig, slot="detox",
+    fields=(FormField("train_size", "Training dialogues"), FormField("max_steps", "PPO steps"),
+            FormField("batch_size", "Batch size"), FormField("mini_batch_size", "Mini-batch size"),
+            FormField("learning_rate", "Learning rate", float),
+            FormField("init_kl_coef", "Initial KL coefficient", float),
+            FormField("output_min_length", "Min output tokens"), FormField("output_max_length", "Max output tokens")),
+    chart=(ChartPanel("mean reward (nothate logit)", (("reward_mean", "mean reward"),)),
+           ChartPanel("KL to reference", (("kl", "KL"),))),
+    card_text="a PPO-detoxified LoRA adapter (peft) for", adapter=True, cost_factor=cost_factor,
+    target_tokens_field="output_max_length",
+    pickers=(RunPicker("start_adapter", "Starting adapter", "lora"),),
+    max_processes=1, single_process_reason=(
+        "its loop (trl 0.11's PPOTrainer with the reward model scored in the same process) is "
+        "not data-parallel here: every process would sample and score its own batch and the "
+        "reward statistics would differ per process."))
+main = partial(common.main, PPORunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())

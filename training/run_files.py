@@ -12,7 +12,8 @@ import math
 import os
 from pathlib import Path
 
-from summarizer.runs import RUN_ID_RE
+from summarizer.runs import RUN_ID_RE, SLOTS
+from training import registry
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -40,6 +41,20 @@ def _command(v):
     return v if isinstance(v, list) and len(v) < 64 and all(isinstance(a, str) and len(a) < 4096 for a in v) else None
 
 
+def _method(v):
+    return v if isinstance(v, str) and v in registry.methods() else None
+
+
+def _attempts(v):
+    """Earlier attempts of a resumed run: a list of small dicts of checked fields."""
+    if not isinstance(v, list) or len(v) > 100:
+        return None
+    checks = {"state": lambda x: x if x in STATES else None, "error": _text, "started": _number,
+              "finished": _number, "step": _count}
+    return [{k: c(a[k]) for k, c in checks.items() if k in a and c(a[k]) is not None}
+            for a in v if isinstance(a, dict)]
+
+
 def _metrics(v):
     if not isinstance(v, dict) or len(v) > 100:
         return None
@@ -48,7 +63,8 @@ def _metrics(v):
 
 # Every status field the app reads, with its checker (None from a checker drops the field).
 STATUS_FIELDS = {
-    "state": lambda v: v if v in STATES else None, "method": lambda v: v if v in ("full", "lora", "ppo") else None,
+    "state": lambda v: v if v in STATES else None, "method": _method,
+    "slot": lambda v: v if v in SLOTS else None, "attempts": _attempts, "accelerate_config": _text,
     "run_id": _text, "created": _number, "seq": _count, "launched": _number, "started": _number,
     "finished": _number, "step": _count, "total_steps": _count, "num_processes": _count,
     "estimate_s": _number, "pid": _count, "pid_created": _number, "worker_pid": _count,

@@ -1,6 +1,6 @@
 """Checks of training settings that need no model: types, upper bounds, paths, model kind.
 
-:class:`training.common.RunConfig` runs these in ``__post_init__``, so a bad setting is refused
+:class:`training.config.RunConfig` runs these in ``__post_init__``, so a bad setting is refused
 before a run folder is written or a process starts, whether it came from the Train tab, the
 ``/start_run`` endpoint, a ``config.json`` or command-line flags. Every message names the setting,
 what it got, and what is allowed.
@@ -25,7 +25,8 @@ CAPS = {
     "toxicity_samples": (0, 1_500), "min_dialogue_chars": (0, 100_000),
     "max_dialogue_chars": (1, 100_000), "top_k": (0, 100_000), "init_kl_coef": (0, 100),
     "kl_target": (0, 1_000), "output_min_length": (1, 512), "output_max_length": (2, 512),
-    "min_new_tokens": (0, 511), "lora_alpha": (0, 100_000),
+    "min_new_tokens": (0, 511), "lora_alpha": (0, 100_000), "save_steps": (0, 100_000),
+    "save_total_limit": (1, 100),
 }
 MAX_TEXT_CHARS = 1000  # paths and hub ids; a real one is far shorter
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

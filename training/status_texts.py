@@ -6,7 +6,7 @@ import re
 import signal
 from pathlib import Path
 
-from training.common import RunFolder
+from summarizer.runs import RunFolder
 
 OOM_ADVICE = "try a smaller batch size, shorter max tokens, or a smaller base model."
 _OOM_EVIDENCE = re.compile(r"out of memory|MemoryError|\bOOM\b|Killed process|oom-kill", re.IGNORECASE)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import random
+import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -91,9 +93,28 @@ class ArenaEndpoints:
 
     def __init__(self, studio: Studio, store: ArenaStore | None = None):
         self.studio = studio
-        self.store = store or ArenaStore(Path(studio.runs_dir) / DB_NAME)
+        self._store = store
+        self._store_lock = threading.Lock()
         self.rng = random.SystemRandom()  # which dialogue, which two models, which goes first
         self.settings = GenerationSettings()  # greedy, 200 new tokens at most, as Compare
+
+    @property
+    def store(self) -> ArenaStore:
+        """The vote store, opened on first use, so an unusable runs folder never stops the app.
+
+        Raises:
+            gr.Error: the database cannot be created or opened; says which folder to fix.
+        """
+        with self._store_lock:
+            if self._store is None:
+                path = Path(self.studio.runs_dir) / DB_NAME
+                try:
+                    self._store = ArenaStore(path)
+                except (OSError, sqlite3.Error) as err:
+                    raise gr.Error(f"The Arena keeps its votes in {path}, which cannot be opened ({err}). "
+                                   "Start the app with --runs-dir pointing at a writable folder.",
+                                   print_exception=False) from err
+            return self._store
 
     def arena_next(self, request: gr.Request) -> dict:
         """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b
@@ -183,7 +204,8 @@ def teacher_panel() -> dict:
 def build(studio: Studio) -> dict:
     """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
 
-    Returns ``{"api": ArenaEndpoints, "refresh": fn}`` (the store is ``api.store``).
+    Returns ``{"api": ArenaEndpoints, "refresh": fn, "load": page-load hook}`` (the store is
+    ``api.store``); app.py wires the hook with ``demo.load(**view["load"])``.
     """
     api = ArenaEndpoints(studio)
     vote_view, teacher = voting_panel(), teacher_panel()
@@ -214,6 +236,13 @@ def build(studio: Studio) -> dict:
             data = board_data(api.store, scope_value)
         return board_caption(data), board_frame(data)
 
+    def on_load(scope_value):
+        """Page load: the leaderboard, or why the Arena cannot store votes (no error pop-up)."""
+        try:
+            return refresh(scope_value)
+        except gr.Error as err:
+            return f"**{err.message}**", gr.update()
+
     def new_session_clicked(name, scope_value):
         """Reads the name and scope; updates the caption, table and name box."""
         entry = api.arena_new_session(name or "")
@@ -238,5 +267,5 @@ def build(studio: Studio) -> dict:
     gr.api(api.arena_next, api_name="arena_next", **model_work)
     for fn in (api.arena_vote, api.arena_leaderboard, api.arena_new_session):
         gr.api(fn, api_name=fn.__name__, **store_work)
-    gr.context.Context.root_block.load(refresh, teacher["scope"], board_outputs, **private, **store_work)
-    return {"api": api, "refresh": refresh}
+    load = dict(fn=on_load, inputs=teacher["scope"], outputs=board_outputs, **store_work)
+    return {"api": api, "refresh": refresh, "load": load}
