@@ -12,22 +12,13 @@ Storage: one SQLite file (``<runs>/arena.sqlite3``) in WAL mode, a new connectio
 never deleted: a *class session* (the teacher's "new session") only changes which votes the
 leaderboard counts.
 
-Statistics (see :func:`leaderboard`):
-
-* win rate = wins / (wins + losses) over decisive votes, with the 95% **Wilson** score
-  interval (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it over the normal interval);
-* **Bradley–Terry** ratings fitted by maximum likelihood (logistic regression on the pairwise
-  outcomes, by Newton's method) as Chatbot Arena does (Chiang et al. 2024, "Chatbot Arena: An
-  Open Platform for Evaluating LLMs by Human Preference"), on the Elo-like scale of FastChat (``1000 + 400 log10(strength)``, so
-  a 400-point gap means 10:1 odds); a tie counts as half a win for each side, and "both bad"
-  counts as a tie (FastChat's ``tie (bothbad)`` is a tie in its ratings too); 95% intervals
-  from a percentile bootstrap over votes.
+Statistics (win rates with Wilson intervals, Bradley–Terry ratings with bootstrap intervals)
+live in :mod:`summarizer.arena_stats`; :func:`leaderboard` is re-exported here.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import re
 import secrets
 import sqlite3
@@ -36,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
+# Re-exported: callers import the leaderboard from here.
+from .arena_stats import (BASE_RATING, SCALE, Z95, bradley_terry, leaderboard, to_rating,  # noqa: F401
+                          wilson_interval, win_matrix)
 
 DB_NAME = "arena.sqlite3"
 VOTES = ("A", "B", "tie", "both bad")
@@ -45,8 +38,6 @@ MAX_SESSION_CHARS = 128
 MAX_CLASS_NAME_CHARS = 100
 _PAIR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 BUSY_TIMEOUT_MS = 30_000  # 30 voters each waiting for a few-millisecond write never reach this
-SCALE, BASE_RATING = 400.0, 1000.0  # FastChat's Elo-like scale (fastchat/serve/monitor/elo_analysis.py)
-Z95 = 1.959963984540054  # standard normal 97.5% quantile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS class_sessions (
@@ -317,149 +308,3 @@ def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settin
                       slots.source(model_a), model_b, slots.source(model_b), out[model_a][0], out[model_b][0])
     store.record_pair(pair, browser_session)
     return pair
-
-
-# ---- statistics --------------------------------------------------------------------------------
-def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (``(nan, nan)`` when ``n == 0``)."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def win_matrix(votes: Sequence[tuple[int, int, str]], n_models: int,
-               weights: np.ndarray | None = None) -> np.ndarray:
-    """``W[i, j]`` = wins of model i over model j; a tie or "both bad" adds 0.5 to both.
-
-    Args:
-        votes: ``(index of A, index of B, vote)`` per vote.
-        weights: optional count per vote (bootstrap resampling), default 1 each.
-
-    Returns:
-        (M, M) float array.
-    """
-    w = np.ones(len(votes)) if weights is None else np.asarray(weights, dtype=np.float64)
-    a = np.array([v[0] for v in votes], dtype=int)
-    b = np.array([v[1] for v in votes], dtype=int)
-    kind = np.array([v[2] for v in votes], dtype=object)
-    share_a = np.where(kind == "A", 1.0, np.where(kind == "B", 0.0, 0.5))  # (V,)
-    W = np.zeros((n_models, n_models))
-    np.add.at(W, (a, b), w * share_a)
-    np.add.at(W, (b, a), w * (1 - share_a))
-    return W
-
-
-def _strongly_connected(W: np.ndarray) -> bool:
-    """True when every model beat (at least half-)someone who leads back to it: the MLE exists."""
-    reach = (W > 0) | np.eye(len(W), dtype=bool)
-    for k in range(len(W)):  # Warshall's transitive closure
-        reach |= reach[:, [k]] & reach[[k], :]
-    return bool(reach.all())
-
-
-def _log_likelihood(W: np.ndarray, b: np.ndarray) -> float:
-    """sum_ij W_ij log sigmoid(b_i - b_j): the Bradley–Terry log-likelihood of win matrix ``W``."""
-    return float(-(W * np.logaddexp(0.0, -(b[:, None] - b[None, :]))).sum())
-
-
-def bradley_terry(W: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, bool]:
-    """Bradley–Terry log-strengths from a win matrix: maximum likelihood by Newton's method.
-
-    The model: P(i beats j) = sigmoid(b_i - b_j), i.e. logistic regression on pairwise outcomes
-    as Chatbot Arena fits it (Chiang et al. 2024). The log-likelihood is concave, so Newton's
-    method with step halving converges in a few steps (Hunter's 2004 MM algorithm reaches the
-    same point, linearly; the tests check against it). The maximum exists when the win graph is
-    strongly connected (Hunter 2004, assumption 1); when it is not (say a model never won), one
-    virtual tie is added to every pair that met, a weak prior that keeps ratings finite, and the
-    second return value says so.
-
-    Args:
-        W: (M, M) wins, ``W[i, j]`` = wins of i over j (ties as halves, see :func:`win_matrix`).
-
-    Returns:
-        (log-strengths (M,), natural log, mean 0 over the models that played; ``nan`` for a model
-        without games), whether the prior was added.
-    """
-    W = np.array(W, dtype=np.float64)
-    played = (W + W.T).sum(axis=1) > 0  # (M,)
-    regularized = not _strongly_connected(W[np.ix_(played, played)])
-    if regularized:
-        W = W + 0.5 * ((W + W.T) > 0)
-    N = W + W.T  # (M, M) games between i and j
-    b = np.zeros(len(W))
-    for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-(b[:, None] - b[None, :])))  # (M, M) P(i beats j)
-        grad = (W * (1 - p)).sum(axis=1) - (W.T * p).sum(axis=1)  # (M,)
-        info = N * p * (1 - p)
-        laplacian = np.diag(info.sum(axis=1)) - info  # minus the Hessian; null space: shifts
-        step = np.linalg.lstsq(laplacian, grad, rcond=None)[0]  # least-norm: no shift added
-        t, before = 1.0, _log_likelihood(W, b)
-        while _log_likelihood(W, b + t * step) < before - 1e-12 and t > 1e-8:
-            t /= 2  # step halving keeps every step uphill
-        b = b + t * step
-        if np.max(np.abs(t * step)) < tol:
-            break
-    b = b - b[played].mean()
-    b[~played] = np.nan
-    return b, regularized
-
-
-def to_rating(log_strength: np.ndarray) -> np.ndarray:
-    """Natural-log strengths on FastChat's scale: ``1000 + 400 * log10(p)``."""
-    return BASE_RATING + SCALE * np.asarray(log_strength) / math.log(10)
-
-
-def leaderboard(votes: Sequence[dict], n_bootstrap: int = 200, seed: int = 0) -> dict:
-    """Per-model counts, win rate (Wilson 95%) and Bradley–Terry rating (bootstrap 95%).
-
-    Args:
-        votes: dicts with ``model_a``, ``source_a``, ``model_b``, ``source_b`` and ``vote``
-            (as :meth:`ArenaStore.votes` returns). A model is its (slot, source) pair, so a slot
-            refilled with another model mid-class counts as a new model.
-        n_bootstrap: resamples of the votes (with replacement) for the rating intervals.
-        seed: bootstrap seed (same votes and seed give the same intervals).
-
-    Returns:
-        ``{"rows": [...], "n_votes", "regularized", "method"}``; rows best rating first, each with
-        ``model``, ``source``, ``votes``, ``wins``, ``losses``, ``ties``, ``both_bad``,
-        ``win_rate`` (wins / (wins + losses), nan without decisive votes), ``win_rate_low/high``,
-        ``rating``, ``rating_low/high``.
-    """
-    keys = sorted({(v["model_a"], v["source_a"]) for v in votes} | {(v["model_b"], v["source_b"]) for v in votes})
-    index = {k: i for i, k in enumerate(keys)}
-    coded = [(index[(v["model_a"], v["source_a"])], index[(v["model_b"], v["source_b"])], v["vote"])
-             for v in votes]
-    method = ("Win rate = wins / (wins + losses), 95% Wilson interval. Rating: Bradley–Terry maximum "
-              "likelihood (logistic, as Chatbot Arena), 1000 + 400·log10(strength); ties and 'both bad' count as half a "
-              f"win each; 95% percentile bootstrap over {n_bootstrap} resamples of the votes.")
-    if not keys:
-        return {"rows": [], "n_votes": 0, "regularized": False, "method": method}
-    log_p, regularized = bradley_terry(win_matrix(coded, len(keys)))
-    low, high = _bootstrap_ratings(coded, len(keys), n_bootstrap, seed)
-    rows = []
-    for k, (model, source) in enumerate(keys):
-        mine = [c for c in coded if k in c[:2]]
-        wins = sum(1 for a, b, v in mine if (v == "A" and a == k) or (v == "B" and b == k))
-        losses = sum(1 for a, b, v in mine if (v == "B" and a == k) or (v == "A" and b == k))
-        ties = sum(1 for *_, v in mine if v == "tie")
-        bad = sum(1 for *_, v in mine if v == "both bad")
-        decisive = wins + losses
-        wl, wh = wilson_interval(wins, decisive)
-        rows.append({"model": model, "source": source, "votes": len(mine), "wins": wins, "losses": losses,
-                     "ties": ties, "both_bad": bad, "win_rate": wins / decisive if decisive else math.nan,
-                     "win_rate_low": wl, "win_rate_high": wh, "rating": float(to_rating(log_p[k])),
-                     "rating_low": float(low[k]), "rating_high": float(high[k])})
-    rows.sort(key=lambda r: -r["rating"])
-    return {"rows": rows, "n_votes": len(coded), "regularized": regularized, "method": method}
-
-
-def _bootstrap_ratings(coded, n_models: int, n_bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """2.5% and 97.5% quantiles of the ratings refitted on votes resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(len(coded), np.full(len(coded), 1 / len(coded)), size=n_bootstrap)  # (R, V)
-    ratings = np.array([to_rating(bradley_terry(win_matrix(coded, n_models, c))[0]) for c in counts])  # (R, M)
-    # A model absent from a resample has no rating there (nan): quantiles over the others.
-    return np.nanquantile(ratings, 0.025, axis=0), np.nanquantile(ratings, 0.975, axis=0)

@@ -12,19 +12,19 @@ a mixed batch): the base slot stays pristine, unlike the course lab, which wrapp
 A slot source may be a hub id, a model or adapter folder, or a finished run folder (its model
 is in ``<run>/model``). Loading is lazy, cached and guarded by one lock.
 
+The slot names and :class:`SlotConfig` live in :mod:`summarizer.slot_config`, source checks and
+safe weight loading in :mod:`summarizer.model_sources`; both are re-exported here.
+
 The inference engine is chosen per ``ModelSlots`` (``backend``): ``torch`` (the default, above)
 or ``ct2``, where every slot runs on its own cached CTranslate2 conversion
 (:mod:`summarizer.ct2_backend`); callers of :meth:`ModelSlots.generate` do not see which.
 """
 from __future__ import annotations
 
-import json
 import os
-import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -33,132 +33,14 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from . import ct2_backend
 from .devices import pick_device, pick_dtype
 from .preflight import explain_load_error, loading_note
+from .slots_ct2 import CT2SlotsMixin
 from .generation import GenerationSettings, generate_texts
-
-DEFAULT_BASE_MODEL = "google/flan-t5-base"
-SLOTS = ("base", "full", "lora", "detox")
-ADAPTER_SLOTS = ("lora", "detox")
-BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
-SLOT_LABELS = {"base": "Base (original)", "full": "Full fine-tune", "lora": "LoRA (peft)",
-               "detox": "PPO detox"}
-# Weight files torch.load would unpickle; we never trust them to hold only tensors.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
-EMPTY_SLOT_HELP = {
-    "full": "no model yet: train one in the Train tab (full fine-tune) or give a fine-tuned "
-            "checkpoint folder or hub id with --full-model",
-    "lora": "no model yet: train one in the Train tab (LoRA) or give a peft adapter folder or "
-            "hub id with --lora-model",
-    "detox": "no model yet: train one in the Train tab (PPO detox) or give a peft adapter "
-             "folder or hub id with --detox-model",
-    "base": "no base model: give a hub id or folder with --base-model",
-}
-
-
-class SlotError(ValueError):
-    """A slot's source is missing or is the wrong kind of model; the message says what to do."""
-
-
-@dataclass
-class SlotConfig:
-    """Where each slot's model comes from (hub id, folder, or run folder); ``None`` = empty."""
-
-    base: str = DEFAULT_BASE_MODEL
-    full: str | None = None
-    lora: str | None = None
-    detox: str | None = None
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _is_run_folder(path: Path) -> bool:
-    """A training run folder: ``status.json`` and no model files of its own.
-
-    A run folder also holds the run's ``config.json`` (training settings, not a model config):
-    a transformers config always has ``model_type``, a run config never does.
-    """
-    if not (path / "status.json").is_file() or (path / "adapter_config.json").is_file():
-        return False
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return True
-    return not (isinstance(config, dict) and "model_type" in config)
-
-
-def resolve_source(source: str) -> str:
-    """Map a run folder to its model folder (``<run>/model``); other sources unchanged.
-
-    Raises:
-        SlotError: the path looks local but does not exist, or the run has no finished model.
-    """
-    source = str(source).strip()
-    path = Path(source).expanduser()
-    if path.is_file():
-        raise SlotError(f"{source} is a file, expected a model folder (with config.json, or a "
-                        f"peft adapter folder with adapter_config.json).")
-    if path.is_dir():
-        if _is_run_folder(path):
-            model = path / "model"
-            if not model.is_dir():
-                raise SlotError(f"Run folder {path} has no finished model (no model/ folder).")
-            return str(model)
-        return str(path)
-    if path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
-        raise SlotError(f"Model folder {source} does not exist.")
-    return source
-
-
-def is_adapter(source: str) -> bool:
-    """True when a local ``source`` folder holds a peft adapter (``adapter_config.json``)."""
-    return (Path(source) / "adapter_config.json").is_file()
-
-
-def _check_kind(slot: str, source: str) -> None:
-    """Raise :class:`SlotError` when a local folder holds the wrong kind of model for ``slot``."""
-    path = Path(source)
-    if not path.is_dir():
-        return  # hub ids are checked when loaded
-    if slot in ADAPTER_SLOTS and not is_adapter(source):
-        kind = "a full model" if (path / "config.json").is_file() else "no model files"
-        raise SlotError(f"The {slot} slot needs a peft adapter folder (with adapter_config.json), "
-                        f"but {source} holds {kind}." + (" Put it in the full slot." if kind == "a full model" else ""))
-    if slot not in ADAPTER_SLOTS and not (path / "config.json").is_file():
-        hint = " It is a peft adapter: put it in the lora or detox slot." if is_adapter(source) else ""
-        raise SlotError(f"The {slot} slot needs a model folder with config.json; {source} has none.{hint}")
-
-
-def weights_kwargs(source: str) -> dict:
-    """``from_pretrained`` keyword arguments that keep pickles out of a local folder.
-
-    A local folder with ``*.safetensors`` weights loads them only (``use_safetensors=True``), so a
-    stray pickle beside them is never read. Hub ids keep transformers' own preference for
-    safetensors (``{}``). A folder with only pickle weights is tried with transformers' restricted
-    ``torch.load(weights_only=True)``; see :func:`pickle_refusal` for what happens when that fails.
-    """
-    path = Path(source)
-    if path.is_dir() and any(path.glob("*.safetensors")):
-        return {"use_safetensors": True}
-    return {}
-
-
-def has_only_pickle_weights(source: str) -> bool:
-    """True for a local folder whose weight files are all pickles (``*.bin``, ``*.pt``, ...)."""
-    path = Path(source)
-    if not path.is_dir() or any(path.glob("*.safetensors")):
-        return False
-    return any(p.suffix in PICKLE_SUFFIXES for p in path.iterdir())
-
-
-def pickle_refusal(source: str) -> SlotError:
-    """The error for a folder whose pickle weights the restricted unpickler refused."""
-    return SlotError(f"{source} holds pickle weights that cannot be loaded safely; give a folder "
-                     f"with model.safetensors (save it with save_pretrained(..., safe_serialization=True)).")
-
-
-# What a refused or broken pickle raises from torch.load(weights_only=True).
-_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, ImportError,
-                  TypeError, KeyError, IndexError)
+# Re-exported so ``from summarizer.models import ...`` keeps working for every caller.
+from .model_sources import (PICKLE_SUFFIXES, _PICKLE_ERRORS, _check_kind, _is_run_folder,  # noqa: F401
+                            has_only_pickle_weights, is_adapter, pickle_refusal, resolve_source,
+                            weights_kwargs)
+from .slot_config import (ADAPTER_SLOTS, BASE_ADAPTER, DEFAULT_BASE_MODEL, EMPTY_SLOT_HELP,  # noqa: F401
+                          SLOT_LABELS, SLOTS, SlotConfig, SlotError)
 
 
 @dataclass
@@ -167,7 +49,7 @@ class _Loaded:
     tokenizer: object
 
 
-class ModelSlots:
+class ModelSlots(CT2SlotsMixin):
     """Lazily loaded, thread-safe model slots sharing one base model.
 
     Args:
@@ -180,6 +62,8 @@ class ModelSlots:
         on_progress: called with one line per conversion stage (ct2 backend); default: logging.
 
     All public methods may be called from several threads; model work is serialised by one lock.
+    The CTranslate2 methods (``set_backend`` and the ``ct2`` generation) come from
+    :class:`summarizer.slots_ct2.CT2SlotsMixin`.
 
     Raises:
         SlotError: unknown backend or compute type.
@@ -446,78 +330,3 @@ class ModelSlots:
                 out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
                                            batch_size=batch_size, on_batch=on_batch)
         return out
-
-    # ---- CTranslate2 backend ---------------------------------------------------------------
-    def set_backend(self, backend: str, compute_type: str = "auto") -> None:
-        """Switch the inference engine for every slot (``torch`` or ``ct2``) and its compute type.
-
-        Models load lazily on the next use; switching back to torch keeps loaded torch models.
-
-        Raises:
-            SlotError: unknown backend or compute type, or a type this device lacks (the
-                message names the field and its allowed values).
-        """
-        try:
-            ct2_backend.check_backend(backend, compute_type)
-            if backend == "ct2":
-                ct2_backend.resolve_compute_type(compute_type, self.device.type)
-        except ct2_backend.BackendError as err:
-            raise SlotError(str(err)) from err
-        with self._lock:
-            if (backend, compute_type) != (self.backend, self.compute_type):
-                self._ct2 = {}
-            self.backend, self.compute_type = backend, compute_type
-
-    def _drop_ct2(self, slot: str) -> None:
-        """Forget CTranslate2 models made from ``slot``'s old source (adapters too for the base)."""
-        for name in ([slot] + list(ADAPTER_SLOTS) if slot == "base" else [slot]):
-            self._ct2.pop(name, None)
-
-    def _base_tokenizer(self):
-        with self._lock:
-            if self._base is not None:
-                return self._base.tokenizer
-            if self._ct2_tokenizer is None or self._ct2_tokenizer[0] != self.config.base:
-                self._ct2_tokenizer = (self.config.base, self._load_tokenizer(self.config.base, "base"))
-            return self._ct2_tokenizer[1]
-
-    @staticmethod
-    def _load_tokenizer(source: str, slot: str):
-        try:
-            return AutoTokenizer.from_pretrained(source)
-        except (OSError, ValueError) as err:
-            raise SlotError(f"Could not load the {slot} tokenizer from {source!r}: {err}") from err
-
-    def _ct2_model(self, slot: str) -> ct2_backend.CT2Model:
-        """``slot``'s CTranslate2 model, converted (cached on disk) and loaded on first use.
-
-        Raises:
-            SlotError: empty slot, wrong kind of model, or a failed conversion.
-        """
-        source = self.source(slot)
-        if not source:
-            raise SlotError(EMPTY_SLOT_HELP[slot])
-        base = self.config.base if slot in ADAPTER_SLOTS else None
-        compute = ct2_backend.resolve_compute_type(self.compute_type, self.device.type)
-        key = (source, base, compute)
-        if slot in self._ct2 and self._ct2[slot][0] == key:
-            return self._ct2[slot][1]
-        _check_kind(slot, source)
-        try:
-            folder = ct2_backend.convert(source, ct2_backend.STORED[compute], base, self.on_progress)
-        except ct2_backend.BackendError as err:
-            raise SlotError(f"The {slot} slot: {err}") from err
-        tokenizer = self._base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
-        model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute, torch.get_num_threads())
-        self._ct2[slot] = (key, model)
-        return model
-
-    def _generate_ct2(self, slots, prompts, settings, batch_size, on_batch) -> dict[str, list[str]]:
-        """Each slot on its own CTranslate2 model, one after the other."""
-        try:
-            ct2_backend.translate_options(settings)  # refuse unsupported settings before loading
-        except ct2_backend.BackendError as err:
-            raise SlotError(str(err)) from err
-        models = {slot: self._ct2_model(slot) for slot in slots}
-        return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch)
-                for slot, model in models.items()}
