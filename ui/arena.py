@@ -245,10 +245,9 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
             "new_session_clicked": new_session_clicked}
 
 
-def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict) -> dict:
+def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id: gr.State) -> dict:
     """Connect the buttons and the named endpoints; returns the page-load hook's arguments."""
     buttons = vote_view["buttons"]
-    pair_id = gr.State("")
     pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons]
     board_outputs = [teacher["caption"], teacher["board"]]
     model_work = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
@@ -278,6 +277,7 @@ def build(studio: Studio) -> dict:
     """
     api = ArenaEndpoints(studio)
     vote_view, teacher = voting_panel(), teacher_panel()
+    pair_id = gr.State("")  # the shown pair's id; made before the handlers, as the page's order was
     handlers = _handlers(api, len(vote_view["buttons"]))
-    load = _wire(api, handlers, vote_view, teacher)
+    load = _wire(api, handlers, vote_view, teacher, pair_id)
     return {"api": api, "refresh": handlers["refresh"], "load": load}
