@@ -19,6 +19,12 @@ OFFLINE_HELP = ("never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_
                 "TRANSFORMERS_OFFLINE=1 and GRADIO_ANALYTICS_ENABLED=False")
 
 
+def new_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m <module>`` with its ``--help`` description (write ``%%`` for a
+    percent sign); the CLIs add their groups to it."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+
+
 def add_model_flags(parser: argparse.ArgumentParser, title: str,
                     toxicity: bool = True) -> argparse._ArgumentGroup:
     """Add ``--base-model``, ``--full-model``, ``--lora-model``, ``--detox-model``,

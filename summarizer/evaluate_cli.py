@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag,
+from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag, new_parser,
                   set_offline_env, settings_from_args, slot_config)
 from .data import default_dataset
 from .rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE, RULES
@@ -27,16 +27,14 @@ from .results import TOXICITY_PROTOCOL, EvaluationResult, display_table
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 SLOTS = ("base", "full", "lora", "detox")
+DESCRIPTION = ("Evaluate summarization models on DialogSum: ROUGE (best and mean over references), BLEU, "
+               "toxicity of the summary alone, bootstrap 95%% intervals, length, trainable parameters and "
+               "speed. Writes results.csv, results.json and predictions.csv.")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The CLI's flags; ``--help`` lists them. Exits with status 2 on a bad value."""
-    p = argparse.ArgumentParser(
-        prog="python -m summarizer.evaluation",
-        description="Evaluate summarization models on DialogSum: ROUGE (best and mean over "
-                    "references), BLEU, toxicity of the summary alone, bootstrap 95%% intervals, "
-                    "length, trainable parameters and speed. Writes results.csv, results.json and "
-                    "predictions.csv.")
+    p = new_parser("summarizer.evaluation", DESCRIPTION)
     m = add_model_flags(p, "models (hub id, local folder, or finished training-run folder)")
     m.add_argument("--run", action="append", default=[], metavar="RUN_DIR",
                    help="finished training-run folder; fills the slot of its method (full, lora, "

@@ -18,22 +18,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag,
+from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag, new_parser,
                   set_offline_env, settings_from_args, slot_config)
 from .lab_templates import MAX_TEMPLATE_CHARS, MAX_TEMPLATES, PLACEHOLDER, PRESET_LABELS
 from .prompt_lab import MAX_DIALOGUES, check_templates, display_table, pick_dialogues, preset, run_lab
 from .rouge import RULES
 from .stats import DEFAULT_RESAMPLES
 
+DESCRIPTION = ("Compare prompt templates on DialogSum: K templates x N dialogues, one model; ROUGE-1/2/L/Lsum "
+               "with bootstrap 95%% CIs, paired difference to the first template, summary length and prompt "
+               "token cost. Writes prompt_lab.csv, prompt_lab_outputs.csv and prompt_lab.json.")
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The CLI's flags; ``--help`` lists them. Exits with status 2 on a bad value."""
-    p = argparse.ArgumentParser(
-        prog="python -m summarizer.prompt_lab",
-        description="Compare prompt templates on DialogSum: K templates x N dialogues, one model; "
-                    "ROUGE-1/2/L/Lsum with bootstrap 95%% CIs, paired difference to the first "
-                    "template, summary length and prompt token cost. Writes prompt_lab.csv, "
-                    "prompt_lab_outputs.csv and prompt_lab.json.")
+    p = new_parser("summarizer.prompt_lab", DESCRIPTION)
     t = p.add_argument_group(f"templates (1..{MAX_TEMPLATES}, in order; T1 is the baseline)")
     t.add_argument("--template", action="append", default=[], metavar="TEXT",
                    help=f"a template with a {PLACEHOLDER} placeholder ({{{{ and }}}} for literal braces; "

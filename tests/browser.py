@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,15 @@ def set_number(driver, css: str, number) -> None:
     box = element(driver, css)
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(str(number), Keys.TAB)
+
+
+def open_tab_with_numbers(driver, url: str, tab: str, numbers: dict[str, object]) -> None:
+    """Load ``url``, open the tab labelled ``tab`` and type each number into the number input of the
+    component whose elem_id is its key (e.g. ``{"lab-n": 4}``), leaving each field so Gradio sees it."""
+    open_tab(driver, tab, url)
+    for elem_id, number in numbers.items():
+        set_number(driver, f"#{elem_id} input[type=number]", number)
+    time.sleep(0.5)  # let Gradio send the last change before the test clicks a button
 
 
 def save_screenshot(driver, folder: Path, name: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_server import free_port
-from tests.browser import new_driver, requires_chromium
+from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
 
 
 
@@ -134,20 +134,13 @@ def table_layout(driver, css: str = "#evaluate-results") -> dict:
 @requires_chromium
 def test_browser_runs_an_evaluation_and_the_table_fits_1400px(app_url, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = new_driver(tmp_path / "chromium-profile", size="1400,1000")
     try:
-        driver.get(app_url)
+        open_tab_with_numbers(driver, app_url, "Evaluate", {"evaluate-n": 3, "evaluate-max-new": 12})
         wait = WebDriverWait(driver, 120)
-        wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab'][contains(., 'Evaluate')]"))).click()
-        for elem_id, value in (("evaluate-n", "3"), ("evaluate-max-new", "12")):
-            box = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, f"#{elem_id} input[type=number]")))
-            box.send_keys(Keys.CONTROL, "a")
-            box.send_keys(value, Keys.TAB)
-        time.sleep(0.5)
         driver.find_element(By.ID, "evaluate-run").click()
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#evaluate-chart .js-plotly-plot")))
         wait.until(lambda d: "PPO detox" in d.find_element(By.ID, "evaluate-results").text)

@@ -12,7 +12,7 @@ from summarizer.prompt_lab import (MAX_TEMPLATE_CHARS, TemplateError, best_templ
                                    pick_dialogues, preset, run_lab)
 from summarizer.prompts import TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
 from tests.app_server import free_port
-from tests.browser import new_driver, requires_chromium
+from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
 from tests.test_evaluation import ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,19 +275,13 @@ def test_api_score_predictions_upload(app_url, tmp_path):
 @requires_chromium
 def test_browser_runs_the_prompt_lab_and_shows_table_chart_and_outputs(app_url, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = new_driver(tmp_path / "chromium-profile", size="1400,2600")
     try:
-        driver.get(app_url)
+        open_tab_with_numbers(driver, app_url, "Prompt Lab", {"lab-n": 4})
         wait = WebDriverWait(driver, 180)
-        wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab'][contains(., 'Prompt Lab')]"))).click()
-        box = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#lab-n input[type=number]")))
-        box.send_keys(Keys.CONTROL, "a")
-        box.send_keys("4", Keys.TAB)
-        time.sleep(0.5)
         driver.find_element(By.ID, "lab-run").click()
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#lab-chart .js-plotly-plot")))
         wait.until(lambda d: "T2" in d.find_element(By.ID, "lab-table").text)

@@ -201,17 +201,9 @@ def teacher_panel() -> dict:
     return view
 
 
-def build(studio: Studio) -> dict:
-    """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
-
-    Returns ``{"api": ArenaEndpoints, "refresh": fn, "load": page-load hook}`` (the store is
-    ``api.store``); app.py wires the hook with ``demo.load(**view["load"])``.
-    """
-    api = ArenaEndpoints(studio)
-    vote_view, teacher = voting_panel(), teacher_panel()
-    buttons = vote_view["buttons"]
-    pair_id = gr.State("")
-    off, on = [gr.Button(interactive=False)] * len(buttons), [gr.Button(interactive=True)] * len(buttons)
+def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
+    """The page's handlers over ``api``: show_next, vote_handler(value), refresh, on_load, new_session_clicked."""
+    off, on = [gr.Button(interactive=False)] * n_buttons, [gr.Button(interactive=True)] * n_buttons
 
     def show_next(request: gr.Request):
         """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
@@ -249,23 +241,43 @@ def build(studio: Studio) -> dict:
         gr.Info(f"Started class session {entry['name']!r}; earlier votes are kept (scope: all sessions).")
         return *refresh(scope_value), ""
 
+    return {"show_next": show_next, "vote_handler": vote_handler, "refresh": refresh, "on_load": on_load,
+            "new_session_clicked": new_session_clicked}
+
+
+def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id: gr.State) -> dict:
+    """Connect the buttons and the named endpoints; returns the page-load hook's arguments."""
+    buttons = vote_view["buttons"]
     pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons]
     board_outputs = [teacher["caption"], teacher["board"]]
     model_work = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
     store_work = dict(concurrency_id=ARENA_QUEUE, concurrency_limit=ARENA_CONCURRENCY)
     private = dict(api_visibility="private")
-    vote_view["next"].click(show_next, None, pair_outputs, **private, **model_work)
+    vote_view["next"].click(h["show_next"], None, pair_outputs, **private, **model_work)
     for button, (_, value) in zip(buttons, VOTE_BUTTONS):
-        button.click(vote_handler(value), pair_id, [vote_view["reveal"], *buttons], **private, **store_work
-                     ).success(show_next, None, pair_outputs, **private, **model_work)
-    teacher["refresh"].click(refresh, teacher["scope"], board_outputs, **private, **store_work)
-    teacher["scope"].change(refresh, teacher["scope"], board_outputs, **private, **store_work)
-    teacher["new_class"].click(new_session_clicked, [teacher["class_name"], teacher["scope"]],
+        button.click(h["vote_handler"](value), pair_id, [vote_view["reveal"], *buttons], **private, **store_work
+                     ).success(h["show_next"], None, pair_outputs, **private, **model_work)
+    teacher["refresh"].click(h["refresh"], teacher["scope"], board_outputs, **private, **store_work)
+    teacher["scope"].change(h["refresh"], teacher["scope"], board_outputs, **private, **store_work)
+    teacher["new_class"].click(h["new_session_clicked"], [teacher["class_name"], teacher["scope"]],
                                [*board_outputs, teacher["class_name"]], **private, **store_work)
     teacher["export"].click(api.arena_export, teacher["scope"], teacher["file"], api_name="arena_export",
                             **store_work)
     gr.api(api.arena_next, api_name="arena_next", **model_work)
     for fn in (api.arena_vote, api.arena_leaderboard, api.arena_new_session):
         gr.api(fn, api_name=fn.__name__, **store_work)
-    load = dict(fn=on_load, inputs=teacher["scope"], outputs=board_outputs, **store_work)
-    return {"api": api, "refresh": refresh, "load": load}
+    return dict(fn=h["on_load"], inputs=teacher["scope"], outputs=board_outputs, **store_work)
+
+
+def build(studio: Studio) -> dict:
+    """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
+
+    Returns ``{"api": ArenaEndpoints, "refresh": fn, "load": page-load hook}`` (the store is
+    ``api.store``); app.py wires the hook with ``demo.load(**view["load"])``.
+    """
+    api = ArenaEndpoints(studio)
+    vote_view, teacher = voting_panel(), teacher_panel()
+    pair_id = gr.State("")  # the shown pair's id; made before the handlers, as the page's order was
+    handlers = _handlers(api, len(vote_view["buttons"]))
+    load = _wire(api, handlers, vote_view, teacher, pair_id)
+    return {"api": api, "refresh": handlers["refresh"], "load": load}

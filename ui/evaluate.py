@@ -208,42 +208,55 @@ def models_now(studio: Studio):
     return gr.CheckboxGroup(value=[s for s in SLOTS if studio.slots.is_filled(s)])
 
 
-def build(studio: Studio) -> dict:
-    """Build the Evaluate tab's components and events inside the current ``gr.Blocks``.
-
-    Returns:
-        ``load`` and ``load_outputs``: app.py runs ``load`` on every page load so the Models
-        checkboxes show the slots filled now.
-    """
+def _layout(studio: Studio) -> dict:
+    """The form (models, N, split, max new tokens), Evaluate and Cancel, then the results: status,
+    table, chart metric, both charts, per-dialogue table, files and the stored results."""
     gr.Markdown("Score models on DialogSum with one generation setting: ROUGE against the human "
                 "summaries, BLEU, toxicity of each summary, 95% bootstrap intervals, length and speed.")
     with gr.Row():
-        models = FreeCheckboxGroup([(SLOT_LABELS[s], s) for s in SLOTS], label="Models",
-                                   value=[s for s in SLOTS if studio.slots.is_filled(s)], elem_id="evaluate-models")
-        n = FreeSlider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (the first N of the split)",
-                       elem_id="evaluate-n")
-        split = FreeDropdown(["test", "validation", "train"], value="test", label="Split",
-                             info="test: 500 dialogues, three human summaries each")
-        max_new = FreeSlider(*MAX_NEW_TOKENS, value=200, step=1, label="Max new tokens",
-                             info="greedy decoding, zero-shot prompt, same for every model",
-                             elem_id="evaluate-max-new")
+        view = {"models": FreeCheckboxGroup([(SLOT_LABELS[s], s) for s in SLOTS], label="Models",
+                                            value=[s for s in SLOTS if studio.slots.is_filled(s)],
+                                            elem_id="evaluate-models"),
+                "n": FreeSlider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (the first N of the split)",
+                                elem_id="evaluate-n"),
+                "split": FreeDropdown(["test", "validation", "train"], value="test", label="Split",
+                                      info="test: 500 dialogues, three human summaries each"),
+                "max_new": FreeSlider(*MAX_NEW_TOKENS, value=200, step=1, label="Max new tokens",
+                                      info="greedy decoding, zero-shot prompt, same for every model",
+                                      elem_id="evaluate-max-new")}
     with gr.Row():
-        run_btn = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
-        cancel_btn = gr.Button("Cancel", variant="stop")
-    status = gr.Markdown()
-    table = gr.Dataframe(label="Results: one row per metric, one column per model (results.csv has one row per model)",
-                         interactive=False, wrap=True, max_height=800, elem_id="evaluate-results")
+        view["run"] = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
+        view["cancel"] = gr.Button("Cancel", variant="stop")
+    view["status"] = gr.Markdown()
+    view["table"] = gr.Dataframe(label="Results: one row per metric, one column per model (results.csv has one "
+                                       "row per model)", interactive=False, wrap=True, max_height=800,
+                                 elem_id="evaluate-results")
     with gr.Row():
-        metric = gr.Dropdown(list(CHART_METRICS), value="ROUGE-1", label="Chart metric")
+        view["metric"] = gr.Dropdown(list(CHART_METRICS), value="ROUGE-1", label="Chart metric")
     with gr.Row():
-        chart = gr.Plot(label="Metric by model", elem_id="evaluate-chart")
-        tox_chart = gr.Plot(label="Toxicity before/after detox", elem_id="evaluate-toxicity", visible=False)
-    predictions = gr.Dataframe(label="Per-dialogue predictions (click a header to sort)", interactive=False,
-                               wrap=True, max_height=500, elem_id="evaluate-predictions",
-                               column_widths=PER_DIALOGUE_WIDTHS)
-    files = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
-    results_state = gr.State([])
+        view["chart"] = gr.Plot(label="Metric by model", elem_id="evaluate-chart")
+        view["tox_chart"] = gr.Plot(label="Toxicity before/after detox", elem_id="evaluate-toxicity", visible=False)
+    view["predictions"] = gr.Dataframe(label="Per-dialogue predictions (click a header to sort)", interactive=False,
+                                       wrap=True, max_height=500, elem_id="evaluate-predictions",
+                                       column_widths=PER_DIALOGUE_WIDTHS)
+    view["files"] = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
+    view["results_state"] = gr.State([])
+    return view
 
+
+def _shown(result, out: Path, paths: dict, chosen: list[str]) -> tuple:
+    """The seven outputs of a finished run: status, table, chart, toxicity chart (shown only when
+    Base and PPO detox were both evaluated), per-dialogue table with its title, files, results."""
+    frame = result.predictions_frame()
+    preds, title = per_dialogue_table(frame, chosen)
+    both = {"base", "detox"} <= set(chosen)
+    return (_status(result, out), metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
+            gr.Plot(toxicity_figure(frame) if both else None, visible=both),
+            gr.Dataframe(preds, label=title), [str(p) for p in paths.values()], result.results)
+
+
+def _runner(studio: Studio):
+    """The Evaluate button's handler over :func:`evaluate` (its parameters name the API's inputs)."""
     def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, request: gr.Request,
                        progress=gr.Progress()):
         """Reads models, N, split, max new tokens; updates status, table, charts, predictions, files."""
@@ -267,26 +280,35 @@ def build(studio: Studio) -> dict:
             raise gr.Error(str(err)) from err
         result.meta.update(dataset=str(studio.dataset), split=split_name)
         out = results_dir() / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        paths = result.write(out)
-        frame = result.predictions_frame()
-        preds, title = per_dialogue_table(frame, chosen)
-        both = {"base", "detox"} <= set(chosen)
-        return (_status(result, out), metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
-                gr.Plot(toxicity_figure(frame) if both else None, visible=both),
-                gr.Dataframe(preds, label=title), [str(p) for p in paths.values()], result.results)
+        return _shown(result, out, result.write(out), chosen)
+    return run_evaluation
 
+
+def _canceller(studio: Studio):
+    """The Cancel button's handler (``/cancel_evaluation``)."""
     def request_cancel(request: gr.Request):
         """Sets this session's cancel flag; the running evaluation stops after its current batch."""
         studio.cancel_flag(getattr(request, "session_hash", None)).set()
         return "Cancelling: the evaluation stops after the current batch."
+    return request_cancel
 
-    def show_metric(results, name):
-        """Reads the stored results and the chosen metric; updates the chart."""
-        return metric_figure(results, name)
 
-    run_event = run_btn.click(run_evaluation, [models, n, split, max_new],
-                              [status, table, chart, tox_chart, predictions, files, results_state],
-                              api_name="evaluate", concurrency_id=MODEL_QUEUE)
-    cancel_btn.click(request_cancel, None, status, cancels=[run_event], api_name="cancel_evaluation")
-    metric.change(show_metric, [results_state, metric], chart, queue=False, api_name=False)
-    return {"load": lambda: models_now(studio), "load_outputs": [models]}
+def show_metric(results, name):
+    """Reads the stored results and the chosen metric; updates the chart."""
+    return metric_figure(results, name)
+
+
+def build(studio: Studio) -> dict:
+    """Build the Evaluate tab's components and events inside the current ``gr.Blocks``.
+
+    Returns:
+        ``load`` and ``load_outputs``: app.py runs ``load`` on every page load so the Models
+        checkboxes show the slots filled now.
+    """
+    v = _layout(studio)
+    outputs = [v[k] for k in ("status", "table", "chart", "tox_chart", "predictions", "files", "results_state")]
+    run_event = v["run"].click(_runner(studio), [v["models"], v["n"], v["split"], v["max_new"]], outputs,
+                               api_name="evaluate", concurrency_id=MODEL_QUEUE)
+    v["cancel"].click(_canceller(studio), None, v["status"], cancels=[run_event], api_name="cancel_evaluation")
+    v["metric"].change(show_metric, [v["results_state"], v["metric"]], v["chart"], queue=False, api_name=False)
+    return {"load": lambda: models_now(studio), "load_outputs": [v["models"]]}

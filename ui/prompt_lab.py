@@ -79,29 +79,36 @@ def templates_from_boxes(texts) -> tuple[list[str], list[str]]:
     return [t for _, t in chosen], [n for n, _ in chosen]
 
 
-def build(studio: Studio) -> dict:
-    """Build the Prompt Lab tab inside the current ``gr.Blocks``; returns its main components."""
+def _layout_form() -> dict:
+    """The model, split, N and dialogue-seed row, the six template boxes with their preset pickers,
+    and the generation settings; returns them by name."""
     gr.Markdown(
         f"Compare prompt templates on the same dialogues. Write up to {MAX_TEMPLATES} templates with a "
         f"`{PLACEHOLDER}` placeholder (at most {MAX_TEMPLATE_CHARS:,} characters each; write a literal "
         "brace as `{{` or `}}`), or pick a preset. Empty boxes are skipped. T1 is the baseline of the "
         "differences. A template is marked best only when its paired 95% CI against every other excludes 0.")
     with gr.Row():
-        model = gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
-                            elem_id="lab-model")
-        split = gr.Dropdown(["test", "validation", "train"], value="test", label="Split")
-        n = gr.Slider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (N)", elem_id="lab-n")
-        dialogue_seed = gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",
-                                  elem_id="lab-dialogue-seed")
-    boxes, pickers = [], []
+        view = {"model": gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
+                                     elem_id="lab-model"),
+                "split": gr.Dropdown(["test", "validation", "train"], value="test", label="Split"),
+                "n": gr.Slider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (N)", elem_id="lab-n"),
+                "dialogue_seed": gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",
+                                           elem_id="lab-dialogue-seed")}
+    view["boxes"], view["pickers"] = [], []
     presets = [("(choose a preset)", "")] + [(label, key) for key, label in PRESET_LABELS.items()]
     for i in range(MAX_TEMPLATES):
         with gr.Row():
             value = preset(DEFAULT_TEMPLATES[i]) if i < len(DEFAULT_TEMPLATES) else ""
-            boxes.append(gr.Textbox(value, label=f"Template T{i + 1}", lines=3, max_lines=10, scale=4,
-                                    elem_id=f"lab-template-{i + 1}"))
-            pickers.append(gr.Dropdown(presets, value="", label=f"Preset for T{i + 1}", scale=1,
-                                       elem_id=f"lab-preset-{i + 1}"))
+            view["boxes"].append(gr.Textbox(value, label=f"Template T{i + 1}", lines=3, max_lines=10, scale=4,
+                                            elem_id=f"lab-template-{i + 1}"))
+            view["pickers"].append(gr.Dropdown(presets, value="", label=f"Preset for T{i + 1}", scale=1,
+                                               elem_id=f"lab-preset-{i + 1}"))
+    view["controls"] = _layout_settings()
+    return view
+
+
+def _layout_settings() -> list:
+    """The eight generation settings, in :data:`SETTING_NAMES` order, in a closed accordion."""
     with gr.Accordion("Generation settings (as in Prompting)", open=False):
         d = GenerationSettings()
         with gr.Row():
@@ -114,33 +121,52 @@ def build(studio: Studio) -> dict:
                          gr.Number(d.top_p, label="Top-p (sampling)"),
                          gr.Number(d.num_beams, precision=0, label="Beams (beam)"),
                          gr.Number(d.seed, precision=0, label="Seed")]
+    return controls
+
+
+def _layout_results() -> dict:
+    """Run and Cancel, the status line, the templates table, the chart and its metric, the
+    per-dialogue outputs, the files and the stored table (for re-drawing the chart)."""
     with gr.Row():
         run_btn = gr.Button("Run the Prompt Lab", variant="primary", elem_id="lab-run")
         cancel_btn = gr.Button("Cancel", variant="stop")
-    status = gr.Markdown(elem_id="lab-status")
-    table = gr.Dataframe(label="Templates: one column per template, one row per measure (ROUGE x100 with "
-                               "bootstrap 95% CIs)", interactive=False, wrap=True, elem_id="lab-table")
-    metric = gr.Dropdown([(ROUGE_NAMES[k], k) for k in ROUGE_KEYS], value="rouge1", label="Chart metric")
-    chart = gr.Plot(label="Metric by template", elem_id="lab-chart")
-    outputs = gr.Dataframe(label="Per-dialogue outputs beside the references (click a header to sort)",
-                           interactive=False, wrap=True, max_height=500, elem_id="lab-outputs")
-    files = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False)
-    table_state = gr.State([])
+    return {
+        "run": run_btn, "cancel": cancel_btn, "status": gr.Markdown(elem_id="lab-status"),
+        "table": gr.Dataframe(label="Templates: one column per template, one row per measure (ROUGE x100 with "
+                                    "bootstrap 95% CIs)", interactive=False, wrap=True, elem_id="lab-table"),
+        "metric": gr.Dropdown([(ROUGE_NAMES[k], k) for k in ROUGE_KEYS], value="rouge1", label="Chart metric"),
+        "chart": gr.Plot(label="Metric by template", elem_id="lab-chart"),
+        "outputs": gr.Dataframe(label="Per-dialogue outputs beside the references (click a header to sort)",
+                                interactive=False, wrap=True, max_height=500, elem_id="lab-outputs"),
+        "files": gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False),
+        "table_state": gr.State([])}
 
+
+def _session_flag(request) -> threading.Event:
+    """This session's cancel flag (``"api"`` for callers without a session), created on first use."""
+    return _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
+
+
+def _preset_applier(studio: Studio):
+    """The preset pickers' handler (one-shot and few-shot draw their examples from the train split)."""
     def apply_preset(name):
         """Reads a preset name; updates its template box (unchanged when no preset is chosen)."""
         if not name:
             return gr.update()
         with user_errors():
             return preset(name, studio.split("train") if name in ("one-shot", "few-shot") else None)
+    return apply_preset
 
+
+def _runner(studio: Studio):
+    """The Run button's handler over :func:`run_lab` (its parameters name the API's inputs)."""
     def run(model_name, split_name, n_dialogues, seed, t1, t2, t3, t4, t5, t6, max_new, min_new, strategy,
             temperature, top_k, top_p, beams, gen_seed, request: gr.Request, progress=gr.Progress()):
         """Reads model, split, N, dialogue seed, the six templates and eight generation settings;
         updates status, table, chart, per-dialogue outputs, files and the stored table."""
         texts = (t1, t2, t3, t4, t5, t6)  # MAX_TEMPLATES boxes
         settings_values = (max_new, min_new, strategy, temperature, top_k, top_p, beams, gen_seed)
-        flag = _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
+        flag = _session_flag(request)
         flag.clear()
         with user_errors():
             if model_name not in SLOTS:
@@ -161,23 +187,37 @@ def build(studio: Studio) -> dict:
         paths = result.write(out)
         return (_status(result, out), by_template(result), lab_figure(result.table, "rouge1"),
                 pd.DataFrame(result.outputs).round(2), [str(p) for p in paths.values()], result.table)
+    return run
 
-    def request_cancel(request: gr.Request):
-        """Sets this session's cancel flag; the run stops after its current batch."""
-        flag = _cancel_flags.get(getattr(request, "session_hash", None) or "api")
-        if flag:
-            flag.set()
-        return "Cancelling: the Prompt Lab stops after the current batch."
 
-    for box, picker in zip(boxes, pickers):
+def request_cancel(request: gr.Request):
+    """Sets this session's cancel flag; the run stops after its current batch."""
+    flag = _cancel_flags.get(getattr(request, "session_hash", None) or "api")
+    if flag:
+        flag.set()
+    return "Cancelling: the Prompt Lab stops after the current batch."
+
+
+def _wire(studio: Studio, form: dict, res: dict) -> None:
+    """Connect the presets, Run (``/prompt_lab`` on ``LAB_QUEUE``), Cancel and the chart metric."""
+    apply_preset = _preset_applier(studio)
+    for box, picker in zip(form["boxes"], form["pickers"]):
         picker.change(apply_preset, picker, box, api_visibility="private")
-    run_event = run_btn.click(run, [model, split, n, dialogue_seed, *boxes, *controls],
-                              [status, table, chart, outputs, files, table_state],
-                              api_name="prompt_lab", concurrency_id=LAB_QUEUE)
-    cancel_btn.click(request_cancel, None, status, cancels=[run_event], api_name="cancel_prompt_lab")
-    metric.change(lambda t, m: lab_figure(t, m), [table_state, metric], chart, queue=False,
-                  api_visibility="private")
-    return {"run": run_btn, "table": table, "templates": boxes}
+    inputs = [form["model"], form["split"], form["n"], form["dialogue_seed"], *form["boxes"], *form["controls"]]
+    run_event = res["run"].click(_runner(studio), inputs,
+                                 [res[k] for k in ("status", "table", "chart", "outputs", "files", "table_state")],
+                                 api_name="prompt_lab", concurrency_id=LAB_QUEUE)
+    res["cancel"].click(request_cancel, None, res["status"], cancels=[run_event], api_name="cancel_prompt_lab")
+    res["metric"].change(lambda t, m: lab_figure(t, m), [res["table_state"], res["metric"]], res["chart"],
+                         queue=False, api_visibility="private")
+
+
+def build(studio: Studio) -> dict:
+    """Build the Prompt Lab tab inside the current ``gr.Blocks``; returns its main components:
+    ``{"run": the Run button, "table": the templates table, "templates": the six template boxes}``."""
+    form, res = _layout_form(), _layout_results()
+    _wire(studio, form, res)
+    return {"run": res["run"], "table": res["table"], "templates": form["boxes"]}
 
 
 def _whole(value, field: str) -> int:
