@@ -203,7 +203,8 @@ def teacher_panel() -> dict:
 
 def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
     """The page's handlers over ``api``: show_next, vote_handler(value), refresh, on_load, new_session_clicked."""
-    off, on = [gr.Button(interactive=False)] * n_buttons, [gr.Button(interactive=True)] * n_buttons
+    # Updates, not new components: gr.Button(...) here would add stray buttons to the page.
+    off, on = [gr.update(interactive=False)] * n_buttons, [gr.update(interactive=True)] * n_buttons
 
     def show_next(request: gr.Request):
         """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
