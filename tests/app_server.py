@@ -36,3 +36,23 @@ def running_app(base: Path, toxicity: Path, dataset: Path, runs_dir: Path, extra
         yield studio, f"http://127.0.0.1:{args.port}/"
     finally:
         demo.close()
+
+
+@contextlib.contextmanager
+def serving(demo, results_dir: Path):
+    """Yield the URL of ``demo`` served on a free local port, with ``$STUDIO_RESULTS_DIR`` set to
+    ``results_dir`` while it runs (restored afterwards); closes it at the end."""
+    import os
+
+    old = os.environ.get("STUDIO_RESULTS_DIR")
+    os.environ["STUDIO_RESULTS_DIR"] = str(results_dir)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+        if old is None:
+            os.environ.pop("STUDIO_RESULTS_DIR", None)
+        else:
+            os.environ["STUDIO_RESULTS_DIR"] = old

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import free_port
+from tests.app_server import serving
 from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
 
 
@@ -23,8 +23,6 @@ def app_url(tiny_t5, random_adapter, tiny_classifier, dialogsum_dir, tmp_path_fa
     from ui import evaluate
     from ui.context import Studio
 
-    old = os.environ.get("STUDIO_RESULTS_DIR")
-    os.environ["STUDIO_RESULTS_DIR"] = str(tmp_path_factory.mktemp("results"))
     studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5), detox=str(random_adapter))),
                     ToxicityScorer(str(tiny_classifier)), str(dialogsum_dir), tmp_path_factory.mktemp("runs"))
     with gr.Blocks() as demo:
@@ -33,14 +31,8 @@ def app_url(tiny_t5, random_adapter, tiny_classifier, dialogsum_dir, tmp_path_fa
                 gr.Markdown("Another tab")
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(studio)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    if old is None:
-        os.environ.pop("STUDIO_RESULTS_DIR", None)
-    else:
-        os.environ["STUDIO_RESULTS_DIR"] = old
+    with serving(demo, tmp_path_factory.mktemp("results")) as url:
+        yield url
 
 
 def test_api_evaluate_returns_table_sorted_predictions_and_files(app_url):

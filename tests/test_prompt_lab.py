@@ -11,7 +11,7 @@ from summarizer.generation import GenerationSettings
 from summarizer.prompt_lab import (MAX_TEMPLATE_CHARS, TemplateError, best_template, check_templates, fill,
                                    pick_dialogues, preset, run_lab)
 from summarizer.prompts import TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
-from tests.app_server import free_port
+from tests.app_server import serving
 from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
 from tests.test_evaluation import ROWS
 
@@ -204,8 +204,6 @@ def app_url(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path_factory):
     from ui import predictions_upload, prompt_lab
     from ui.context import Studio
 
-    old = os.environ.get("STUDIO_RESULTS_DIR")
-    os.environ["STUDIO_RESULTS_DIR"] = str(tmp_path_factory.mktemp("results"))
     studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)),
                     str(dialogsum_dir), tmp_path_factory.mktemp("runs"))
     with gr.Blocks() as demo:
@@ -214,14 +212,8 @@ def app_url(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path_factory):
                 predictions_upload.build(studio)
             with gr.Tab("Prompt Lab", id="prompt-lab"):
                 prompt_lab.build(studio)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    if old is None:
-        os.environ.pop("STUDIO_RESULTS_DIR", None)
-    else:
-        os.environ["STUDIO_RESULTS_DIR"] = old
+    with serving(demo, tmp_path_factory.mktemp("results")) as url:
+        yield url
 
 
 SETTINGS = (8, 0, "greedy", 0.7, 50, 1.0, 4, 42)  # max/min new tokens, strategy, temperature, top-k, top-p, beams, seed
