@@ -15,9 +15,8 @@
   ``training.registry``, taken from the run id) and the run folder only:
   ``[python, -m, training.<method>, --config, <run>/config.json]``, or ``accelerate launch
   --multi_gpu --num_processes N ...`` for N > 1, or ``accelerate launch --config_file F`` for an
-  accelerate config file (checked again at launch). A ``command`` stored in status.json is shown
-  to users but never run; config.json is validated by the method's config class before launch.
-  Always an argument list (never ``shell=True``), in its own session, output appended to train.log.
+  accelerate config file (checked again at launch). A ``command`` in status.json is never run;
+  config.json is validated before launch. An argument list, in its own session, output to train.log.
 * Only processes this runner started (their ``Popen`` is kept) are signalled; after an app
   restart a run's process is re-attached only when its pid, start time and our marker (the
   ``STUDIO_JOB_RUNNER`` environment variable naming the run folder, and the config path on its
@@ -258,7 +257,11 @@ class JobRunner:
         app restart) a process whose pid, start time and marker all match the run."""
         proc = self._procs.get(run_id)
         if proc is not None:
-            return proc.poll() is None
+            if (code := proc.poll()) is None:
+                return True
+            self._exit_codes[run_id] = code  # it ended after _reap: keep its status for the settling
+            del self._procs[run_id]
+            return False
         return launch.reattachable(status.get("pid"), status.get("pid_created"), self.root / run_id, MARKER_ENV)
 
     def _check_alive(self, status: dict) -> bool:
