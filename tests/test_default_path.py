@@ -171,13 +171,17 @@ def run_cli(hf_home: Path, cwd: Path, *args: str, timeout: float = 600) -> subpr
     return done
 
 
-def test_evaluate_cli_defaults(hf_home, tiny_t5, tmp_path, dialogsum_dir):
+@pytest.mark.parametrize("engine", [(), ("--backend", "ct2", "--compute-type", "float32")],
+                         ids=["torch", "ct2-float32"])
+def test_evaluate_cli_defaults(engine, hf_home, tiny_t5, tmp_path, dialogsum_dir):
+    """The Evaluate CLI with its default ids; with ct2 the hub model is converted into the HF cache
+    and float32 greedy summaries equal PyTorch's."""
     from summarizer.data import load_split
 
     run_cli(hf_home, tmp_path, "-m", "summarizer.evaluation", "--n", "2", "--max-new-tokens", "16",
-            "--bootstrap", "50", "--out", "out", "--quiet")
+            "--bootstrap", "50", "--out", "out", "--quiet", *engine)
     meta = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert meta["dataset"] == "knkarthick/dialogsum"
+    assert meta["dataset"] == "knkarthick/dialogsum" and meta["backend"] == ("ct2" if engine else "torch")
     assert [(m["model"], m["source"]) for m in meta["models"]] == [("base", "google/flan-t5-base")]
     import pandas as pd
 
@@ -185,6 +189,24 @@ def test_evaluate_cli_defaults(hf_home, tiny_t5, tmp_path, dialogsum_dir):
     first = load_split(dialogsum_dir, "test", limit=1)[0]
     assert predictions["id"][0] == "test_0"
     assert predictions["base_summary"][0] == expected_summary(tiny_t5, first["dialogue"], 16)
+    if engine:
+        assert any((hf_home / "studio-ct2").iterdir())  # the conversion is cached under HF_HOME
+
+
+def test_prompt_lab_cli_defaults(hf_home, tiny_t5, tmp_path, dialogsum_dir):
+    """``python -m summarizer.prompt_lab`` with the default base model and dataset ids."""
+    import pandas as pd
+
+    from summarizer.data import load_split
+
+    run_cli(hf_home, tmp_path, "-m", "summarizer.prompt_lab", "--preset", "zero-shot", "--n", "2",
+            "--max-new-tokens", "16", "--bootstrap", "50", "--out", "out")
+    lab = json.loads((tmp_path / "out" / "prompt_lab.json").read_text())
+    assert lab["dataset"] == "knkarthick/dialogsum"
+    outputs = pd.read_csv(tmp_path / "out" / "prompt_lab_outputs.csv")
+    rows = {r["id"]: r for r in load_split(dialogsum_dir, "test")}
+    for _, out in outputs.iterrows():
+        assert out["T1_summary"] == expected_summary(tiny_t5, rows[out["id"]]["dialogue"], 16)
 
 
 SMALL_RUN = ("--max_steps", "2", "--train_size", "8", "--val_size", "2", "--batch_size", "2",
