@@ -22,10 +22,12 @@ training → summarizer); the methods themselves are registered in ``training/re
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -83,10 +85,44 @@ def write_json(path: Path, obj) -> None:
         raise
 
 
-def read_json(path: Path, default=None):
-    """Parsed JSON of ``path``, or ``default`` when missing or not JSON."""
+MAX_JSON_BYTES = 1_000_000  # status.json and config.json are a few KB
+
+
+def open_regular(path, mode: str = "rb"):
+    """Open a file of a run folder only if it is a regular file and not a symlink.
+
+    Run folders are untrusted: a planted ``train.log -> ~/.ssh/id_rsa`` must not be read back to a
+    client, a ``config.json -> /dev/zero`` must not hang the runner, and a planted link must not
+    make us append to another file. ``mode`` is ``"rb"`` or ``"ab"``.
+
+    Raises:
+        OSError: missing, a symlink (ELOOP), or not a regular file.
+    """
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_RDONLY if mode == "rb" else os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fd = os.open(path, flags, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file")
+    return os.fdopen(fd, mode)
+
+
+def read_bytes(path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """At most ``limit`` bytes of a run-folder file (:func:`open_regular`).
+
+    Raises:
+        OSError: as :func:`open_regular`, or the file is over ``limit`` bytes (EFBIG).
+    """
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"{path} is over {limit:,} bytes")
+    return data
+
+
+def read_json(path: Path, default=None, limit: int = MAX_JSON_BYTES):
+    """Parsed JSON of ``path`` (a regular file of at most ``limit`` bytes), or ``default``."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_bytes(path, limit))
     except (OSError, ValueError, RecursionError):
         return default
 
@@ -123,14 +159,14 @@ class RunFolder:
 
     def append_metrics(self, row: dict) -> None:
         """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so readers see whole lines)."""
-        with open(self.metrics_file, "a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        with open_regular(self.metrics_file, "ab") as f:
+            f.write((json.dumps(row, default=float) + "\n").encode())
 
     def metrics(self) -> list[dict]:
         """Every whole JSON line of ``metrics.jsonl`` (a line being written is skipped)."""
         rows = []
         try:
-            lines = self.metrics_file.read_text().splitlines()
+            lines = read_bytes(self.metrics_file, 200_000_000).decode("utf-8", "replace").splitlines()
         except OSError:
             return rows
         for line in lines:
@@ -143,7 +179,7 @@ class RunFolder:
     def log_tail(self, chars: int = 20_000) -> str:
         """The last ``chars`` bytes of train.log, decoded (``""`` when there is none)."""
         try:
-            with open(self.log_file, "rb") as f:
+            with open_regular(self.log_file) as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - chars))
                 return f.read().decode("utf-8", "replace")
@@ -187,7 +223,7 @@ class FinishedRun:
 def read_status(run: Path) -> dict | None:
     """The run's ``status.json`` as a dict, or None if missing or unreadable."""
     try:
-        status = json.loads((run / "status.json").read_text())
+        status = json.loads(read_bytes(run / "status.json"))
     except (OSError, ValueError, RecursionError):
         return None
     return status if isinstance(status, dict) else None  # untrusted: a list is no status

@@ -289,3 +289,44 @@ def test_app_starts_with_unusable_runs_folder(tiny_t5, tiny_classifier, dialogsu
             client.predict(api_name="/list_runs")
         with pytest.raises(AppError, match="--runs-dir pointing at a writable folder"):
             client.predict("current", api_name="/arena_leaderboard")  # the Arena's votes live there too
+
+
+# ---- planted symlinks inside a run folder -------------------------------------------------------------
+def test_planted_symlinks_in_a_run_are_never_followed(tmp_path):
+    """A run folder's files are data: a link to a secret, to /dev/zero or out of the run is refused."""
+    from training.run_actions import export_run, upload_command
+    from training.settings import read_small_json
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET")
+    root = tmp_path / "runs"
+    path = _plant(root, RUN, {"state": "completed", "method": "lora", "created": 1})
+    (path / "train.log").symlink_to(secret)
+    (path / "metrics.jsonl").symlink_to(secret)
+    (path / "config.json").symlink_to("/dev/zero")  # would hang a plain read_text()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "key.json").write_text('{"k": 1}')
+    (path / "model").symlink_to(tmp_path / "elsewhere")
+    runner = JobRunner(root)
+    run = runner.run(RUN)
+    assert run.log_tail() == "" and run.metrics() == []
+    assert read_small_json(run.config_file) is None
+    with pytest.raises(ValueError, match="no finished model to export"):
+        export_run(runner, RUN, tmp_path / "zips")
+    with pytest.raises(ValueError, match="no finished model to upload"):
+        upload_command(runner, RUN)
+
+
+def test_a_planted_log_link_fails_the_run_and_writes_nothing_through_it(tiny_t5, dialogsum_dir, tmp_path):
+    target = tmp_path / "bashrc"
+    target.write_text("original\n")
+    root = tmp_path / "runs"
+    path = root / RUN
+    config = lora.LoraRunConfig(**_small(tiny_t5, dialogsum_dir), runs_dir=str(root), run_dir=str(path))
+    _plant(root, RUN, {"state": "queued", "method": "lora", "created": 1}, config=config.to_dict())
+    (path / "train.log").symlink_to(target)
+    runner = JobRunner(root)
+    runner.tick()
+    status = runner.status(RUN)
+    assert status["state"] == "failed" and status["error"].startswith("not started") and "train.log" in status["error"]
+    assert target.read_text() == "original\n" and not psutil.Process().children()

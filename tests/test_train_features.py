@@ -179,7 +179,7 @@ def test_accelerate_config_is_an_untrusted_path(tiny_t5, dialogsum_dir, tmp_path
 
     root = tmp_path / "runs"
     root.mkdir()
-    monkeypatch.chdir(tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)  # a YAML in the current folder but outside the runs folder is refused
     good = root / "two_gpus.yaml"
     good.write_text("distributed_type: MULTI_GPU\nnum_processes: 2\nmixed_precision: bf16\n")
     outside = tmp_path / "elsewhere.yaml"

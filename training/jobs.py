@@ -11,23 +11,18 @@
   and ``status.json`` (state ``queued``) and starts the oldest queued run when none is running.
   After that only :meth:`JobRunner.tick`, called by the watcher thread, advances the queue:
   reading handlers (list, metrics, the Train tab's timer) never start a run.
-* The child's command is built at launch (``training.launch``) from the method (the allow-list
-  ``training.registry``, taken from the run id) and the run folder only:
-  ``[python, -m, training.<method>, --config, <run>/config.json]``, or ``accelerate launch
-  --multi_gpu --num_processes N ...`` for N > 1, or ``accelerate launch --config_file F`` for an
-  accelerate config file (checked again at launch). A ``command`` in status.json is never run;
-  config.json is validated before launch. An argument list, in its own session, output to train.log.
-* Only processes this runner started (their ``Popen`` is kept) are signalled; after an app
-  restart a run's process is re-attached only when its pid, start time and our marker (the
-  ``STUDIO_JOB_RUNNER`` environment variable naming the run folder, and the config path on its
-  command line) all match. Every started process is reaped on each tick (no zombies).
+* The child's command is built at launch (``training.launch``) from the run id's method (the
+  registry's allow-list) and the run folder only; a ``command`` in status.json is never run.
+  An argument list, in its own session; output to train.log (never through a symlink).
+* Only processes this runner started are signalled; after an app restart a process is
+  re-attached only when its pid, start time and our marker all match. Every started process
+  is reaped on each tick (no zombies).
 * Cancel writes ``<run>/cancel`` and sends SIGTERM: the child stops at the next step and marks
   itself cancelled. If it is still alive ``grace_s`` later, its process group is killed.
 * A run whose process is gone while its status still says running is marked failed with the
   exit code or signal and the cause found in its log (the full log stays in train.log).
-* A runs folder that cannot be written (read-only, full, not a folder) does not stop the app:
-  :attr:`JobRunner.problem` says why, :meth:`submit` refuses with that message, the watcher logs
-  each distinct error once.
+* An unusable runs folder (read-only, full, not a folder) does not stop the app: :attr:`JobRunner.problem`
+  says why, :meth:`submit` refuses with it, the watcher logs each distinct error once.
 """
 from __future__ import annotations
 
@@ -44,7 +39,8 @@ from pathlib import Path
 
 import psutil
 
-from summarizer.runs import FINAL_STATES, RunFolder, check_run_id, new_run_id, runs_dir as default_runs_dir, write_json
+from summarizer.runs import (FINAL_STATES, RunFolder, check_run_id, new_run_id, open_regular,
+                            runs_dir as default_runs_dir, write_json)
 from training import launch, registry
 from training.launch import check_processes
 from training.run_files import ACTIVE_STATES, StatusCache
@@ -67,7 +63,7 @@ class JobRunner:
         grace_s: seconds a cancelled run gets to stop by itself before its process group is killed.
         python: interpreter for the children (default: this one).
         accelerate_configs: accelerate config files allowed wherever they are (named on the
-            app's command line); others must lie under the runs folder or the current directory.
+            app's command line); others must lie under the runs folder.
 
     Never raises on construction: when the folder cannot be created or written, :attr:`problem`
     holds the message and :meth:`submit` refuses.
@@ -123,7 +119,7 @@ class JobRunner:
         Raises:
             ValueError: naming ``accelerate_config``.
         """
-        return launch.check_accelerate_config(path, [self.root, Path.cwd()], self.accelerate_configs)
+        return launch.check_accelerate_config(path, [self.root], self.accelerate_configs)
 
     # ---- queue -------------------------------------------------------------------------------
     def submit(self, method: str, values: dict, num_processes: int = 1, estimate_s: float | None = None,
@@ -300,7 +296,11 @@ class JobRunner:
             return
         env = {**os.environ, MARKER_ENV: str(run.path), "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-        with open(run.log_file, "ab") as log:
+        try:
+            log = open_regular(run.log_file, "ab")  # never through a planted symlink
+        except OSError as err:
+            return run.update_status(state="failed", finished=time.time(), error=f"not started: {err}")
+        with log:
             try:
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         cwd=PROJECT_ROOT, env=env, start_new_session=True)
@@ -331,7 +331,7 @@ class JobRunner:
                 if state == "queued":
                     run.update_status(state="cancelled", finished=time.time(), error="cancelled while queued")
                 elif state == "running":
-                    run.cancel_file.touch()
+                    open_regular(run.cancel_file, "ab").close()
                     run.update_status(cancel_requested=time.time())
                     self._signal(run_id, status, signal.SIGTERM)  # python or accelerate, which forwards it
             except OSError as err:

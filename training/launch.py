@@ -54,7 +54,7 @@ def check_accelerate_config(path, allowed_roots: list[Path], allowed_files: list
     None for an empty value.
 
     Allowed: a regular file of at most 100 KB holding a YAML or JSON mapping, inside one of
-    ``allowed_roots`` (the runs folder, the current directory) after resolving links, or one of
+    ``allowed_roots`` (the runs folder) after resolving links, or one of
     ``allowed_files`` (given on the app's command line).
 
     Raises:

@@ -78,13 +78,14 @@ def export_run(runner, run_id: str, out_dir: str | Path) -> Path:
         ValueError: bad or unknown run id, or the run is not completed with a model.
     """
     run = runner.run(run_id)
-    if runner.status(run_id).get("state") != "completed" or not run.model_dir.is_dir():
+    if runner.status(run_id).get("state") != "completed" or not _own_model_dir(run):
         raise ValueError(f"run_id {run_id} has no finished model to export: only a completed run exports.")
     out = Path(out_dir) / f"{run_id}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(run.model_dir.rglob("*")):
-            if path.is_file() and not path.is_symlink() and path.suffix not in PICKLE_SUFFIXES:
+            inside = path.resolve().is_relative_to(run.model_dir.resolve())  # no link out of the run
+            if inside and path.is_file() and not path.is_symlink() and path.suffix not in PICKLE_SUFFIXES:
                 zf.write(path, f"{run_id}/model/{path.relative_to(run.model_dir)}")
         for name in EXPORT_FILES:
             path = run.path / name
@@ -101,7 +102,12 @@ def upload_command(runner, run_id: str, repo_id: str = "") -> str:
         ValueError: bad or unknown run id, or no finished model.
     """
     run = runner.run(run_id)
-    if not run.model_dir.is_dir():
+    if not _own_model_dir(run):
         raise ValueError(f"run_id {run_id} has no finished model to upload: only a completed run uploads.")
     repo = repo_id.strip() if isinstance(repo_id, str) and repo_id.strip() else f"<your-name>/{run_id}"
     return shlex.join(["huggingface-cli", "upload", repo, str(run.model_dir)])
+
+
+def _own_model_dir(run) -> bool:
+    """True when the run's ``model/`` is a real folder inside the run, not a (planted) symlink."""
+    return run.model_dir.is_dir() and not run.model_dir.is_symlink()

@@ -12,7 +12,7 @@ import math
 import os
 from pathlib import Path
 
-from summarizer.runs import RUN_ID_RE, SLOTS
+from summarizer.runs import RUN_ID_RE, SLOTS, open_regular, read_bytes
 from training import registry
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
@@ -91,11 +91,7 @@ def clean_status(raw) -> dict | None:
 def read_status_file(path: Path) -> dict | None:
     """:func:`clean_status` of the file at ``path``; None when missing, too big or not JSON."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_STATUS_BYTES + 1)
-        if len(data) > MAX_STATUS_BYTES:
-            return None
-        return clean_status(json.loads(data))
+        return clean_status(json.loads(read_bytes(path, MAX_STATUS_BYTES)))
     except (OSError, ValueError, RecursionError):
         return None
 
@@ -171,7 +167,7 @@ class MetricsTail:
                 self.rows, self._offset, self._ino = [], 0, st.st_ino
             if st.st_size == self._offset:
                 return self.rows
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 f.seek(self._offset)
                 data = f.read(st.st_size - self._offset)
         except OSError:

@@ -204,12 +204,9 @@ def target_module_problem(base_model: str, targets: str) -> str | None:
 
 def read_small_json(path: Path, limit: int = 1_000_000):
     """Parsed JSON of a file of at most ``limit`` bytes, else None."""
-    try:
-        if path.stat().st_size > limit:
-            return None
-        return json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
+    from summarizer.runs import read_json
+
+    return read_json(path, None, limit)
 
 
 def path_errors(config) -> list[str]:

@@ -157,7 +157,7 @@ def build(studio) -> dict:
         gr.Markdown(f"**Training is disabled:** {h.runner.problem}", elem_id="train-unavailable")
     base = gr.Textbox(value=studio.slots.config.base, label="Base model (hub id or folder)", elem_id="train-base")
     accelerate = gr.Textbox(label="Accelerate config file (optional, from `accelerate config`; under the runs "
-                            "folder or the current folder)", elem_id="train-accelerate-config")
+                            "folder)", elem_id="train-accelerate-config")
     timer = gr.Timer(2.0, active=False)
     forms = {}
     with gr.Tabs(elem_id="train-methods") as method_tabs:
