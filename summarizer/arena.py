@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 # Re-exported: callers import the leaderboard from here.
 from .arena_stats import (BASE_RATING, SCALE, Z95, bradley_terry, leaderboard, to_rating,  # noqa: F401
                           wilson_interval, win_matrix)
+from .text import spreadsheet_safe
 
 DB_NAME = "arena.sqlite3"
 VOTES = ("A", "B", "tie", "both bad")
@@ -255,14 +256,12 @@ class ArenaStore:
             for v in self.votes(class_session):
                 winner = {"A": v["model_a"], "B": v["model_b"]}.get(v["vote"], "")
                 when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v["voted_at"]))
-                writer.writerow([_csv_safe(x) for x in (
+                writer.writerow([spreadsheet_safe(x) for x in (
                     v["vote_id"], v["class_session"], v["class_name"], v["browser_session"], v["dialogue_id"],
                     v["model_a"], v["source_a"], v["model_b"], v["source_b"], v["vote"], winner, when)])
         return out
 
 
-def _csv_safe(value):
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
 
 
 # ---- serving a pair ----------------------------------------------------------------------------

@@ -151,3 +151,13 @@ def check_index(index, n_rows: int, split: str, field: str = "Dialogue number") 
 def reference_index(dialogues: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, list[str]]:
     """Map each cleaned dialogue to its references, so a loaded dialogue finds its summaries."""
     return {clean_text(d): list(r) for d, r in zip(dialogues, references)}
+
+
+# Leading characters that make a spreadsheet evaluate a CSV cell (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula;
+    other values unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value

@@ -77,3 +77,12 @@ def test_scorer_limit_message_is_about_the_scorer():
     with pytest.raises(ValueError, match="over the limit of 20,000; the toxicity scorer .*first 512 tokens") as err:
         clean_dialogue("x" * 20_001, what="text", why_limit=SCORER_LIMIT)
     assert "prompts are cut" not in str(err.value)
+
+
+@pytest.mark.parametrize("cell,safe", [("=1+1", "'=1+1"), ("\t=cmd", "'\t=cmd"), ("\r@x", "'\r@x"),
+                                       ("-2", "'-2"), ("fine", "fine"), (3, 3)])
+def test_spreadsheet_safe_cells(cell, safe):
+    """One rule for every CSV the studio writes (Compare handout, Arena votes)."""
+    from summarizer.text import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == safe

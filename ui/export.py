@@ -21,13 +21,12 @@ import tempfile
 from pathlib import Path
 
 from summarizer.models import SLOT_LABELS, SLOTS
-from summarizer.text import MAX_DIALOGUE_CHARS, clean_text
+from summarizer.text import MAX_DIALOGUE_CHARS, clean_text, spreadsheet_safe
 
 MAX_TEXT_CHARS = MAX_DIALOGUE_CHARS  # per text field; a prompt is at most 512 tokens anyway
 MAX_LIST_ITEMS = 20  # references or prompt notes
 NUMBER_FIELDS = ("reward", "p_hate", "rouge1", "rougeL")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 WHAT_TO_DO = "pass the JSON that /compare returned (its last output)"
 
 
@@ -125,7 +124,7 @@ def to_markdown(results: dict) -> str:
 
 def csv_cell(text: str) -> str:
     """A text cell a spreadsheet will not evaluate: a leading ``'`` before = + - @ tab CR."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return spreadsheet_safe(text)
 
 
 CSV_COLUMNS = ("part", "model", "text", "reward", "p_hate", "rouge1_x100", "rougeL_x100")
