@@ -10,7 +10,6 @@ slots' lock). Cancel stops a run after the current batch.
 """
 from __future__ import annotations
 
-import math
 import threading
 from datetime import datetime
 
@@ -26,7 +25,7 @@ from summarizer.prompt_lab import (MAX_DIALOGUES, MAX_TEMPLATE_CHARS, MAX_TEMPLA
                                    run_lab)
 from summarizer.rouge import ROUGE_KEYS, ROUGE_NAMES
 
-from .common import user_errors
+from .common import user_errors, whole_number
 from .context import Studio
 from .evaluate import results_dir
 
@@ -34,7 +33,6 @@ SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", 
                  "num_beams", "seed")
 DEFAULT_TEMPLATES = ("zero-shot", "what-was-going-on")  # T1, T2 on first load; the rest empty
 LAB_QUEUE = "prompt-lab"
-_cancel_flags: dict[str, threading.Event] = {}
 
 
 def lab_figure(table: list[dict], metric: str = "rouge1") -> go.Figure:
@@ -142,9 +140,9 @@ def _layout_results() -> dict:
         "table_state": gr.State([])}
 
 
-def _session_flag(request) -> threading.Event:
-    """This session's cancel flag (``"api"`` for callers without a session), created on first use."""
-    return _cancel_flags.setdefault(getattr(request, "session_hash", None) or "api", threading.Event())
+def _session_flag(studio: Studio, request) -> threading.Event:
+    """This session's Prompt Lab cancel flag, kept on the Studio apart from Evaluate's."""
+    return studio.cancel_flag(f"prompt-lab:{getattr(request, 'session_hash', None) or 'api'}")
 
 
 def _preset_applier(studio: Studio):
@@ -166,7 +164,7 @@ def _runner(studio: Studio):
         updates status, table, chart, per-dialogue outputs, files and the stored table."""
         texts = (t1, t2, t3, t4, t5, t6)  # MAX_TEMPLATES boxes
         settings_values = (max_new, min_new, strategy, temperature, top_k, top_p, beams, gen_seed)
-        flag = _session_flag(request)
+        flag = _session_flag(studio, request)
         flag.clear()
         with user_errors():
             if model_name not in SLOTS:
@@ -174,8 +172,8 @@ def _runner(studio: Studio):
             templates, names = templates_from_boxes(texts)
             settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, settings_values)))
             rows_all = studio.split(split_name)
-            idx = pick_dialogues(len(rows_all), _whole(n_dialogues, "Dialogues (N)"),
-                                 _whole(seed, "Dialogue seed"))
+            idx = pick_dialogues(len(rows_all), whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES),
+                                 whole_number(seed, "Dialogue seed", 0, 2**32 - 1))
             try:
                 result = run_lab(studio.slots, model_name, templates, [rows_all[i] for i in idx], settings,
                                  names=names, max_input_tokens=studio.max_input_tokens,
@@ -190,12 +188,13 @@ def _runner(studio: Studio):
     return run
 
 
-def request_cancel(request: gr.Request):
-    """Sets this session's cancel flag; the run stops after its current batch."""
-    flag = _cancel_flags.get(getattr(request, "session_hash", None) or "api")
-    if flag:
-        flag.set()
-    return "Cancelling: the Prompt Lab stops after the current batch."
+def _canceller(studio: Studio):
+    """The Cancel button's handler (``/cancel_prompt_lab``)."""
+    def request_cancel(request: gr.Request):
+        """Sets this session's cancel flag; the run stops after its current batch."""
+        _session_flag(studio, request).set()
+        return "Cancelling: the Prompt Lab stops after the current batch."
+    return request_cancel
 
 
 def _wire(studio: Studio, form: dict, res: dict) -> None:
@@ -207,7 +206,7 @@ def _wire(studio: Studio, form: dict, res: dict) -> None:
     run_event = res["run"].click(_runner(studio), inputs,
                                  [res[k] for k in ("status", "table", "chart", "outputs", "files", "table_state")],
                                  api_name="prompt_lab", concurrency_id=LAB_QUEUE)
-    res["cancel"].click(request_cancel, None, res["status"], cancels=[run_event], api_name="cancel_prompt_lab")
+    res["cancel"].click(_canceller(studio), None, res["status"], cancels=[run_event], api_name="cancel_prompt_lab")
     res["metric"].change(lambda t, m: lab_figure(t, m), [res["table_state"], res["metric"]], res["chart"],
                          queue=False, api_visibility="private")
 
@@ -218,14 +217,3 @@ def build(studio: Studio) -> dict:
     form, res = _layout_form(), _layout_results()
     _wire(studio, form, res)
     return {"run": res["run"], "table": res["table"], "templates": form["boxes"]}
-
-
-def _whole(value, field: str) -> int:
-    """``value`` as an int, or ``ValueError`` naming ``field``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field} must be a whole number, got {value!r}.") from None
-    if math.isnan(number) or number != int(number):
-        raise ValueError(f"{field} must be a whole number, got {value!r}.")
-    return int(number)
