@@ -172,22 +172,27 @@ def cache_entry(source: str, stored: str, base: str | None = None) -> Path:
 
 # ---- conversion --------------------------------------------------------------------------------
 def _converter(source: str, base: str | None):
-    """A TransformersConverter for ``source``, or for the adapter ``source`` merged into ``base``."""
+    """A TransformersConverter for ``source``, or for the adapter ``source`` merged into ``base``.
+
+    Weights load as the torch path loads them (:func:`summarizer.model_sources.weights_kwargs`:
+    a local folder with safetensors never has a pickle beside them read).
+    """
     from ctranslate2.converters import TransformersConverter
 
-    if base is None:
-        return TransformersConverter(source)
+    from .model_sources import weights_kwargs
 
-    class MergedConverter(TransformersConverter):
-        """Loads the base, applies the adapter and merges it (peft ``merge_and_unload``)."""
+    class SafeConverter(TransformersConverter):
+        """Loads with :func:`weights_kwargs`; with ``base``, merges the adapter (peft ``merge_and_unload``)."""
 
         def load_model(self, model_class, model_name_or_path, **kwargs):
+            model = model_class.from_pretrained(model_name_or_path, **kwargs, **weights_kwargs(model_name_or_path))
+            if base is None:
+                return model
             from peft import PeftModel
 
-            model = model_class.from_pretrained(model_name_or_path, **kwargs)
             return PeftModel.from_pretrained(model, source).merge_and_unload()
 
-    return MergedConverter(base)
+    return SafeConverter(base or source)
 
 
 def convert(source: str, stored: str, base: str | None = None,

@@ -269,22 +269,40 @@ def _score_meta(rows: Sequence[dict], models: list[str], rule: str, bootstrap: d
     }
 
 
+def score_predictions(data: bytes, split_rows: Sequence[dict], split: str, scorer, tokenizer=None,
+                      **stats) -> EvaluationResult:
+    """Score the summaries in CSV ``data`` (layout: :mod:`summarizer.predictions_file`) against
+    ``split_rows``, the dialogues of ``split``, by :func:`score_summaries`.
+
+    ``tokenizer`` counts every column's summary tokens (None: token lengths left empty); ``stats``
+    are :func:`score_summaries`' bootstrap and rule keywords.
+
+    Raises:
+        summarizer.predictions_file.PredictionsFileError: the data cannot be read or matched
+            (the message names the column, row or ids).
+    """
+    from .predictions_file import load_predictions
+
+    rows, summaries = load_predictions(data, list(split_rows), split)
+    tokenizers = {m: tokenizer for m in summaries} if tokenizer is not None else None
+    result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, **stats)
+    result.meta.update(split=split, generation=None, prompt_mode=None)
+    return result
+
+
 def score_predictions_file(path: Path, dataset, split: str, scorer, tokenizer=None,
                            **stats) -> EvaluationResult:
-    """Score the summaries in the CSV at ``path`` (layout: :mod:`summarizer.predictions_file`).
+    """:func:`score_predictions` for the CSV at ``path`` and ``split`` of ``dataset``.
 
     Raises:
         summarizer.predictions_file.PredictionsFileError: the file cannot be read or matched.
         OSError: the file cannot be opened.
     """
     from .data import load_split
-    from .predictions_file import load_predictions
 
-    rows, summaries = load_predictions(Path(path).read_bytes(), list(load_split(dataset, split)), split)
-    tokenizers = {m: tokenizer for m in summaries} if tokenizer is not None else None
-    result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, **stats)
-    result.meta.update(dataset=str(dataset), split=split, summaries_from=str(path),
-                       generation=None, prompt_mode=None)
+    result = score_predictions(Path(path).read_bytes(), load_split(dataset, split), split, scorer,
+                               tokenizer, **stats)
+    result.meta.update(dataset=str(dataset), summaries_from=str(path))
     return result
 
 
@@ -336,7 +354,7 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
         raise EvaluationCancelled("Evaluation cancelled.")
     if on_progress:
         on_progress(1.0, "Scoring toxicity and ROUGE")
-    tokenizers = {m: slots.full().tokenizer if m == "full" else slots.tokenizer for m in models}
+    tokenizers = {m: slots.tokenizer_of(m) for m in models}
     result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, rule=rule,
                              n_resamples=n_resamples, confidence=confidence,
                              bootstrap_seed=bootstrap_seed, should_stop=stop)

@@ -174,6 +174,21 @@ class ModelSlots(CT2SlotsMixin):
             return self._base_tokenizer()
         return self.base().tokenizer
 
+    def tokenizer_of(self, slot: str):
+        """The tokenizer that reads ``slot``'s prompts and counts its summary tokens.
+
+        The full slot may carry its own tokenizer; every other slot shares the base's. With the
+        ct2 backend only the tokenizer (and the CTranslate2 model) are loaded, never the torch model.
+
+        Raises:
+            SlotError: the slot is empty or fails to load.
+        """
+        if slot != "full":
+            return self.tokenizer
+        if self.backend == "ct2":
+            return self._ct2_model("full").tokenizer
+        return self.full().tokenizer
+
     def _ensure_adapter(self, slot: str) -> None:
         from peft import PeftModel  # imported here: the app starts faster without peft
 
@@ -228,8 +243,12 @@ class ModelSlots(CT2SlotsMixin):
     def trainable_parameters(self, slot: str) -> tuple[int, int]:
         """(parameters the slot trained, total parameters the slot runs with).
 
-        For adapter slots the first number counts only that adapter's parameters.
+        For adapter slots the first number counts only that adapter's parameters. With the ct2
+        backend the counts come from shapes alone, so no torch model is loaded for them.
         """
+        counted = self._ct2_parameters(slot) if self.backend == "ct2" else None
+        if counted is not None:
+            return counted
         with self._lock:
             if slot in ADAPTER_SLOTS:
                 self._ensure_adapter(slot)

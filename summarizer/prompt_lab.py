@@ -215,7 +215,7 @@ def _load(slots, model: str, on_progress: Callable[[float, str], None] | None):
     if on_progress:
         on_progress(0.0, "Loading the model")
     slots.load([model])
-    return slots.full().tokenizer if model == "full" else slots.tokenizer
+    return slots.tokenizer_of(model)
 
 
 def _check_room(tokenizer, names: Sequence[str], templates: Sequence[str], max_input_tokens: int) -> None:

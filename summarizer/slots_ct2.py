@@ -10,6 +10,9 @@ base drops them; the compute type is resolved per device (int8 on CPU, int8_floa
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import torch
 from transformers import AutoTokenizer
 
@@ -85,6 +88,19 @@ class CT2SlotsMixin:
         self._ct2[slot] = (key, model)
         return model
 
+    def _ct2_parameters(self, slot: str) -> tuple[int, int] | None:
+        """:meth:`trainable_parameters` without loading torch weights, or None to load them.
+
+        Counts come from the config on the meta device (no memory) and, for an adapter, from the
+        tensor shapes in its ``adapter_model.safetensors`` header; None when that file is absent.
+        """
+        model = self.source("full") if slot == "full" else self.config.base
+        total = _config_parameters(model)
+        if slot not in ADAPTER_SLOTS:
+            return total, total
+        own = _adapter_parameters(self.source(slot))
+        return None if own is None else (own, total + own)
+
     def _generate_ct2(self, slots, prompts, settings, batch_size, on_batch) -> dict[str, list[str]]:
         """Each slot on its own CTranslate2 model, one after the other."""
         try:
@@ -94,3 +110,27 @@ class CT2SlotsMixin:
         models = {slot: self._ct2_model(slot) for slot in slots}
         return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch)
                 for slot, model in models.items()}
+
+
+def _config_parameters(source: str) -> int:
+    """Parameters of the seq2seq model ``source`` describes, built on the meta device (no weights read)."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    with torch.device("meta"):  # ties embeddings as a loaded model does (accelerate's init_empty_weights does not)
+        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source))
+    return sum(p.numel() for p in model.parameters())
+
+
+def _adapter_parameters(source: str) -> int | None:
+    """Elements in a peft adapter's ``adapter_model.safetensors`` (read from its header), or None."""
+    from huggingface_hub import hf_hub_download
+    from safetensors import safe_open
+
+    path = Path(source) / "adapter_model.safetensors"
+    if not path.is_file():
+        try:
+            path = Path(hf_hub_download(source, "adapter_model.safetensors"))
+        except (OSError, ValueError):  # not a hub id, or the hub copy has only pickles
+            return None
+    with safe_open(str(path), "pt") as weights:
+        return sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())

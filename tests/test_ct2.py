@@ -133,6 +133,34 @@ def test_run_model_is_cached_in_its_run_folder(tiny_t5, tmp_path):
     assert len(entries) == 1 and entries[0].name.startswith("int8-") and (entries[0] / "model.bin").is_file()
 
 
+def test_evaluate_with_ct2_never_loads_a_torch_model(tiny_t5, rows, monkeypatch):
+    """Token counts under ct2 come from the tokenizer alone: no torch weights are read."""
+    from summarizer.evaluation import evaluate
+
+    slots = slots_for(tiny_t5, backend="ct2", compute_type="float32")
+    slots.set_source("full", str(tiny_t5))
+    monkeypatch.setattr(slots, "_load_seq2seq", lambda *a: pytest.fail(f"torch model loaded: {a}"))
+    result = evaluate(slots, None, rows[:3], GREEDY, ["base", "full"], n_resamples=50)
+    assert slots._base is None and slots._full is None
+    from statistics import fmean
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    for row in result.results:
+        summaries = [p[f"{row['model']}_summary"] for p in result.predictions]
+        counted = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in summaries]
+        assert row["gen_tokens_mean"] == pytest.approx(fmean(counted))
+
+
+def test_ct2_parameter_counts_equal_the_loaded_torch_models(tiny_t5, random_adapter):
+    torch_slots = slots_for(tiny_t5, random_adapter)
+    ct2_slots = slots_for(tiny_t5, random_adapter, backend="ct2")
+    for slots in (torch_slots, ct2_slots):
+        slots.set_source("full", str(tiny_t5))
+    for slot in ("base", "full", "lora"):
+        assert ct2_slots.trainable_parameters(slot) == torch_slots.trainable_parameters(slot)
+    assert ct2_slots._base is None and ct2_slots._full is None
+
+
 def test_generation_settings_are_honoured(tiny_t5, prompts):
     ct2 = slots_for(tiny_t5, backend="ct2", compute_type="float32")
     tok = ct2.tokenizer

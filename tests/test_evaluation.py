@@ -44,6 +44,9 @@ class FakeSlots:
             on_batch(len(prompts), len(prompts))
         return {s: self.summaries[s] for s in slots}
 
+    def tokenizer_of(self, slot):
+        return self.tokenizer
+
     def trainable_parameters(self, slot):
         return (100, 100) if slot == "base" else (5, 105)
 

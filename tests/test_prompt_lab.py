@@ -36,6 +36,9 @@ class FakeSlots:
     def load(self, slots):
         pass
 
+    def tokenizer_of(self, slot):
+        return self.tokenizer
+
     def source(self, slot):
         return "fake/base"
 

@@ -2,7 +2,7 @@
 
 The file (layout in :mod:`summarizer.predictions_file`: an ``id`` or ``dialogue`` column and one
 column per model) is matched against the chosen split and scored by
-:func:`summarizer.evaluation.score_summaries`, the same code as an evaluation, without loading a
+:func:`summarizer.evaluation.score_predictions`, the same code as the Evaluate CLI's ``--predictions``, without loading a
 summarizer. The lead places :func:`build` inside the Evaluate tab.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from summarizer.evaluation import TOXICITY_PROTOCOL, score_summaries
-from summarizer.predictions_file import MAX_FILE_BYTES, PredictionsFileError, load_predictions
+from summarizer.evaluation import TOXICITY_PROTOCOL, score_predictions
+from summarizer.predictions_file import MAX_FILE_BYTES, PredictionsFileError
 from summarizer.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE
 
 from .context import MODEL_QUEUE, Studio
@@ -34,14 +34,12 @@ def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxic
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES:
         raise PredictionsFileError(f"Predictions file: {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}.")
-    rows, summaries = load_predictions(Path(path).read_bytes(), list(studio.split(split)), split)
-    result = score_summaries(rows, summaries, studio.toxicity if toxicity else None,
-                             tokenizers={m: _tokenizer(studio) for m in summaries})
-    result.meta.update(dataset=str(studio.dataset), split=split, summaries_from=Path(path).name,
-                       generation=None, prompt_mode=None)
+    result = score_predictions(Path(path).read_bytes(), studio.split(split), split,
+                               studio.toxicity if toxicity else None, _tokenizer(studio))
+    result.meta.update(dataset=str(studio.dataset), summaries_from=Path(path).name)
     out = results_dir() / f"predictions-{datetime.now():%Y%m%d-%H%M%S-%f}"
     paths = result.write(out)
-    status = (f"**{len(rows)} dialogues** of {studio.dataset} ({split}) matched; models from the file: "
+    status = (f"**{result.meta['n_dialogues']} dialogues** of {studio.dataset} ({split}) matched; models from the file: "
               f"{', '.join(result.models)}. Summary tokens are counted with the base model's tokenizer. "
               f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {LAB_PROTOCOL} "
               + (TOXICITY_PROTOCOL if toxicity else "Toxicity not scored."))
