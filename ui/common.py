@@ -21,11 +21,15 @@ NO_REFERENCE = "no reference"
 
 
 @contextlib.contextmanager
-def user_errors():
-    """Re-raise ``ValueError`` (and ``SlotError``, ``OSError`` from loading) as ``gr.Error``."""
+def user_errors(kinds: tuple[type[Exception], ...] = (ValueError, OSError)):
+    """Re-raise ``kinds`` as ``gr.Error`` (a message for the user, no traceback).
+
+    The default covers ``ValueError`` (and ``SlotError``) and ``OSError`` from loading; the Train
+    tab passes ``(ValueError, TypeError)``, the runner's refusals, which name the field.
+    """
     try:
         yield
-    except (ValueError, OSError) as err:
+    except kinds as err:
         raise gr.Error(str(err), print_exception=False) from err
 
 

@@ -5,7 +5,6 @@ Reading handlers (list, metrics, overlay) never start a queued run: the runner's
 """
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from pathlib import Path
 
@@ -16,18 +15,15 @@ from training.estimate import estimate, finished_for_calibration
 from training.jobs import JobRunner, RunsFolderError
 from training.settings import read_small_json
 from ui.train_form import parse_settings
+from ui.common import user_errors as common_user_errors
 from ui.train_monitor import RunReader
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "studio-exports"  # gradio serves files from the temp dir
 
 
-@contextlib.contextmanager
 def user_errors():
-    """``ValueError``/``TypeError`` (the runner's refusals, which name the field) → ``gr.Error``."""
-    try:
-        yield
-    except (ValueError, TypeError) as err:
-        raise gr.Error(str(err), print_exception=False) from None
+    """:func:`ui.common.user_errors` for the runner's refusals (``ValueError``/``TypeError``, naming the field)."""
+    return common_user_errors((ValueError, TypeError))
 
 
 def run_settings(runner: JobRunner, run_id: str) -> tuple[str, dict, int] | None:
