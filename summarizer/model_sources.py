@@ -14,10 +14,10 @@ run's own ``config.json``, which never has transformers' ``model_type``). No tor
 """
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
+from .runs import read_json
 from .slot_config import ADAPTER_SLOTS, SlotError
 
 # Weight files torch.load would unpickle; we never trust them to hold only tensors.
@@ -32,10 +32,7 @@ def _is_run_folder(path: Path) -> bool:
     """
     if not (path / "status.json").is_file() or (path / "adapter_config.json").is_file():
         return False
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return True
+    config = read_json(path / "config.json")  # untrusted: size-capped, no symlinks, FIFOs refused
     return not (isinstance(config, dict) and "model_type" in config)
 
 

@@ -288,7 +288,8 @@ class ModelSlots(CT2SlotsMixin):
                 return self._generate_ct2(slots, prompts, settings, batch_size, on_batch)
             out: dict[str, list[str]] = {}
             shared = [s for s in slots if s != "full"]
-            if "full" in slots and shared and self._parallel_full():
+            # Sampling stays sequential: both threads would draw from torch's one global generator.
+            if "full" in slots and shared and settings.strategy != "sampling" and self._parallel_full():
                 return self._generate_full_alongside(slots, shared, prompts, settings, batch_size, on_batch)
             if shared:
                 out.update(self._generate_shared(shared, prompts, settings, batch_size, on_batch))
@@ -313,10 +314,11 @@ class ModelSlots(CT2SlotsMixin):
         for slot in shared:
             if slot in ADAPTER_SLOTS:
                 self._ensure_adapter(slot)
+        progress = _SummedProgress(on_batch, {"full": len(prompts), "shared": len(prompts) * len(shared)})
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="full-slot") as pool:
             future = pool.submit(generate_texts, full.model, full.tokenizer, prompts, settings,
-                                 batch_size=batch_size, on_batch=on_batch)
-            out = self._generate_shared(shared, prompts, settings, batch_size, on_batch)
+                                 batch_size=batch_size, on_batch=progress.part("full"))
+            out = self._generate_shared(shared, prompts, settings, batch_size, progress.part("shared"))
             out["full"] = future.result()
         return {s: out[s] for s in slots}
 
@@ -349,3 +351,24 @@ class ModelSlots(CT2SlotsMixin):
                 out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
                                            batch_size=batch_size, on_batch=on_batch)
         return out
+
+
+class _SummedProgress:
+    """One ``on_batch(done, total)`` for generations running in parallel: the sums of their parts,
+    so a progress bar moves forward instead of jumping between the threads' own counters."""
+
+    def __init__(self, on_batch: Callable[[int, int], None] | None, totals: dict[str, int]):
+        self.on_batch, self.lock = on_batch, threading.Lock()
+        self.parts = {name: (0, total) for name, total in totals.items()}  # known up front: no 100 % early
+
+    def part(self, name: str) -> Callable[[int, int], None] | None:
+        if self.on_batch is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            with self.lock:
+                self.parts[name] = (done, total)
+                done_all = sum(d for d, _ in self.parts.values())
+                total_all = sum(t for _, t in self.parts.values())
+                self.on_batch(done_all, total_all)
+        return report

@@ -70,23 +70,24 @@ class CT2SlotsMixin:
         Raises:
             SlotError: empty slot, wrong kind of model, or a failed conversion.
         """
-        source = self.source(slot)
-        if not source:
-            raise SlotError(EMPTY_SLOT_HELP[slot])
-        base = self.config.base if slot in ADAPTER_SLOTS else None
-        compute = ct2_backend.resolve_compute_type(self.compute_type, self.device.type)
-        key = (source, base, compute)
-        if slot in self._ct2 and self._ct2[slot][0] == key:
-            return self._ct2[slot][1]
-        _check_kind(slot, source)
-        try:
-            folder = ct2_backend.convert(source, ct2_backend.STORED[compute], base, self.on_progress)
-        except ct2_backend.BackendError as err:
-            raise SlotError(f"The {slot} slot: {err}") from err
-        tokenizer = self._base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
-        model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute, torch.get_num_threads())
-        self._ct2[slot] = (key, model)
-        return model
+        with self._lock:  # conversions and the model table change only under the slots' lock
+            source = self.source(slot)
+            if not source:
+                raise SlotError(EMPTY_SLOT_HELP[slot])
+            base = self.config.base if slot in ADAPTER_SLOTS else None
+            compute = ct2_backend.resolve_compute_type(self.compute_type, self.device.type)
+            key = (source, base, compute)
+            if slot in self._ct2 and self._ct2[slot][0] == key:
+                return self._ct2[slot][1]
+            _check_kind(slot, source)
+            try:
+                folder = ct2_backend.convert(source, ct2_backend.STORED[compute], base, self.on_progress)
+            except ct2_backend.BackendError as err:
+                raise SlotError(f"The {slot} slot: {err}") from err
+            tokenizer = self._base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
+            model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute, torch.get_num_threads())
+            self._ct2[slot] = (key, model)
+            return model
 
     def _ct2_parameters(self, slot: str) -> tuple[int, int] | None:
         """:meth:`trainable_parameters` without loading torch weights, or None to load them.

@@ -158,3 +158,35 @@ def test_plain_pickle_weights_still_load_and_safetensors_win(tiny_t5, tmp_path):
 def test_a_file_is_not_a_model_folder(tiny_t5):
     with pytest.raises(SlotError, match="is a file, expected a model folder"):
         resolve_source(str(tiny_t5 / "model.safetensors"))
+
+
+def test_sampling_with_the_full_slot_reproduces_each_slot_alone(tiny_t5, prompts):
+    """base and full together draw the same samples as each alone: no two threads share torch's generator."""
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=str(tiny_t5)))
+    slots.parallel_full = True
+    s = GenerationSettings(max_new_tokens=20, strategy="sampling", temperature=1.5, seed=7)
+    together = slots.generate(["base", "full"], prompts * 4, s)
+    assert together["base"] == slots.generate(["base"], prompts * 4, s)["base"]
+    assert together["full"] == slots.generate(["full"], prompts * 4, s)["full"]
+
+
+def test_parallel_full_progress_moves_forward_to_the_total(tiny_t5, prompts):
+    slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=str(tiny_t5)))
+    slots.parallel_full = True
+    seen = []
+    out = slots.generate(["base", "full"], prompts * 3, GREEDY, batch_size=1, on_batch=lambda d, t: seen.append((d, t)))
+    assert out["base"] == out["full"]  # same weights, greedy: the parallel path changes nothing
+    n = len(prompts) * 3
+    assert {t for _, t in seen} == {2 * n}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (2 * n, 2 * n)
+
+
+def test_a_run_folder_whose_config_is_a_fifo_is_refused_without_hanging(tmp_path):
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text('{"state": "finished"}')
+    os.mkfifo(run / "config.json")  # reading it would block forever
+    with pytest.raises(SlotError, match="has no finished model"):
+        resolve_source(str(run))

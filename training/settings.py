@@ -7,7 +7,6 @@ what it got, and what is allowed.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import types
