@@ -224,6 +224,9 @@ def convert(source: str, stored: str, base: str | None = None,
     try:
         _converter(source, base).convert(str(tmp / "model"), quantization=stored)
         conversion_count += 1
+        # A hub model the conversion downloaded now has its commit: key it by that (not "@unknown"),
+        # so the next start finds this entry instead of converting again.
+        entry = cache_entry(source, stored, base)
         try:
             (tmp / "model").rename(entry)
         except OSError:  # another process finished the same conversion first: use that one

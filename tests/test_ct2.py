@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
@@ -240,3 +241,23 @@ def test_backend_selector_endpoint_switches_and_refuses_with_the_field(tiny_t5, 
         assert client.predict("torch", "auto", api_name="/set_backend") == "torch (transformers)"
     finally:
         demo.close()
+
+
+def test_a_hub_model_downloaded_by_its_conversion_is_cached_under_its_commit(tmp_path, monkeypatch):
+    """First use of an uncached hub id: the entry is keyed by the commit the download brought,
+    so the next start finds it instead of converting again under ``@unknown``."""
+    snapshots = iter([None])  # not cached before the conversion; cached (commit abc123) after
+    monkeypatch.setattr(ct2_backend, "_hub_snapshot", lambda s: next(snapshots, tmp_path / "abc123"))
+    converted = []
+
+    class FakeConverter:
+        def convert(self, out, quantization):
+            converted.append(out)
+            (Path(out)).mkdir()
+            (Path(out) / "model.bin").write_bytes(b"")
+
+    monkeypatch.setattr(ct2_backend, "_converter", lambda source, base: FakeConverter())
+    entry = ct2_backend.convert("google/flan-t5-base", "int8")
+    assert "unknown" not in ct2_backend.source_key("google/flan-t5-base")
+    assert entry == ct2_backend.cache_entry("google/flan-t5-base", "int8") and (entry / "model.bin").is_file()
+    assert ct2_backend.convert("google/flan-t5-base", "int8") == entry and len(converted) == 1
