@@ -54,8 +54,11 @@ def resolve_source(source: str) -> str:
                 raise SlotError(f"Run folder {path} has no finished model (no model/ folder).")
             return str(model)
         return str(path)
-    if path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
-        raise SlotError(f"Model folder {source} does not exist.")
+    from .data import is_hub_id  # one rule for "folder or hub id", shared with the data and Train checks
+
+    if not is_hub_id(source):
+        raise SlotError(f"Model folder {source} does not exist (and it is not a hub id such as "
+                        f"google/flan-t5-base).")
     return source
 
 

@@ -133,7 +133,12 @@ def _missing_fix(role: str, source: str, flag: str | None = None) -> str:
         name = source.rsplit("/", 1)[-1]
         how = (f"on a connected machine run `hf download {source} --local-dir models/{name}`, then "
                f"start with {flag} models/{name}")
-    return (f"It is not in the Hugging Face cache and the hub cannot be used (offline or "
+    # "models/flan-t5-base" reads as a hub id too: when "models/" is a folder here, the user meant a
+    # folder, so say where we looked instead of only suggesting a download of a repo that may not exist.
+    top = Path(source).parts[0] if "/" in source else None
+    looked = (f"There is no folder {source} under {Path.cwd()} (relative folders are read from there). "
+              if top and Path(top).is_dir() else "")
+    return (f"{looked}It is not in the Hugging Face cache and the hub cannot be used (offline or "
             f"unreachable). Connect once (it is then cached), or {how}.")
 
 

@@ -99,7 +99,7 @@ CASES = [
         ("a-file", "<file>", r"The {slot} slot's source: .* is a file, expected a model folder", "client"),
         ("missing", "/no/such/model", r"The {slot} slot's source: Model folder /no/such/model does not exist", "client"),
         ("pickle-only", "<pickle-dir>", r"The {slot} slot's source: .* holds pickle weights that cannot be loaded safely", "client"),
-        ("html-hub-id", "<b>x</b>", r"Could not load the {slot} (model|adapter) from '<b>x</b>'", "client"),
+        ("html-hub-id", "<b>x</b>", r"The {slot} slot's source: Model folder <b>x</b> does not exist \(and it is not a hub id", "client"),
     ]],
     *[(f"set-{slot}-{name}", f"set_{slot}", [v], accepted(_slot_emptied(slot)), "client")
       for slot in ("full", "detox") for name, v in [("empty", ""), ("whitespace", " \t "), ("null", None)]],

@@ -1,3 +1,4 @@
+import re
 import json
 
 import pytest
@@ -190,3 +191,13 @@ def test_a_run_folder_whose_config_is_a_fifo_is_refused_without_hanging(tmp_path
     os.mkfifo(run / "config.json")  # reading it would block forever
     with pytest.raises(SlotError, match="has no finished model"):
         resolve_source(str(run))
+
+
+@pytest.mark.parametrize("source", ["foo bar", "<b>x</b>", "a/b/c", "./nowhere"])
+def test_a_source_that_is_neither_a_folder_nor_a_hub_id_is_refused_by_name(source):
+    with pytest.raises(SlotError, match=rf"Model folder {re.escape(source)} does not exist \(and it is not a hub id"):
+        resolve_source(source)
+
+
+def test_a_hub_id_passes_through_unchanged():
+    assert resolve_source("google/flan-t5-base") == "google/flan-t5-base"

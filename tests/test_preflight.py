@@ -24,6 +24,11 @@ def test_each_kind_of_source(tmp_path, tiny_t5, monkeypatch):
     assert "--base-model models/flan-t5-large" in missing.text
     later = preflight.check_source("toxicity", "someone/classifier", can_download=True, ask_size=False)
     assert later.where == preflight.DOWNLOAD and "on first use" in later.text
+    assert "There is no folder" not in missing.text  # no local "google/" folder: plainly a hub id
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()  # the README's models/ folder is here, the model is not
+    meant_folder = preflight.check_source("base", "models/flan-t5-base", can_download=False)
+    assert f"There is no folder models/flan-t5-base under {tmp_path}" in meant_folder.text
     gone = preflight.check_source("dataset", "./no/such/folder", can_download=False)
     assert gone.where == preflight.MISSING and "--dataset" in gone.text
 
