@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     p.add_argument("--compute-types", nargs="+", default=["float32", "int8"], help="(default: %(default)s)")
     p.add_argument("--beam", action="store_true", help="also compare beam search (4 beams)")
     args = p.parse_args(argv)
+    if args.lora_model and not args.base_model:  # an adapter needs the base it was trained on
+        p.error("--lora-model needs --base-model (the base the adapter was trained on)")
 
     import torch
 
