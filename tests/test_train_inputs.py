@@ -1,0 +1,103 @@
+"""Train inputs the job runner must survive: unresolvable paths, relative paths, huge metrics
+files, planted export links, and the cost of one Train refresh.
+
+Nothing here starts a training process: ``subprocess.Popen`` is stubbed where a run would launch.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from training import run_files
+
+def _small(tiny_t5, dialogsum_dir, **changes) -> dict:
+    return {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "train_size": 4, "val_size": 0,
+            "batch_size": 2, "max_source_tokens": 32, "max_target_tokens": 8, "max_steps": 1, **changes}
+
+
+def _no_popen(cmd, **kwargs):
+    raise OSError("stubbed: not starting a process in this test")
+
+
+def _plant(root: Path, run_id: str, status: dict, config: dict | None = None) -> Path:
+    path = root / run_id
+    path.mkdir(parents=True)
+    (path / "status.json").write_text(json.dumps({"run_id": run_id, **status}))
+    if config is not None:
+        (path / "config.json").write_text(json.dumps({**config, "runs_dir": str(root), "run_dir": str(path)}))
+    return path
+
+
+def _loop(folder: Path) -> Path:
+    """A symlink loop: ``folder/a -> b -> a``."""
+    (folder / "a").symlink_to(folder / "b")
+    (folder / "b").symlink_to(folder / "a")
+    return folder / "a"
+
+
+# ---- finding 2: a huge (sparse) metrics.jsonl is read in bounded chunks ---------------------------
+class _CountingFile:
+    def __init__(self, f, counter):
+        self._f, self._counter = f, counter
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def seek(self, *args):
+        return self._f.seek(*args)
+
+    def read(self, n=-1):
+        data = self._f.read(n)
+        self._counter.append(len(data))
+        return data
+
+
+@pytest.fixture
+def read_sizes(monkeypatch):
+    sizes: list[int] = []
+    real = run_files.open_regular
+    monkeypatch.setattr(run_files, "open_regular", lambda path, mode="rb": _CountingFile(real(path, mode), sizes))
+    return sizes
+
+
+def test_huge_sparse_metrics_file_reads_only_its_tail(tmp_path, read_sizes):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "loss": 1.0 / s} for s in range(1, 101)]
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)  # 1 GiB of holes: no disk used, but a whole read would need 1 GiB of memory
+        f.seek(0, os.SEEK_END)
+        f.write(b"\n" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    tail = run_files.MetricsTail(path)
+    assert tail.read() == rows
+    assert sum(read_sizes) <= run_files.MAX_METRICS_READ + 1
+    read_sizes.clear()
+    with open(path, "a") as f:
+        f.write(json.dumps({"step": 101, "loss": 0.5}) + "\n")
+    assert tail.read()[-1] == {"step": 101, "loss": 0.5} and len(tail.rows) == 101
+    assert sum(read_sizes) < 100  # only the new line
+
+
+def test_metrics_chunks_keep_every_row_and_skip_overlong_lines(tmp_path, monkeypatch, read_sizes):
+    monkeypatch.setattr(run_files, "MAX_METRICS_READ", 64)
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("")
+    tail = run_files.MetricsTail(path)
+    assert tail.read() == []
+    lines = [json.dumps({"step": s, "loss": s / 10}) for s in range(1, 41)]
+    lines.insert(20, json.dumps({"step": 999, "note": "x" * 500}))  # longer than one read: skipped
+    with open(path, "a") as f:
+        f.write("\n".join(lines) + "\n")
+    for _ in range(200):  # each call reads at most 64 bytes, so catching up takes many calls
+        tail.read()
+    assert max(read_sizes) <= 65
+    assert [r["step"] for r in tail.rows] == list(range(1, 41))
+    # a first read that starts mid-file drops the partial first line, never a whole one
+    fresh = run_files.MetricsTail(path)
+    got = fresh.read()
+    assert got and got == tail.rows[-len(got):]
