@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import tempfile
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from training import run_files
+from training import run_actions, run_files
+from training.jobs import JobRunner
 
 def _small(tiny_t5, dialogsum_dir, **changes) -> dict:
     return {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "train_size": 4, "val_size": 0,
@@ -101,3 +106,37 @@ def test_metrics_chunks_keep_every_row_and_skip_overlong_lines(tmp_path, monkeyp
     fresh = run_files.MetricsTail(path)
     got = fresh.read()
     assert got and got == tail.rows[-len(got):]
+
+
+# ---- finding 4: each export in its own private folder --------------------------------------------
+def test_export_never_writes_through_a_planted_link(tmp_path):
+    from ui.train_handlers import TrainHandlers
+
+    root = tmp_path / "runs"
+    run_id = "lora-20260101-000000-417"
+    path = _plant(root, run_id, {"state": "completed", "method": "lora"}, {"lora_r": 4})
+    (path / "model").mkdir()
+    (path / "model" / "adapter_model.safetensors").write_bytes(b"weights")
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious")
+    old = Path(tempfile.gettempdir()) / "studio-exports"  # the fixed shared folder exports used
+    old.mkdir(exist_ok=True)
+    planted = old / f"{run_id}.zip"
+    planted.unlink(missing_ok=True)
+    planted.symlink_to(victim)
+    try:
+        handlers = TrainHandlers(SimpleNamespace(runs_dir=root))
+        first, second = (Path(handlers.export_run(run_id)["zip"]) for _ in range(2))
+    finally:
+        planted.unlink()
+    assert victim.read_text() == "precious"
+    for out in (first, second):
+        assert out.parent.name.startswith("studio-export-") and not out.is_symlink()
+        assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700  # mkdtemp: nobody else may plant in it
+        assert f"{run_id}/model/adapter_model.safetensors" in zipfile.ZipFile(out).namelist()
+    assert first.parent != second.parent
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / f"{run_id}.zip").symlink_to(victim)  # a caller's folder: created exclusively
+    with pytest.raises(FileExistsError):
+        run_actions.export_run(JobRunner(root), run_id, tmp_path / "out")
+    assert victim.read_text() == "precious"
