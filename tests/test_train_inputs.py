@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from training import run_actions, run_files
+from training import registry, run_actions, run_files
 from training.jobs import JobRunner
 
 def _small(tiny_t5, dialogsum_dir, **changes) -> dict:
@@ -140,3 +140,32 @@ def test_export_never_writes_through_a_planted_link(tmp_path):
     with pytest.raises(FileExistsError):
         run_actions.export_run(JobRunner(root), run_id, tmp_path / "out")
     assert victim.read_text() == "precious"
+
+
+# ---- finding 5: one Train refresh reads each status.json at most once ----------------------------
+def test_refresh_reads_each_status_once_however_many_pickers(tmp_path, monkeypatch):
+    import summarizer.runs
+    from ui.train import _refresher
+    from ui.train_monitor import RunReader
+
+    root = tmp_path / "runs"
+    ids = [f"lora-20260101-000000-{i:03d}" for i in range(1, 31)]
+    for i, run_id in enumerate(ids):
+        (_plant(root, run_id, {"state": "completed", "method": "lora", "slot": "lora", "created": i}) / "model").mkdir()
+    reads = []
+    for module in (summarizer.runs, run_files):
+        real = module.read_bytes
+        monkeypatch.setattr(module, "read_bytes", lambda p, *a, _real=real: reads.append(Path(p).name) or _real(p, *a))
+    runner = JobRunner(root)
+    # Three forms with the PPO picker each: the reads must not grow with the number of pickers.
+    spec = registry.spec("ppo")
+    forms = {f"form{i}": SimpleNamespace(spec=spec, pickers={p.name: None for p in spec.pickers}) for i in range(3)}
+    refresh = _refresher(SimpleNamespace(runner=runner, reader=RunReader(runner)), forms)
+    out = refresh(None)
+    assert reads.count("status.json") == len(ids)  # the listing's own reads, once per run
+    choices = [u["choices"] for u in out[6:9]]
+    expected = [("fresh adapter", "")] + [(f"{r} (lora)", str(root / r)) for r in reversed(ids)]
+    assert choices == [expected] * 3
+    reads.clear()
+    refresh(ids[0])
+    assert reads.count("status.json") == 0  # nothing changed: the status cache answers
