@@ -15,8 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from training import registry, run_actions, run_files
-from training.jobs import JobRunner
+from training import estimate, launch, lora, registry, run_actions, run_files
+from training.config import parse_config
+from training.jobs import PROJECT_ROOT, JobRunner
 
 def _small(tiny_t5, dialogsum_dir, **changes) -> dict:
     return {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "train_size": 4, "val_size": 0,
@@ -41,6 +42,73 @@ def _loop(folder: Path) -> Path:
     (folder / "a").symlink_to(folder / "b")
     (folder / "b").symlink_to(folder / "a")
     return folder / "a"
+
+
+# ---- finding 1: ~user and symlink loops are named refusals, never RuntimeError ---------------------
+def test_unresolvable_paths_are_refused_by_name(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+    root = tmp_path / "runs"
+    runner = JobRunner(root)
+    loop = _loop(tmp_path)
+    cases = [("base_model", {"base_model": "~nosuchuser/m"}), ("dataset", {"dataset": "~nosuchuser/d"}),
+             ("base_model", {"base_model": str(loop / "m")}), ("dataset", {"dataset": str(loop / "d")})]
+    for field, change in cases:
+        with pytest.raises(ValueError, match=field):
+            runner.submit("lora", _small(tiny_t5, dialogsum_dir, **change))
+        # the Train tab's estimate reads the same value before submit: it must not raise either
+        assert estimate.estimate("lora", _small(tiny_t5, dialogsum_dir, **change)).seconds > 0
+    with pytest.raises(ValueError, match="start_adapter"):
+        runner.submit("ppo", _small(tiny_t5, dialogsum_dir, start_adapter=str(loop), mini_batch_size=2))
+    for path in ("~nosuchuser/accelerate.yaml", str(loop / "accelerate.yaml")):
+        with pytest.raises(ValueError, match="accelerate_config"):
+            runner.submit("lora", _small(tiny_t5, dialogsum_dir), accelerate_config=path)
+    assert not [p for p in root.iterdir() if p.is_dir()]  # nothing queued
+
+
+def test_planted_queued_run_with_a_bad_path_fails_and_the_queue_moves_on(tiny_t5, dialogsum_dir, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+    root = tmp_path / "runs"
+    loop = _loop(tmp_path)
+    queued = {"state": "queued", "method": "lora", "num_processes": 1}
+    bad = {"lora-20260101-000000-001": (queued, _small(tiny_t5, dialogsum_dir, base_model="~nosuchuser/m")),
+           "lora-20260101-000000-002": (queued, _small(tiny_t5, dialogsum_dir, dataset=str(loop))),
+           "lora-20260101-000000-003": ({**queued, "accelerate_config": str(loop)}, _small(tiny_t5, dialogsum_dir))}
+    for i, (run_id, (status, config)) in enumerate(bad.items(), 1):
+        _plant(root, run_id, {**status, "created": i}, config)
+    _plant(root, "lora-20260101-000000-009", {**queued, "created": 9}, _small(tiny_t5, dialogsum_dir))
+    runner = JobRunner(root)
+    for _ in range(len(bad) + 1):
+        runner.tick()  # raised RuntimeError before, leaving the first run queued for ever
+    fields = {"lora-20260101-000000-001": "base_model", "lora-20260101-000000-002": "dataset",
+              "lora-20260101-000000-003": "accelerate_config"}
+    for run_id, field in fields.items():
+        status = runner.status(run_id)
+        assert status["state"] == "failed" and status["error"].startswith("not started:") and field in status["error"]
+    good = runner.status("lora-20260101-000000-009")  # reached launch: only the stubbed Popen stopped it
+    assert good["state"] == "failed" and "Could not start the training process" in good["error"]
+
+
+# ---- finding 3: config.json holds absolute paths: the child runs in another folder ----------------
+def test_relative_paths_are_made_absolute_at_submit(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+    here = tmp_path / "where the app runs"
+    (here / "data").mkdir(parents=True)
+    (here / "data" / "dialogsum").symlink_to(dialogsum_dir, target_is_directory=True)
+    monkeypatch.chdir(here)
+    runner = JobRunner(tmp_path / "runs")
+    base = os.path.relpath(tiny_t5, here)
+    run_id = runner.submit("lora", _small(tiny_t5, dialogsum_dir, base_model=base, dataset="data/dialogsum"))
+    config_file = runner.run(run_id).config_file
+    config = json.loads(config_file.read_text())
+    assert config["dataset"] == str(Path(dialogsum_dir).resolve())
+    assert config["base_model"] == str(Path(tiny_t5).resolve())
+    monkeypatch.chdir(PROJECT_ROOT)  # the child's working folder
+    parsed = parse_config(lora.LoraRunConfig, ["--config", str(config_file)])  # exits 2 if invalid
+    assert parsed.dataset == config["dataset"] and parsed.base_model == config["base_model"]
+    # A hub id is left alone (no such folder here), a local-looking one is resolved.
+    hub = lora.LoraRunConfig(**_small(tiny_t5, dialogsum_dir, base_model="google/flan-t5-small"))
+    assert hub.base_model == "google/flan-t5-small"
 
 
 # ---- finding 2: a huge (sparse) metrics.jsonl is read in bounded chunks ---------------------------
@@ -169,3 +237,31 @@ def test_refresh_reads_each_status_once_however_many_pickers(tmp_path, monkeypat
     reads.clear()
     refresh(ids[0])
     assert reads.count("status.json") == 0  # nothing changed: the status cache answers
+
+
+# ---- finding 6: one meta-device model per config, shared by the estimate and the target check ----
+def test_meta_model_built_once_for_estimate_and_target_checks(tiny_t5, dialogsum_dir, monkeypatch):
+    import transformers
+
+    from summarizer import meta_model
+
+    meta_model._describe.cache_clear()
+    builds = []
+    real = transformers.AutoModelForSeq2SeqLM.from_config
+    monkeypatch.setattr(transformers.AutoModelForSeq2SeqLM, "from_config",
+                        lambda *a, **k: builds.append(1) or real(*a, **k))
+    for _ in range(2):  # submit validates, and the launch validates config.json again
+        lora.LoraRunConfig(**_small(tiny_t5, dialogsum_dir, target_modules="q,v"))
+    count = estimate.parameter_count(str(tiny_t5))
+    assert len(builds) == 1
+    assert count == meta_model.config_parameters(str(tiny_t5)) > 0
+    with pytest.raises(ValueError, match="target_modules 'zz' not found"):
+        lora.LoraRunConfig(**_small(tiny_t5, dialogsum_dir, target_modules="zz"))
+    assert len(builds) == 1
+
+
+def test_launch_refusals_use_the_shared_number_check():
+    assert launch.check_processes(2.0) == 2
+    for bad in (0, 2.5, True, "2", None, launch.MAX_PROCESSES + 1):
+        with pytest.raises(ValueError, match=f"num_processes must be a whole number 1..{launch.MAX_PROCESSES}"):
+            launch.check_processes(bad)
