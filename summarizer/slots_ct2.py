@@ -17,6 +17,7 @@ import torch
 from transformers import AutoTokenizer
 
 from . import ct2_backend
+from .meta_model import config_parameters
 from .model_sources import _check_kind
 from .slot_config import ADAPTER_SLOTS, EMPTY_SLOT_HELP, SlotError
 
@@ -96,7 +97,7 @@ class CT2SlotsMixin:
         tensor shapes in its ``adapter_model.safetensors`` header; None when that file is absent.
         """
         model = self.source("full") if slot == "full" else self.config.base
-        total = _config_parameters(model)
+        total = config_parameters(model)
         if slot not in ADAPTER_SLOTS:
             return total, total
         own = _adapter_parameters(self.source(slot))
@@ -111,15 +112,6 @@ class CT2SlotsMixin:
         models = {slot: self._ct2_model(slot) for slot in slots}
         return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch)
                 for slot, model in models.items()}
-
-
-def _config_parameters(source: str) -> int:
-    """Parameters of the seq2seq model ``source`` describes, built on the meta device (no weights read)."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
-
-    with torch.device("meta"):  # ties embeddings as a loaded model does (accelerate's init_empty_weights does not)
-        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source))
-    return sum(p.numel() for p in model.parameters())
 
 
 def _adapter_parameters(source: str) -> int | None:

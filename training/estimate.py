@@ -12,12 +12,11 @@ speed, load and architecture are measured instead of assumed.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from training import registry
-from training.settings import read_small_json
+from training.settings import local_path, read_small_json
 
 # Measured figure (the project brief): a flan-t5-small (77M parameters) full fine-tuning step with
 # batch 8, 512 source / 128 target tokens takes about 10 s on 2 CPU threads; flan-t5-base
@@ -60,21 +59,17 @@ class Estimate:
     calibrated_runs: int = 0
 
 
-@functools.lru_cache(maxsize=64)  # the Train tab asks again on every form change
 def parameter_count(base_model: str) -> float:
-    """Parameters of ``base_model``: counted from a local config (no weights read), else a
-    table of known hub models, else flan-t5-base's."""
-    path = Path(str(base_model)).expanduser()
-    if (path / "config.json").is_file():
-        try:
-            import torch
-            from transformers import AutoConfig, AutoModelForSeq2SeqLM
+    """Parameters of ``base_model``: counted from a local config (no weights read; cached per
+    version of that config), else a table of known hub models, else flan-t5-base's."""
+    from summarizer.meta_model import config_parameters
 
-            with torch.device("meta"):
-                model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(path))
-            return float(sum(p.numel() for p in model.parameters()))
-        except (OSError, ValueError):
-            pass
+    try:
+        path = local_path(str(base_model), "base_model")
+        if (path / "config.json").is_file():
+            return float(config_parameters(str(path)))
+    except (OSError, ValueError, KeyError):
+        pass  # not a usable local folder (submit says why): count it like a hub id
     name = str(base_model).rsplit("/", 1)[-1].lower()
     return KNOWN_PARAMS.get(name, KNOWN_PARAMS["flan-t5-base"])
 

@@ -11,7 +11,9 @@ import json
 import os
 from pathlib import Path
 
+from summarizer.text import whole_number
 from training import registry
+from training.settings import local_path
 
 MAX_PROCESSES = max(2, os.cpu_count() or 1)
 MAX_ACCELERATE_CONFIG_BYTES = 100_000  # `accelerate config` writes under 1 KB
@@ -23,13 +25,7 @@ def check_processes(num_processes) -> int:
     Raises:
         ValueError: anything else, naming ``num_processes`` and its range.
     """
-    value = num_processes
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PROCESSES:
-        raise ValueError(f"num_processes must be a whole number from 1 to {MAX_PROCESSES}, "
-                         f"got {repr(num_processes)[:40]}.")
-    return value
+    return whole_number(num_processes, "num_processes", 1, MAX_PROCESSES)
 
 
 def check_method_processes(method: str, num_processes: int, accelerate_config: str | None) -> None:
@@ -64,9 +60,9 @@ def check_accelerate_config(path, allowed_roots: list[Path], allowed_files: list
         return None
     if not isinstance(path, str) or len(path) > 1000 or "\x00" in path:
         raise ValueError(f"accelerate_config must be a file path (text), got {repr(path)[:60]}.")
-    real = Path(path).expanduser().resolve()
-    inside = any(real.is_relative_to(root.resolve()) for root in allowed_roots)
-    if not inside and real not in {f.expanduser().resolve() for f in allowed_files}:
+    real = local_path(path, "accelerate_config")
+    inside = any(real.is_relative_to(root) for root in _resolved(allowed_roots))
+    if not inside and real not in _resolved(allowed_files):
         roots = " or ".join(str(r) for r in allowed_roots)
         raise ValueError(f"accelerate_config {path!r} is outside the allowed places: put the file "
                          f"(from `accelerate config`) under {roots}, or name it on the app's command line.")
@@ -78,6 +74,17 @@ def check_accelerate_config(path, allowed_roots: list[Path], allowed_files: list
                          "not an accelerate config file.")
     _parse_accelerate_config(path, real)
     return str(real)
+
+
+def _resolved(paths: list[Path]) -> set[Path]:
+    """``paths`` resolved; one that cannot be (a link loop, no such user) allows nothing."""
+    out = set()
+    for p in paths:
+        try:
+            out.add(local_path(str(p), "accelerate_config"))
+        except ValueError:
+            continue
+    return out
 
 
 def _parse_accelerate_config(shown: str, real: Path) -> dict:
@@ -145,8 +152,9 @@ def checked_config(run, method: str, status: dict) -> int:
         raise ValueError(f"config.json has unknown settings: {', '.join(sorted(map(str, unknown))[:5])}")
     try:
         cls(**values)
-    except TypeError as err:
-        raise ValueError(str(err)) from err
+    except (TypeError, RuntimeError, RecursionError, OSError) as err:
+        # A planted value must fail this run, never the tick: that would leave it queued forever.
+        raise ValueError(f"config.json is not a valid {method} config ({type(err).__name__}: {err})") from err
     return num_processes
 
 

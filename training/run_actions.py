@@ -7,8 +7,10 @@ refuses runs in the wrong state with a message naming the run and what to do.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -70,28 +72,45 @@ def delete_run(runner, run_id: str, confirm: str = "") -> None:
         shutil.rmtree(run.path)
 
 
-def export_run(runner, run_id: str, out_dir: str | Path) -> Path:
+def export_run(runner, run_id: str, out_dir: str | Path | None = None) -> Path:
     """Write ``<out_dir>/<run_id>.zip``: ``model/`` (safetensors and JSON/text files only) and the
     run's card, metrics, config and status. Returns the zip's path.
 
+    ``out_dir`` defaults to a new private folder (``tempfile.mkdtemp``) in the temp folder, where
+    gradio serves files from: a fixed shared folder would let another user plant
+    ``<run_id>.zip`` as a link to a file of ours, which the zip would overwrite. The zip is
+    created exclusively and never through a link, in any folder.
+
     Raises:
         ValueError: bad or unknown run id, or the run is not completed with a model.
+        OSError: the zip cannot be written (``FileExistsError``: ``<run_id>.zip`` is already there).
     """
     run = runner.run(run_id)
     if runner.status(run_id).get("state") != "completed" or not _own_model_dir(run):
         raise ValueError(f"run_id {run_id} has no finished model to export: only a completed run exports.")
-    out = Path(out_dir) / f"{run_id}.zip"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(run.model_dir.rglob("*")):
-            inside = path.resolve().is_relative_to(run.model_dir.resolve())  # no link out of the run
-            if inside and path.is_file() and not path.is_symlink() and path.suffix not in PICKLE_SUFFIXES:
-                zf.write(path, f"{run_id}/model/{path.relative_to(run.model_dir)}")
+    folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="studio-export-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{run_id}.zip"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+        _add_model(zf, run, run_id)
         for name in EXPORT_FILES:
             path = run.path / name
             if path.is_file() and not path.is_symlink():
                 zf.write(path, f"{run_id}/{name}")
     return out
+
+
+def _add_model(zf: zipfile.ZipFile, run, run_id: str) -> None:
+    """The files of the run's ``model/``: no pickles, no links, nothing resolving outside it."""
+    model_dir = run.model_dir.resolve()
+    for path in sorted(run.model_dir.rglob("*")):
+        try:
+            inside = path.resolve().is_relative_to(model_dir)  # no link out of the run
+        except (RuntimeError, OSError):  # a link loop: not a file to export
+            continue
+        if inside and path.is_file() and not path.is_symlink() and path.suffix not in PICKLE_SUFFIXES:
+            zf.write(path, f"{run_id}/model/{path.relative_to(run.model_dir)}")
 
 
 def upload_command(runner, run_id: str, repo_id: str = "") -> str:

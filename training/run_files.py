@@ -19,6 +19,9 @@ STATES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 MAX_STATUS_BYTES = 1_000_000  # a real status.json is a few KB
 MAX_METRIC_LINE = 100_000
+# Bytes of metrics.jsonl read per call: a real run writes about 100 bytes a step, so a few MB
+# hold 100,000 steps; this bounds the memory a planted (sparse) multi-GB file can take.
+MAX_METRICS_READ = 16 * 2**20
 MAX_TEXT = 4000  # characters kept of an error text
 
 
@@ -151,34 +154,59 @@ class StatusCache:
 
 class MetricsTail:
     """metrics.jsonl rows of one run, read incrementally: each call reads only the bytes appended
-    since the last one (a shorter or replaced file is read again from the start). Rows that are
-    not JSON objects with a numeric ``step`` are skipped; a line still being written waits."""
+    since the last one (a shorter or replaced file is read again from the start), at most
+    :data:`MAX_METRICS_READ` of them, so a huge (or sparse) file costs bounded memory: the first
+    read of one starts near its end, at a line boundary. Rows that are not JSON objects with a
+    numeric ``step`` are skipped; a line still being written waits."""
 
     def __init__(self, path: Path):
         self.path = path
         self.rows: list[dict] = []
         self._offset = 0
         self._ino = None
+        self._mid_line = False  # the bytes at _offset continue a line we skip
 
     def read(self) -> list[dict]:
+        """The rows so far (the same list, extended)."""
         try:
             st = self.path.stat()
-            if st.st_ino != self._ino or st.st_size < self._offset:
-                self.rows, self._offset, self._ino = [], 0, st.st_ino
+            if st.st_ino != self._ino or st.st_size < self._offset:  # a new file: from its start, or
+                huge = st.st_size > MAX_METRICS_READ  # near its end when only the newest rows fit
+                self.rows, self._ino, self._mid_line = [], st.st_ino, huge
+                self._offset = st.st_size - MAX_METRICS_READ if huge else 0
             if st.st_size == self._offset:
                 return self.rows
+            back = 1 if self._mid_line else 0  # the byte before: does a line start at _offset?
             with open_regular(self.path) as f:
-                f.seek(self._offset)
-                data = f.read(st.st_size - self._offset)
+                f.seek(self._offset - back)
+                data = f.read(MAX_METRICS_READ + back)
         except OSError:
             return self.rows
-        end = data.rfind(b"\n") + 1  # only whole lines; the rest is read next time
-        self._offset += end
-        for line in data[:end].splitlines():
+        self._parse(data, full=len(data) == MAX_METRICS_READ + back)
+        return self.rows
+
+    def _parse(self, data: bytes, full: bool) -> None:
+        """Append the whole lines of ``data`` (read at ``_offset``, or the byte before it when
+        ``_mid_line``; ``full``: as many bytes as one read takes) and move ``_offset`` past them."""
+        start = 0
+        if self._mid_line:
+            cut = data.find(b"\n")
+            if cut < 0:  # still inside an over-long line: skip what was read
+                self._offset += len(data) - 1
+                return
+            self._offset += cut  # data[0] was the byte before _offset
+            start, self._mid_line = cut + 1, False
+        end = data.rfind(b"\n") + 1
+        if end <= start:
+            if full:  # a line longer than one read: skip it rather than wait for it forever
+                self._offset += len(data) - start
+                self._mid_line = True
+            return
+        self._offset += end - start
+        for line in data[start:end].splitlines():
             row = _metric_row(line)
             if row is not None:
                 self.rows.append(row)
-        return self.rows
 
 
 def _metric_row(line: bytes) -> dict | None:

@@ -1,4 +1,5 @@
-"""Checks of training settings that need no model: types, upper bounds, paths, model kind.
+"""Checks of training settings that need no model: types, upper bounds, paths, model kind; local
+paths are made absolute, so a run's config.json does not depend on the app's working folder.
 
 :class:`training.config.RunConfig` runs these in ``__post_init__``, so a bad setting is refused
 before a run folder is written or a process starts, whether it came from the Train tab, the
@@ -8,6 +9,7 @@ what it got, and what is allowed.
 from __future__ import annotations
 
 import math
+import os
 import re
 import types
 import typing
@@ -116,20 +118,40 @@ def bound_errors(config) -> list[str]:
     return errors
 
 
+def local_path(value: str, field: str) -> Path:
+    """``value`` as an absolute local path: ``~`` expanded, links resolved, relative paths taken
+    from the app's working folder (the training child runs elsewhere, so config.json must not
+    depend on it).
+
+    Raises:
+        ValueError: the path cannot be expanded or resolved (``~nosuchuser``, a symlink loop, an
+            unreadable folder on the way); the message names ``field``.
+    """
+    try:
+        return Path(value).expanduser().resolve()
+    except (RuntimeError, OSError) as err:  # RuntimeError: no such user, or a loop before 3.13
+        raise ValueError(f"{field} {value!r} is not a usable local path ({err}): give a folder "
+                         "that exists, as an absolute path or one relative to where the app runs") from None
+
+
 def looks_local(source: str) -> bool:
-    """True when ``source`` names a local path (exists, or starts like one)."""
-    return source.startswith((".", "/", "~")) or Path(source).expanduser().exists()
+    """True when ``source`` names a local path (exists, is a link, or starts like one)."""
+    return source.startswith((".", "/", "~")) or os.path.lexists(source)
 
 
 def model_folder_problem(name: str, source: str, seq2seq: bool) -> str | None:
     """Why ``source`` is not a usable model (a folder with a config.json, of a seq2seq model when
-    ``seq2seq``; or a hub id), or None."""
+    ``seq2seq``; or a hub id), or None.
+
+    Raises:
+        ValueError, OSError: the path cannot be resolved or read (see :func:`local_path`).
+    """
     from summarizer.data import is_hub_id
 
     if not looks_local(source):
         return None if is_hub_id(source) else (
             f"{name} {source!r} is neither a local model folder nor a hub id (namespace/name)")
-    path = Path(source).expanduser()
+    path = local_path(source, name)
     if not path.exists():
         return f"{name} folder {source} does not exist"
     if not path.is_dir():
@@ -145,13 +167,17 @@ def model_folder_problem(name: str, source: str, seq2seq: bool) -> str | None:
 
 
 def dataset_problem(source: str, splits: list[str]) -> str | None:
-    """Why ``source`` is not a DialogSum folder holding ``splits`` (or a hub id), or None."""
+    """Why ``source`` is not a DialogSum folder holding ``splits`` (or a hub id), or None.
+
+    Raises:
+        ValueError, OSError: the path cannot be resolved or read (see :func:`local_path`).
+    """
     from summarizer.data import _local_files, is_hub_id
 
     if not looks_local(source):
         return None if is_hub_id(source) else (
             f"dataset {source!r} is neither a DialogSum folder nor a hub id such as knkarthick/dialogsum")
-    path = Path(source).expanduser()
+    path = local_path(source, "dataset")
     if not path.is_dir():
         return f"dataset {source} {'is a file' if path.exists() else 'does not exist'}: give a DialogSum folder"
     missing = [s for s in splits if _local_files(path, s) is None]
@@ -162,8 +188,12 @@ def dataset_problem(source: str, splits: list[str]) -> str | None:
 
 
 def adapter_problem(name: str, source: str) -> str | None:
-    """Why ``source`` is not a LoRA adapter folder or a finished run folder, or None."""
-    path = Path(source).expanduser()
+    """Why ``source`` is not a LoRA adapter folder or a finished run folder, or None.
+
+    Raises:
+        ValueError, OSError: the path cannot be resolved or read (see :func:`local_path`).
+    """
+    path = local_path(source, name)
     if not path.is_dir():
         return f"{name} {source} {'is a file' if path.exists() else 'does not exist'}: give a finished LoRA run folder"
     if not ((path / "adapter_config.json").is_file() or (path / "model" / "adapter_config.json").is_file()):
@@ -175,24 +205,22 @@ def target_module_problem(base_model: str, targets: str) -> str | None:
     """Why ``targets`` (comma-separated) are not module names of ``base_model``, or None.
 
     Names are always checked for form; against the model only when the base is a local folder
-    (its architecture is built on the meta device from config.json: no weights are read).
+    (its architecture is built on the meta device from config.json, once per version of that
+    file: no weights are read).
     """
+    from summarizer.meta_model import module_names
+
     names = [t.strip() for t in targets.split(",") if t.strip()]
     bad = [n for n in names if not _MODULE_NAME.fullmatch(n)]
     if bad:
         return f"target_modules has names that are not module names: {', '.join(map(repr, bad[:5]))}"
-    path = Path(base_model).expanduser()
-    if not (path / "config.json").is_file():
-        return None
     try:
-        import torch
-        from transformers import AutoConfig, AutoModelForSeq2SeqLM
-
-        with torch.device("meta"):
-            model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(path))
+        path = local_path(base_model, "base_model")
+        if not (path / "config.json").is_file():
+            return None
+        leaves = module_names(str(path))
     except (OSError, ValueError, KeyError):
         return None  # the model check above already reports an unreadable base
-    leaves = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()} | {n for n, _ in model.named_modules()}
     unknown = [n for n in names if n not in leaves]
     if unknown:
         sample = ", ".join(sorted(n for n in leaves if n and "." not in n and not n.isdigit() and len(n) <= 8)[:12])
@@ -208,17 +236,51 @@ def read_small_json(path: Path, limit: int = 1_000_000):
     return read_json(path, None, limit)
 
 
+# Path fields: made absolute when local (start_adapter is always a folder; the others may be hub ids).
+PATH_FIELDS = ("base_model", "dataset", "toxicity_model", "start_adapter")
+ALWAYS_LOCAL = ("start_adapter",)
+
+
+def absolute_paths(config) -> list[str]:
+    """Rewrite each local path field of ``config`` as an absolute path (:func:`local_path`), so
+    config.json means the same in the training child, which runs in the project folder; hub ids
+    stay as they are. Returns messages for paths that cannot be resolved."""
+    errors = []
+    for name in PATH_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, str) and value and (name in ALWAYS_LOCAL or looks_local(value)):
+            try:
+                setattr(config, name, str(local_path(value, name)))
+            except ValueError as err:
+                errors.append(str(err))
+    return errors
+
+
+def _problem(name: str, source: str, check, *args) -> str | None:
+    """``check(*args)``, with a disk error (a folder we may not read) as a message naming ``name``."""
+    try:
+        return check(*args)
+    except ValueError as err:
+        return str(err)
+    except OSError as err:
+        return f"{name} {source} cannot be read ({err.strerror or err}): give a folder this app may read"
+
+
 def path_errors(config) -> list[str]:
-    """Paths and model kinds of ``config`` (base model, dataset, adapter, classifier, targets)."""
+    """Paths and model kinds of ``config`` (base model, dataset, adapter, classifier, targets);
+    local paths are first made absolute (:func:`absolute_paths`)."""
+    errors = absolute_paths(config)
+    if errors:
+        return errors
     splits = ["train"] + (["validation"] if getattr(config, "val_size", 0) else []) + \
         (["test"] if getattr(config, "toxicity_samples", 0) else [])
-    problems = [model_folder_problem("base_model", config.base_model, seq2seq=True),
-                dataset_problem(config.dataset, splits)]
-    if getattr(config, "toxicity_model", None):
-        problems.append(model_folder_problem("toxicity_model", config.toxicity_model, seq2seq=False))
-    if getattr(config, "start_adapter", None):
-        problems.append(adapter_problem("start_adapter", config.start_adapter))
+    base, dataset = config.base_model, config.dataset
+    problems = [_problem("base_model", base, model_folder_problem, "base_model", base, True),
+                _problem("dataset", dataset, dataset_problem, dataset, splits)]
+    if toxicity := getattr(config, "toxicity_model", None):
+        problems.append(_problem("toxicity_model", toxicity, model_folder_problem, "toxicity_model", toxicity, False))
+    if adapter := getattr(config, "start_adapter", None):
+        problems.append(_problem("start_adapter", adapter, adapter_problem, "start_adapter", adapter))
     if getattr(config, "target_modules", None) and not problems[0]:
-        problems.append(target_module_problem(config.base_model, config.target_modules))
+        problems.append(target_module_problem(base, config.target_modules))
     return [p for p in problems if p]
-

@@ -65,18 +65,18 @@ def _layout_actions() -> dict:
 
 def _refresher(h: TrainHandlers, forms: dict):
     """The handler that redraws the monitor from the runs folder (and the run pickers' choices)."""
-    pickers = [(form, name) for form in forms.values() for name in form.pickers]
+    pickers = [p for form in forms.values() for p in form.spec.pickers if p.name in form.pickers]
 
     def refresh(run_id: str | None):
         """Reads the runs folder; updates table, run picker, chart, progress, log, timer, the
         forms' run pickers and the overlay's run list."""
-        picker_updates = [gr.update(choices=run_choices(h.runner, next(p for p in f.spec.pickers if p.name == n)))
-                          for f, n in pickers]
         try:
             runs = h.runner.list_runs()
         except (ValueError, OSError) as err:
             return ([], gr.update(choices=[], value=None), None, f"<p>{html.escape(str(err))}</p>", "",
-                    gr.Timer(active=False), *picker_updates, gr.update(choices=[]))
+                    gr.Timer(active=False), *[gr.update(choices=run_choices([], p)) for p in pickers],
+                    gr.update(choices=[]))
+        picker_updates = [gr.update(choices=run_choices(runs, p)) for p in pickers]  # from this one listing
         ids = [r["run_id"] for r in runs]
         if run_id not in ids:
             active = [r for r in runs if r.get("state") in ("running", "queued")]

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass, field
 
 import gradio as gr
 
-from summarizer.runs import finished_runs
+from summarizer.runs import run_slot
 from training import registry
 from training.jobs import JobRunner
 from ui.train_monitor import fmt_s
@@ -59,9 +60,31 @@ def estimate_markdown(est) -> str:
             f"steps and validation passes); {est.basis}.")
 
 
-def run_choices(runner: JobRunner, picker: registry.RunPicker) -> list[tuple[str, str]]:
-    """A picker's choices: "none" then the finished runs filling its slot."""
-    return [(picker.none_label, "")] + [(r.label, str(r.path)) for r in finished_runs(runner.root, picker.slot)]
+def run_choices(runs: list[dict], picker: registry.RunPicker) -> list[tuple[str, str]]:
+    """A picker's choices: "none" then the completed runs in ``runs`` (checked statuses from
+    :meth:`JobRunner.list_runs`, newest first) that fill its slot and have a model folder.
+
+    Built from the list the caller already has, so a refresh reads each status.json once (the
+    runner's cache), however many pickers the forms hold.
+    """
+    found = [(f"{r['run_id']} ({r.get('method', '')})", r["run_dir"]) for r in runs
+             if r.get("state") == "completed" and run_slot(r) == picker.slot and r.get("run_dir")
+             and _has_model(r["run_dir"])]
+    return [(picker.none_label, "")] + found
+
+
+def _has_model(run_dir: str) -> bool:
+    """True when the run's ``model/`` is a real folder (not a planted link)."""
+    model = os.path.join(run_dir, "model")
+    return os.path.isdir(model) and not os.path.islink(model)
+
+
+def listed_runs(runner: JobRunner) -> list[dict]:
+    """:meth:`JobRunner.list_runs`, or no runs when the folder cannot be listed (the monitor says why)."""
+    try:
+        return runner.list_runs()
+    except (ValueError, OSError):
+        return []
 
 
 @dataclass
@@ -100,6 +123,7 @@ def build_form(spec: registry.MethodSpec, runner: JobRunner) -> MethodForm:
     """The components of ``spec``'s sub-tab (call inside its ``gr.Tab``)."""
     form = MethodForm(spec)
     defaults = spec.config.__dataclass_fields__
+    runs = listed_runs(runner)
     with gr.Row():
         for f in spec.fields:
             form.components[f.name] = gr.Number(
@@ -107,7 +131,7 @@ def build_form(spec: registry.MethodSpec, runner: JobRunner) -> MethodForm:
                 elem_id=f"train-{spec.name}-{f.name.replace('_', '-')}")
     for picker in spec.pickers:
         form.pickers[picker.name] = form.components[picker.name] = gr.Dropdown(
-            choices=run_choices(runner, picker), value="", label=picker.label, allow_custom_value=True,
+            choices=run_choices(runs, picker), value="", label=picker.label, allow_custom_value=True,
             elem_id=f"train-{spec.name}-{picker.name.replace('_', '-')}")
     form.components["num_processes"] = gr.Number(
         value=1, precision=0, label="Processes (accelerate launch when > 1)" if spec.max_processes is None

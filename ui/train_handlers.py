@@ -5,9 +5,6 @@ Reading handlers (list, metrics, overlay) never start a queued run: the runner's
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 from training import registry, run_actions
@@ -17,8 +14,6 @@ from training.settings import read_small_json
 from ui.train_form import parse_settings
 from ui.common import user_errors as common_user_errors
 from ui.train_monitor import RunReader
-
-EXPORT_DIR = Path(tempfile.gettempdir()) / "studio-exports"  # gradio serves files from the temp dir
 
 
 def user_errors():
@@ -125,11 +120,11 @@ class TrainHandlers:
 
     def export_run(self, run_id: str, repo_id: str = "") -> dict:
         """A finished run as a zip (model/adapter, card, metrics, config; no pickles) and the
-        ``huggingface-cli upload`` command. Writes: the zip in the temp folder."""
+        ``huggingface-cli upload`` command. Writes: the zip in a new private folder of the temp folder."""
         with user_errors():
             if not isinstance(repo_id, str):
                 raise ValueError(f"repo_id must be text such as your-name/my-model, got {type(repo_id).__name__}.")
-            path = run_actions.export_run(self.runner, run_id, EXPORT_DIR)
+            path = run_actions.export_run(self.runner, run_id)  # a fresh private folder per export
             return {"zip": str(path), "upload_command": run_actions.upload_command(self.runner, run_id, repo_id[:200])}
 
     def register_api(self) -> None:
