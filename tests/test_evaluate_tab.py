@@ -170,3 +170,47 @@ def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
     one.cancel_flag("session-a").set()
     assert one.cancel_flag("session-a").is_set() and not two.cancel_flag("session-a").is_set()
     assert one.cancel_flag(None) is one.cancel_flag("api") and not hasattr(evaluate, "_cancel_flags")
+
+
+def _upload_studio(n_rows: int):
+    """A stand-in Studio for the upload: ``n_rows`` train dialogues, no toxicity, no model."""
+    from types import SimpleNamespace
+
+    rows = [{"id": f"train_{i}", "dialogue": f"#Person1#: hello {i}", "references": ["hi"]} for i in range(n_rows)]
+    return SimpleNamespace(split=lambda name: rows, toxicity=None, dataset="fake", slots=None)
+
+
+def _predictions_csv(path: Path, n_dialogues: int, n_models: int) -> str:
+    header = "id," + ",".join(f"m{j}" for j in range(n_models))
+    lines = [f"train_{i}," + ",".join(["a summary"] * n_models) for i in range(n_dialogues)]
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return str(path)
+
+
+def test_upload_over_an_evaluate_runs_size_is_refused_before_scoring(tmp_path, monkeypatch):
+    """An upload scores at most as many summaries as an Evaluate run (its dialogue cap x every slot)."""
+    import summarizer.evaluation
+    from summarizer.models import SLOTS
+    from summarizer.predictions_file import PredictionsFileError
+    from ui import predictions_upload
+    from ui.evaluate import MAX_DIALOGUES
+
+    scored = []
+
+    def no_scoring(rows, summaries, *args, **kwargs):
+        scored.append(len(rows) * len(summaries))
+        raise RuntimeError("scoring reached")
+
+    monkeypatch.setattr(summarizer.evaluation, "score_summaries", no_scoring)
+    monkeypatch.setattr(predictions_upload, "_tokenizer", lambda studio: None)
+    studio = _upload_studio(MAX_DIALOGUES + 1)
+    too_many = _predictions_csv(tmp_path / "big.csv", MAX_DIALOGUES + 1, len(SLOTS))
+    with pytest.raises(PredictionsFileError, match=rf"{MAX_DIALOGUES + 1} dialogues x {len(SLOTS)} model columns"
+                                                   rf".*at most {MAX_DIALOGUES * len(SLOTS):,} per file"
+                                                   r".*Split the file, keep fewer model columns.*--predictions"):
+        predictions_upload.score_file(studio, too_many, "train", False)
+    assert scored == []  # refused before any scoring
+    at_cap = _predictions_csv(tmp_path / "at_cap.csv", MAX_DIALOGUES, len(SLOTS))
+    with pytest.raises(RuntimeError, match="scoring reached"):
+        predictions_upload.score_file(studio, at_cap, "train", False)
+    assert scored == [MAX_DIALOGUES * len(SLOTS)]
