@@ -274,9 +274,8 @@ def score_predictions(data: bytes, split_rows: Sequence[dict], split: str, score
     """Score the summaries in CSV ``data`` (layout: :mod:`summarizer.predictions_file`) against
     ``split_rows``, the dialogues of ``split``, by :func:`score_summaries`.
 
-    ``tokenizer`` counts every column's summary tokens (None: token lengths left empty);
-    ``max_summaries`` caps dialogues x models (None: no cap); ``stats`` are
-    :func:`score_summaries`' bootstrap and rule keywords.
+    ``tokenizer`` counts summary tokens (None: left empty); ``max_summaries`` caps dialogues x
+    models (None: no cap); ``stats`` are :func:`score_summaries`' bootstrap and rule keywords.
 
     Raises:
         summarizer.predictions_file.PredictionsFileError: the data cannot be read or matched, or
