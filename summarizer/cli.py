@@ -20,8 +20,12 @@ OFFLINE_HELP = ("never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_
 
 
 def new_parser(module: str, description: str) -> argparse.ArgumentParser:
-    """The parser of ``python -m <module>`` with its ``--help`` description (write ``%%`` for a
-    percent sign); the CLIs add their groups to it."""
+    """The parser of ``python -m <module>`` with its ``--help`` description; the CLIs add their
+    groups to it.
+
+    Write a percent sign in ``description`` as is (``95%``): argparse %-formats a description only
+    when it holds ``%(prog)``. A flag's ``help`` is always %-formatted: write ``%%`` there.
+    """
     return argparse.ArgumentParser(prog=f"python -m {module}", description=description)
 
 
@@ -75,6 +79,44 @@ def add_generation_flags(g) -> None:
     g.add_argument("--top-p", type=float, default=d.top_p, help="sampling only (default: %(default)s)")
     g.add_argument("--num-beams", type=int, default=d.num_beams, help="beam only (default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="generation seed (default: %(default)s)")
+
+
+def add_bootstrap_flags(group, confidence: bool = True) -> None:
+    """Add ``--bootstrap`` (resamples, at least 1) and, unless ``confidence`` is False,
+    ``--confidence`` (the interval level, strictly between 0 and 1).
+
+    Both are checked while parsing, so a bad value exits with status 2 and the flag named before
+    any model is loaded or any summary generated.
+    """
+    from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+
+    group.add_argument("--bootstrap", type=_resamples, default=DEFAULT_RESAMPLES,
+                       help="bootstrap resamples, at least 1 (default: %(default)s)")
+    if confidence:
+        group.add_argument("--confidence", type=_level, default=DEFAULT_CONFIDENCE,
+                           help="interval level, between 0 and 1 (default: %(default)s)")
+
+
+def _resamples(text: str) -> int:
+    """``--bootstrap``'s value; argparse prefixes the message with the flag."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of resamples, at least 1; got {text!r}")
+    return value
+
+
+def _level(text: str) -> float:
+    """``--confidence``'s value; NaN and values outside (0, 1) are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a level between 0 and 1; got {text!r}")
+    return value
 
 
 def settings_from_args(args: argparse.Namespace):

@@ -19,16 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag, new_parser,
-                  set_offline_env, settings_from_args, slot_config)
+from .cli import (add_bootstrap_flags, add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag,
+                  new_parser, set_offline_env, settings_from_args, slot_config)
 from .data import default_dataset
 from .rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE, RULES
 from .results import TOXICITY_PROTOCOL, EvaluationResult, display_table
-from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 SLOTS = ("base", "full", "lora", "detox")
 DESCRIPTION = ("Evaluate summarization models on DialogSum: ROUGE (best and mean over references), BLEU, "
-               "toxicity of the summary alone, bootstrap 95%% intervals, length, trainable parameters and "
+               "toxicity of the summary alone, bootstrap 95% intervals, length, trainable parameters and "
                "speed. Writes results.csv, results.json and predictions.csv.")
 
 
@@ -82,8 +81,7 @@ def _add_statistics_flags(s) -> None:
     s.add_argument("--rule", default="best", choices=RULES,
                    help="multi-reference rule for intervals, differences and per-dialogue ROUGE-1 "
                         "(default: %(default)s; the table always reports both)")
-    s.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples (default: %(default)s)")
-    s.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level (default: %(default)s)")
+    add_bootstrap_flags(s)
     s.add_argument("--bootstrap-seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
 
 
@@ -133,11 +131,16 @@ def _main_predictions(args: argparse.Namespace) -> int:
     from .evaluation import score_predictions_file
     from .predictions_file import PredictionsFileError
 
-    scorer = _scorer(args)
     tokenizer = None
-    if args.tokenizer:
+    if args.tokenizer:  # before the classifier loads: a bad path fails fast
         from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        except (OSError, ValueError) as err:  # missing folder, unknown hub id, or not a tokenizer
+            print(f"error: --tokenizer {args.tokenizer}: cannot load a tokenizer ({err}). Give a local "
+                  "model folder or a hub id, or leave --tokenizer out to skip token counts.", file=sys.stderr)
+            return 2
+    scorer = _scorer(args)
     dataset = args.dataset or default_dataset()
     try:
         result = score_predictions_file(args.predictions, dataset, args.split, scorer, tokenizer,

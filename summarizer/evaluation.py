@@ -270,20 +270,20 @@ def _score_meta(rows: Sequence[dict], models: list[str], rule: str, bootstrap: d
 
 
 def score_predictions(data: bytes, split_rows: Sequence[dict], split: str, scorer, tokenizer=None,
-                      **stats) -> EvaluationResult:
+                      max_summaries: int | None = None, **stats) -> EvaluationResult:
     """Score the summaries in CSV ``data`` (layout: :mod:`summarizer.predictions_file`) against
     ``split_rows``, the dialogues of ``split``, by :func:`score_summaries`.
 
-    ``tokenizer`` counts every column's summary tokens (None: token lengths left empty); ``stats``
-    are :func:`score_summaries`' bootstrap and rule keywords.
+    ``tokenizer`` counts summary tokens (None: left empty); ``max_summaries`` caps dialogues x
+    models (None: no cap); ``stats`` are :func:`score_summaries`' bootstrap and rule keywords.
 
     Raises:
-        summarizer.predictions_file.PredictionsFileError: the data cannot be read or matched
-            (the message names the column, row or ids).
+        summarizer.predictions_file.PredictionsFileError: the data cannot be read or matched, or
+            holds more than ``max_summaries`` summaries (the message names the column, row, ids or limit).
     """
     from .predictions_file import load_predictions
 
-    rows, summaries = load_predictions(data, list(split_rows), split)
+    rows, summaries = load_predictions(data, list(split_rows), split, max_summaries)
     tokenizers = {m: tokenizer for m in summaries} if tokenizer is not None else None
     result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, **stats)
     result.meta.update(split=split, generation=None, prompt_mode=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .prompts import SHOT_TEMPLATE, TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
+from .prompts import SHOT_TEMPLATE, TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens, cut_dialogue
 
 MAX_TEMPLATES = 6
 MAX_TEMPLATE_CHARS = 2_000  # FLAN-T5 reads 512 tokens, about 2,000 characters of English
@@ -109,22 +109,14 @@ def fill(template: str, dialogue: str) -> str:
 def fit(template: str, dialogue: str, tokenizer, max_tokens: int) -> tuple[str, int, int]:
     """(prompt, its token count, characters cut from the dialogue's end) fitting ``max_tokens``.
 
-    As :func:`summarizer.prompts.build_prompt` does for the course templates: the longest
-    token-boundary prefix of the dialogue whose filled prompt fits (binary search).
+    The same cut as :func:`summarizer.prompts.build_prompt` makes for the course templates, by
+    the same code (:func:`summarizer.prompts.cut_dialogue`): the longest token-boundary prefix of
+    the dialogue whose filled prompt fits, found by arithmetic and verified in a few calls.
     """
     text = fill(template, dialogue)
     n = count_tokens(tokenizer, text)
     if n <= max_tokens:
         return text, n, 0
-    ends = [e for _, e in tokenizer(dialogue, add_special_tokens=False,
-                                    return_offsets_mapping=True)["offset_mapping"]]
-    prefix = lambda k: dialogue[: ends[k - 1]] if k else ""
-    lo, hi = 0, len(ends)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count_tokens(tokenizer, fill(template, prefix(mid))) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    text = fill(template, prefix(lo))
-    return text, count_tokens(tokenizer, text), len(dialogue) - len(prefix(lo))
+    cut, cut_chars, n_cut = cut_dialogue(lambda d: fill(template, d), dialogue, tokenizer, max_tokens, n,
+                                         copies=max(1, template.count(PLACEHOLDER)))
+    return fill(template, cut), n_cut, cut_chars

@@ -171,7 +171,7 @@ class ModelSlots(CT2SlotsMixin):
     def tokenizer(self):
         """The base model's tokenizer (loads the base if needed; only the tokenizer with ct2)."""
         if self.backend == "ct2":
-            return self._base_tokenizer()
+            return self.base_tokenizer()
         return self.base().tokenizer
 
     def tokenizer_of(self, slot: str):

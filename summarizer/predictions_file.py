@@ -16,6 +16,9 @@ File layout (UTF-8 CSV with a header):
 
 A dialogue that appears on several rows (the hub CSV repeats each test dialogue once per
 reference) must have the same summaries on each; it is scored once.
+
+The app caps an upload at its Evaluate tab's size (dialogues x models, :func:`match_rows`'
+``max_summaries``), as it holds the shared model queue; the CLI scores any size.
 """
 from __future__ import annotations
 
@@ -93,15 +96,21 @@ def model_columns(columns: Sequence[str], key: str) -> dict[str, str]:
     return out
 
 
-def match_rows(frame, rows: Sequence[dict], split: str) -> tuple[list[dict], dict[str, list[str]]]:
+def match_rows(frame, rows: Sequence[dict], split: str,
+               max_summaries: int | None = None) -> tuple[list[dict], dict[str, list[str]]]:
     """Match the file's rows to dialogues of ``rows`` (one split) by id, else by dialogue text.
+
+    ``max_summaries`` caps matched dialogues x models (None: no cap). The app passes its Evaluate
+    tab's own cap, so an upload holds the shared model queue no longer than an Evaluate run; the
+    CLI passes none: it runs in its own process and is the tool for a whole split.
 
     Returns:
         (matched dialogues in file order, ``{model: [summary per matched dialogue]}``).
 
     Raises:
         PredictionsFileError: no ``id``/``dialogue`` column, unknown ids or dialogues (a few are
-            listed), a repeated dialogue with different summaries, or a summary too long.
+            listed), a repeated dialogue with different summaries, a summary too long, or more
+            than ``max_summaries`` summaries to score.
     """
     key = "id" if "id" in frame.columns else "dialogue" if "dialogue" in frame.columns else None
     if key is None:
@@ -137,7 +146,18 @@ def match_rows(frame, rows: Sequence[dict], split: str) -> tuple[list[dict], dic
             f"{len(unknown)} {what} in the file's {key!r} column are not in the {split} split: "
             f"{_few(unknown)}. Choose the split they come from, or remove those rows.")
     matched = list(found.values())
+    _check_size(len(matched), len(columns), max_summaries)
     return matched, {m: [summaries[r["id"]][m] for r in matched] for m in columns}
+
+
+def _check_size(n_dialogues: int, n_models: int, max_summaries: int | None) -> None:
+    """Refuse more than ``max_summaries`` summaries before any is scored."""
+    if max_summaries is not None and n_dialogues * n_models > max_summaries:
+        raise PredictionsFileError(
+            f"The file matches {n_dialogues:,} dialogues x {n_models} model columns = "
+            f"{n_dialogues * n_models:,} summaries; the app scores at most {max_summaries:,} per file, "
+            "as many as an Evaluate run. Split the file, keep fewer model columns, or score it with "
+            "python -m summarizer.evaluation --predictions FILE.csv (no such limit).")
 
 
 def _per_reference(index: dict, rid: str):
@@ -146,6 +166,11 @@ def _per_reference(index: dict, rid: str):
     return index.get(m.group("base")) if m else None
 
 
-def load_predictions(data: bytes | str, rows: Sequence[dict], split: str) -> tuple[list[dict], dict[str, list[str]]]:
-    """:func:`read_table` then :func:`match_rows`: the dialogues and each model's summaries."""
-    return match_rows(read_table(data), rows, split)
+def load_predictions(data: bytes | str, rows: Sequence[dict], split: str,
+                     max_summaries: int | None = None) -> tuple[list[dict], dict[str, list[str]]]:
+    """:func:`read_table` then :func:`match_rows`: the dialogues and each model's summaries.
+
+    Raises:
+        PredictionsFileError: as :func:`read_table` and :func:`match_rows`.
+    """
+    return match_rows(read_table(data), rows, split, max_summaries)

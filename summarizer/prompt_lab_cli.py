@@ -18,15 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from .cli import (add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag, new_parser,
-                  set_offline_env, settings_from_args, slot_config)
+from .cli import (add_bootstrap_flags, add_dataset_flag, add_generation_flags, add_model_flags, add_offline_flag,
+                  new_parser, set_offline_env, settings_from_args, slot_config)
 from .lab_templates import MAX_TEMPLATE_CHARS, MAX_TEMPLATES, PLACEHOLDER, PRESET_LABELS
 from .prompt_lab import MAX_DIALOGUES, check_templates, display_table, pick_dialogues, preset, run_lab
 from .rouge import RULES
-from .stats import DEFAULT_RESAMPLES
 
 DESCRIPTION = ("Compare prompt templates on DialogSum: K templates x N dialogues, one model; ROUGE-1/2/L/Lsum "
-               "with bootstrap 95%% CIs, paired difference to the first template, summary length and prompt "
+               "with bootstrap 95% CIs, paired difference to the first template, summary length and prompt "
                "token cost. Writes prompt_lab.csv, prompt_lab_outputs.csv and prompt_lab.json.")
 
 
@@ -55,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default: %(default)s)")
     s = p.add_argument_group("statistics and output")
     s.add_argument("--rule", default="best", choices=RULES, help="multi-reference rule (default: %(default)s)")
-    s.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="resamples (default: %(default)s)")
+    add_bootstrap_flags(s, confidence=False)  # no --confidence: the lab table labels its intervals 95% CI
     s.add_argument("--out", type=Path, help="output folder (default: results/prompt-lab-<timestamp>)")
     add_offline_flag(s)
     args = p.parse_args(argv)

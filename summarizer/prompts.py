@@ -180,24 +180,28 @@ class _Counter:
         return self.seen[k]
 
 
-def _cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens, n_full: int) -> tuple[str, int]:
-    """Longest token-boundary prefix of ``dialogue`` whose prompt fits ``max_tokens``.
+def cut_dialogue(render: Callable[[str], str], dialogue: str, tokenizer, max_tokens: int, n_full: int,
+                 copies: int = 1) -> tuple[str, int, int]:
+    """Longest token-boundary prefix of ``dialogue`` whose prompt ``render(prefix)`` fits ``max_tokens``.
 
-    Returns (kept prefix, number of characters cut). The dialogue is tokenized once (with
-    offsets); keeping ``k`` of its tokens gives a prompt of about ``overhead + k`` tokens, where
-    ``overhead = n_full - len(dialogue tokens)`` is what the template and shots add, so the cut is
-    found by arithmetic and then verified on the real prompt (a cut string can re-tokenize a
-    token differently at the boundary). ``n_full`` is the token count of the uncut prompt.
+    Returns (kept prefix, characters cut, tokens of ``render(prefix)``). The dialogue is tokenized
+    once (with offsets); keeping ``k`` of its tokens gives a prompt of about
+    ``overhead + copies * k`` tokens, where ``copies`` is how many times ``render`` places the
+    dialogue and ``overhead = n_full - copies * len(dialogue tokens)`` is what the rest of the
+    prompt adds, so the cut is found by arithmetic and then verified on the real prompt (a cut
+    string can re-tokenize a token differently at the boundary; see :func:`largest_fitting`).
+    ``n_full`` is the token count of ``render(dialogue)``. Used by :func:`build_prompt` and by the
+    Prompt Lab's :func:`summarizer.lab_templates.fit`.
     """
     ends = [end for _, end in tokenizer(dialogue, add_special_tokens=False,
                                         return_offsets_mapping=True)["offset_mapping"]]
     prefix = lambda k: dialogue[: ends[k - 1]] if k else ""
-    overhead = n_full - len(ends)
-    measure = _Counter(tokenizer, lambda k: _render_unchecked(mode, prefix(k), examples))
+    overhead = n_full - copies * len(ends)
+    measure = _Counter(tokenizer, lambda k: render(prefix(k)))
     measure.seen[len(ends)] = n_full
-    kept = largest_fitting(lambda k: overhead + k, measure, len(ends), max_tokens)
+    kept = largest_fitting(lambda k: overhead + copies * k, measure, len(ends), max_tokens)
     cut = prefix(kept)
-    return cut, len(dialogue) - len(cut)
+    return cut, len(dialogue) - len(cut), measure(kept)  # measure(kept) is usually cached: no extra call
 
 
 def _fit_shots(mode, dialogue, examples, costs, tokenizer, max_tokens, n_full: int) -> int:
@@ -265,9 +269,9 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
     cut_chars = 0
     if n > max_tokens:
         before = n
-        cut, cut_chars = _cut_dialogue(mode, dialogue, examples, tokenizer, max_tokens, n)
+        cut, cut_chars, n = cut_dialogue(lambda d: _render_unchecked(mode, d, examples), dialogue,
+                                         tokenizer, max_tokens, before)
         text = _render_unchecked(mode, cut, examples)
-        n = count_tokens(tokenizer, text)
         notes.append(f"The prompt had {before} tokens, over the {max_tokens}-token limit: cut the "
                      f"last {cut_chars} of {len(dialogue)} characters of the dialogue "
                      f"(kept up to “…{cut[-40:]}”).")

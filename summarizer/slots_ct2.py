@@ -3,8 +3,9 @@
 :class:`CT2SlotsMixin` holds the methods that switch the engine and run every slot on its own
 cached CTranslate2 conversion (:mod:`summarizer.ct2_backend`: conversion, compute types, and
 the settings CTranslate2 supports). It keeps no state of its own: it reads and writes the
-attributes :class:`~summarizer.models.ModelSlots` sets up (``_lock``, ``_ct2``, ``_ct2_tokenizer``,
-``_base``, ``config``, ``device``, ``backend``, ``compute_type``, ``on_progress``).
+attributes :class:`~summarizer.models.ModelSlots` sets up (``_lock``, ``_ct2``, ``_ct2_tokenizer``
+(:meth:`~CT2SlotsMixin.base_tokenizer`'s cache), ``_base``, ``config``, ``device``, ``backend``,
+``compute_type``, ``on_progress``).
 Adapter slots are converted merged onto the base (the key includes the base source), so a new
 base drops them; the compute type is resolved per device (int8 on CPU, int8_float16 on CUDA).
 """
@@ -50,7 +51,13 @@ class CT2SlotsMixin:
         for name in ([slot] + list(ADAPTER_SLOTS) if slot == "base" else [slot]):
             self._ct2.pop(name, None)
 
-    def _base_tokenizer(self):
+    def base_tokenizer(self):
+        """The base model's tokenizer without loading a model: the loaded base's when there is
+        one, else the tokenizer alone, read once per base source and kept (either backend).
+
+        Raises:
+            SlotError: the base's tokenizer cannot be loaded (the message names the base source).
+        """
         with self._lock:
             if self._base is not None:
                 return self._base.tokenizer
@@ -85,7 +92,7 @@ class CT2SlotsMixin:
                 folder = ct2_backend.convert(source, ct2_backend.STORED[compute], base, self.on_progress)
             except ct2_backend.BackendError as err:
                 raise SlotError(f"The {slot} slot: {err}") from err
-            tokenizer = self._base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
+            tokenizer = self.base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
             model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute, torch.get_num_threads())
             self._ct2[slot] = (key, model)
             return model

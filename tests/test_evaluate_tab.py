@@ -170,3 +170,75 @@ def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
     one.cancel_flag("session-a").set()
     assert one.cancel_flag("session-a").is_set() and not two.cancel_flag("session-a").is_set()
     assert one.cancel_flag(None) is one.cancel_flag("api") and not hasattr(evaluate, "_cancel_flags")
+
+
+def _upload_studio(n_rows: int):
+    """A stand-in Studio for the upload: ``n_rows`` train dialogues, no toxicity, no model."""
+    from types import SimpleNamespace
+
+    rows = [{"id": f"train_{i}", "dialogue": f"#Person1#: hello {i}", "references": ["hi"]} for i in range(n_rows)]
+    return SimpleNamespace(split=lambda name: rows, toxicity=None, dataset="fake", slots=None)
+
+
+def _predictions_csv(path: Path, n_dialogues: int, n_models: int) -> str:
+    header = "id," + ",".join(f"m{j}" for j in range(n_models))
+    lines = [f"train_{i}," + ",".join(["a summary"] * n_models) for i in range(n_dialogues)]
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return str(path)
+
+
+def test_upload_over_an_evaluate_runs_size_is_refused_before_scoring(tmp_path, monkeypatch):
+    """An upload scores at most as many summaries as an Evaluate run (its dialogue cap x every slot)."""
+    import summarizer.evaluation
+    from summarizer.models import SLOTS
+    from summarizer.predictions_file import PredictionsFileError
+    from ui import predictions_upload
+    from ui.evaluate import MAX_DIALOGUES
+
+    scored = []
+
+    def no_scoring(rows, summaries, *args, **kwargs):
+        scored.append(len(rows) * len(summaries))
+        raise RuntimeError("scoring reached")
+
+    monkeypatch.setattr(summarizer.evaluation, "score_summaries", no_scoring)
+    monkeypatch.setattr(predictions_upload, "_tokenizer", lambda studio: (None, "not needed here"))
+    studio = _upload_studio(MAX_DIALOGUES + 1)
+    too_many = _predictions_csv(tmp_path / "big.csv", MAX_DIALOGUES + 1, len(SLOTS))
+    with pytest.raises(PredictionsFileError, match=rf"{MAX_DIALOGUES + 1} dialogues x {len(SLOTS)} model columns"
+                                                   rf".*at most {MAX_DIALOGUES * len(SLOTS):,} per file"
+                                                   r".*Split the file, keep fewer model columns.*--predictions"):
+        predictions_upload.score_file(studio, too_many, "train", False)
+    assert scored == []  # refused before any scoring
+    at_cap = _predictions_csv(tmp_path / "at_cap.csv", MAX_DIALOGUES, len(SLOTS))
+    with pytest.raises(RuntimeError, match="scoring reached"):
+        predictions_upload.score_file(studio, at_cap, "train", False)
+    assert scored == [MAX_DIALOGUES * len(SLOTS)]
+
+
+def test_uploads_read_the_base_tokenizer_once_and_say_when_tokens_are_not_counted(tiny_t5, dialogsum_dir, tmp_path,
+                                                                                 monkeypatch):
+    from transformers import AutoTokenizer
+
+    from summarizer.models import ModelSlots, SlotConfig
+    from ui import predictions_upload
+    from ui.context import Studio
+
+    monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
+    loads, real = [], AutoTokenizer.from_pretrained  # counted wherever it is called from
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda source, **kw: loads.append(str(source)) or real(source, **kw))
+    file = tmp_path / "mine.csv"
+    file.write_text("id,mine\ntest_0,A memo about messaging.\ntest_1,Two people talk.\n")
+    studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), None, str(dialogsum_dir), tmp_path / "runs")
+    for _ in range(2):
+        status, *_, results = predictions_upload.score_file(studio, str(file), "test", False)
+        assert "counted with the base model's tokenizer" in status and results[0]["gen_tokens_mean"] > 0
+    assert loads == [str(tiny_t5)]  # two uploads, one tokenizer load, no model load
+    assert not studio.slots.is_loaded("base")
+
+    no_tokenizer = tmp_path / "no-tokenizer"  # a base whose tokenizer cannot be read
+    no_tokenizer.mkdir()
+    studio = Studio(ModelSlots(SlotConfig(base=str(no_tokenizer))), None, str(dialogsum_dir), tmp_path / "runs")
+    status, *_, results = predictions_upload.score_file(studio, str(file), "test", False)
+    assert "Summary tokens were not counted (Could not load the base tokenizer" in status
+    assert "counted with" not in status and results[0]["gen_tokens_mean"] != results[0]["gen_tokens_mean"]  # NaN

@@ -201,6 +201,72 @@ def test_help_lists_every_flag(capsys):
         assert flag in text
 
 
+@pytest.mark.parametrize("cli", ["summarizer.evaluate_cli", "summarizer.prompt_lab_cli"])
+def test_help_shows_a_plain_percent_sign(cli, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module(cli).main(["--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and "95% " in text and "%%" not in text
+
+
+def _no_work(monkeypatch) -> list:
+    """Make every path that generates or scores record itself and fail; returns the record."""
+    import summarizer.evaluation
+    import summarizer.prompt_lab_cli
+
+    calls = []
+
+    def refuse(name):
+        return lambda *a, **k: calls.append(name) or pytest.fail(f"{name} ran")
+
+    monkeypatch.setattr(summarizer.evaluation, "evaluate", refuse("evaluate"))
+    monkeypatch.setattr(summarizer.evaluation, "score_predictions_file", refuse("score_predictions_file"))
+    monkeypatch.setattr(summarizer.prompt_lab_cli, "run_lab", refuse("run_lab"))
+    return calls
+
+
+@pytest.mark.parametrize("flags, named", [(["--bootstrap", "0"], "--bootstrap"), (["--bootstrap", "2.5"], "--bootstrap"),
+                                          (["--confidence", "1"], "--confidence"), (["--confidence", "0"], "--confidence"),
+                                          (["--confidence", "nan"], "--confidence")])
+@pytest.mark.parametrize("predictions", [False, True])
+def test_cli_refuses_bad_statistics_flags_before_any_work(flags, named, predictions, tmp_path, monkeypatch, capsys):
+    from summarizer.evaluate_cli import main
+
+    calls = _no_work(monkeypatch)
+    file = tmp_path / "p.csv"
+    file.write_text("id,mine\ntest_0,x\n")
+    extra = ["--predictions", str(file), "--no-toxicity"] if predictions else ["--n", "4"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*extra, "--dataset", str(tmp_path), *flags])
+    assert exit_.value.code == 2 and f"argument {named}: must be" in capsys.readouterr().err
+    assert calls == []
+
+
+def test_prompt_lab_cli_refuses_bad_bootstrap_before_any_work(tmp_path, monkeypatch, capsys):
+    from summarizer.prompt_lab_cli import main
+
+    calls = _no_work(monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--preset", "zero-shot", "--n", "4", "--dataset", str(tmp_path), "--bootstrap", "0"])
+    assert exit_.value.code == 2 and "argument --bootstrap: must be" in capsys.readouterr().err
+    assert calls == []
+
+
+def test_cli_names_a_tokenizer_that_cannot_load(tmp_path, monkeypatch, capsys):
+    from summarizer.evaluate_cli import main
+
+    calls = _no_work(monkeypatch)
+    file = tmp_path / "p.csv"
+    file.write_text("id,mine\ntest_0,x\n")
+    missing = tmp_path / "nope"
+    assert main(["--predictions", str(file), "--no-toxicity", "--tokenizer", str(missing), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --tokenizer {missing}: cannot load a tokenizer" in err and "Traceback" not in err
+    assert calls == []
+
+
 def test_cli_writes_documented_files(tiny_t5, random_adapter, tiny_classifier, dialogsum_dir, tmp_path):
     out = tmp_path / "results"
     cmd = [sys.executable, "-m", "summarizer.evaluation", "--base-model", str(tiny_t5),

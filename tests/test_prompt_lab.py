@@ -1,4 +1,5 @@
 """Prompt Lab: hand-checked numbers on fake slots, the best-template rule, validation, CLI and the tab's API."""
+import json
 import os
 import subprocess
 import sys
@@ -164,6 +165,45 @@ def test_templates_are_validated_with_the_field_named():
     with pytest.raises(ValueError, match=r"Dialogues \(N\) must be 1..200"):
         pick_dialogues(500, 201, 0)
     assert pick_dialogues(500, 5, 1) == pick_dialogues(500, 5, 1) != pick_dialogues(500, 5, 2)
+
+
+class AnySlots(FakeSlots):
+    """Answers every prompt with one summary and counts the prompts generated."""
+
+    def generate(self, slots, prompts, settings, batch_size=8, on_batch=None):
+        self.calls.append(list(prompts))
+        return {s: ["two people talk"] * len(prompts) for s in slots}
+
+
+def _lab_handler(tokenizer, dataset, tmp_path, monkeypatch):
+    """The Run button's handler over a Studio whose slots are :class:`AnySlots` (no model)."""
+    from types import SimpleNamespace
+
+    from ui.context import Studio
+    from ui.prompt_lab import _runner
+
+    monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
+    slots = AnySlots(tokenizer)
+    run = _runner(Studio(slots, None, str(dataset), tmp_path / "runs"))
+    request = SimpleNamespace(session_hash="test")
+    return slots, lambda seed: run("base", "test", 2, seed, "{dialogue}", "", "", "", "", "", *SETTINGS,
+                                   request=request, progress=lambda *a, **k: None)
+
+
+def test_handler_takes_a_whole_float_seed_and_refuses_a_bad_one_before_generating(tokenizer, dialogsum_dir,
+                                                                                 tmp_path, monkeypatch):
+    import gradio as gr
+
+    slots, run = _lab_handler(tokenizer, dialogsum_dir, tmp_path, monkeypatch)
+    status, *_, files, _table = run("7.0")  # as an API client may send it
+    assert "picked by seed 7)" in status and len(slots.calls) == 1
+    written = {Path(f).name: f for f in files}
+    assert json.loads(Path(written["prompt_lab.json"]).read_text())["dialogue_seed"] == 7
+    for bad in ("7.5", "seven", -1):
+        slots.calls.clear()
+        with pytest.raises(gr.Error, match="Dialogue seed must be a whole number"):
+            run(bad)
+        assert slots.calls == []  # refused before any generation
 
 
 def test_presets_are_the_course_templates(dialogsum_dir):

@@ -182,3 +182,54 @@ def test_kept_shots_report_their_token_cost(tokenizer):
     for (_, cost), e in zip(p.shot_tokens, ex):
         block = f"Dialogue:\n\n{e.dialogue}\n\nWhat was going on?\n{e.summary}\n\n\n"
         assert cost == len(tokenizer(block, add_special_tokens=False).input_ids)
+
+
+# --- The Prompt Lab's fit shares build_prompt's cutter: same prompts, no more tokenizer calls. ---
+
+def _old_fit(template, dialogue, tokenizer, max_tokens):
+    """The pre-fix lab_templates.fit: a plain binary search re-tokenizing the whole prompt."""
+    from summarizer.lab_templates import fill
+
+    text = fill(template, dialogue)
+    n = count_tokens(tokenizer, text)
+    if n <= max_tokens:
+        return text, n, 0
+    ends = [e for _, e in tokenizer(dialogue, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+    prefix = lambda k: dialogue[: ends[k - 1]] if k else ""
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(tokenizer, fill(template, prefix(mid))) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    text = fill(template, prefix(lo))
+    return text, count_tokens(tokenizer, text), len(dialogue) - len(prefix(lo))
+
+
+@pytest.mark.parametrize("template", ["Summarize the following conversation.\n\n{dialogue}\n\nSummary: ",
+                                      "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n", "{dialogue}",
+                                      "Twice {{literal}}: {dialogue}\n--\n{dialogue}\nSummary:"])
+def test_lab_fit_equals_the_old_binary_search(tokenizer, dialogsum, template):
+    from summarizer.lab_templates import fit
+
+    _, test = dialogsum
+    for row in test.select(range(60)):
+        for limit in (24, 128, 512):
+            assert fit(template, row["dialogue"], tokenizer, limit) == \
+                _old_fit(template, row["dialogue"], tokenizer, limit), (row["id"], limit)
+
+
+def test_lab_fit_calls_the_tokenizer_no_more_than_build_prompt(tokenizer, dialogsum):
+    from summarizer.lab_templates import fit
+    from summarizer.prompts import ZERO_SHOT_TEMPLATE
+
+    _, test = dialogsum
+    lab, course, cut = CountingTokenizer(tokenizer), CountingTokenizer(tokenizer), 0
+    for row in test.select(range(200)):
+        text, n, chars = fit(ZERO_SHOT_TEMPLATE, row["dialogue"], lab, 128)
+        p = build_prompt("zero-shot", row["dialogue"], tokenizer=course, max_tokens=128)
+        assert (text, n, chars) == (p.text, p.n_tokens, p.truncated_chars)
+        cut += chars > 0
+    assert cut > 100  # most dialogues are cut at 128 tokens, so the cutter is what is counted
+    assert lab.calls <= course.calls, (lab.calls, course.calls)

@@ -155,3 +155,14 @@ def test_cli_scores_a_predictions_file_and_refuses_unknown_ids(dialogsum_dir, tm
     refused = subprocess.run(base + ["--predictions", str(bad)], cwd=ROOT, env=env, capture_output=True,
                              text=True, timeout=300)
     assert refused.returncode == 2 and "'nope_7'" in refused.stderr and "--predictions" in refused.stderr
+
+
+def test_predictions_file_cap_is_the_callers_choice():
+    """The app passes a cap of dialogues x models; the CLI passes none and scores a whole split."""
+    rows = [{"id": f"train_{i}", "dialogue": f"d {i}", "references": ["r"]} for i in range(30)]
+    data = "id,a,b\n" + "".join(f"train_{i},x,y\n" for i in range(30))
+    matched, summaries = load_predictions(data, rows, "train")
+    assert len(matched) == 30 and set(summaries) == {"a", "b"}
+    assert len(load_predictions(data, rows, "train", max_summaries=60)[0]) == 30
+    with pytest.raises(PredictionsFileError, match="30 dialogues x 2 model columns = 60 summaries.*at most 59"):
+        load_predictions(data, rows, "train", max_summaries=59)

@@ -14,19 +14,25 @@ from pathlib import Path
 import gradio as gr
 
 from summarizer.evaluation import TOXICITY_PROTOCOL, score_predictions
+from summarizer.models import SLOTS, SlotError
 from summarizer.predictions_file import MAX_FILE_BYTES, PredictionsFileError
 from summarizer.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE
 
 from .context import MODEL_QUEUE, Studio
-from .evaluate import metric_figure, metrics_by_model, results_dir
+from .evaluate import MAX_DIALOGUES, metric_figure, metrics_by_model, results_dir
+
+# An upload holds the shared model queue; it may score as many summaries as an Evaluate run
+# (MAX_DIALOGUES x every slot), no more. The CLI's --predictions has no such cap.
+MAX_SUMMARIES = MAX_DIALOGUES * len(SLOTS)
 
 
 def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxicity: bool):
     """(status, results table, chart, files, results rows) for the uploaded CSV at ``path``.
 
     Raises:
-        ValueError: no file, a file over :data:`MAX_FILE_BYTES`, or a file that cannot be matched
-            (:class:`PredictionsFileError`, whose message names the column, row or ids).
+        ValueError: no file, a file over :data:`MAX_FILE_BYTES`, a file that cannot be matched, or
+            one with more than :data:`MAX_SUMMARIES` dialogues x models (:class:`PredictionsFileError`,
+            whose message names the column, row, ids or limit and what to do).
     """
     if not path:
         raise ValueError("Predictions file: upload a CSV with an 'id' (or 'dialogue') column and one "
@@ -34,27 +40,30 @@ def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxic
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES:
         raise PredictionsFileError(f"Predictions file: {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}.")
+    tokenizer, why_not = _tokenizer(studio)
     result = score_predictions(Path(path).read_bytes(), studio.split(split), split,
-                               studio.toxicity if toxicity else None, _tokenizer(studio))
+                               studio.toxicity if toxicity else None, tokenizer, max_summaries=MAX_SUMMARIES)
     result.meta.update(dataset=str(studio.dataset), summaries_from=Path(path).name)
     out = results_dir() / f"predictions-{datetime.now():%Y%m%d-%H%M%S-%f}"
     paths = result.write(out)
     status = (f"**{result.meta['n_dialogues']} dialogues** of {studio.dataset} ({split}) matched; models from the file: "
-              f"{', '.join(result.models)}. Summary tokens are counted with the base model's tokenizer. "
-              f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {LAB_PROTOCOL} "
+              f"{', '.join(result.models)}. "
+              + ("Summary tokens are counted with the base model's tokenizer. " if tokenizer is not None else
+                 f"Summary tokens were not counted ({why_not}); choose a base model whose tokenizer "
+                 "loads to count them. ")
+              + f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {LAB_PROTOCOL} "
               + (TOXICITY_PROTOCOL if toxicity else "Toxicity not scored."))
     return (status, metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
             [str(p) for p in paths.values()], result.results)
 
 
-def _tokenizer(studio: Studio):
-    """The base slot's tokenizer alone (no model load), or None when it cannot be read."""
-    from transformers import AutoTokenizer
-
+def _tokenizer(studio: Studio) -> tuple[object | None, str]:
+    """(the base slot's tokenizer, "") from the slots' cache, loaded at most once per base (no
+    model load), or (None, why) when it cannot be read: the upload is scored without token counts."""
     try:
-        return AutoTokenizer.from_pretrained(studio.slots.source("base"))
-    except (OSError, ValueError):
-        return None
+        return studio.slots.base_tokenizer(), ""
+    except SlotError as err:
+        return None, str(err)
 
 
 def build(studio: Studio) -> dict:
@@ -63,7 +72,9 @@ def build(studio: Studio) -> dict:
         gr.Markdown("A CSV with an `id` column (DialogSum ids such as `test_0`; the hub CSV's `test_0_1` "
                     "also works) or a `dialogue` column, and one column per model holding its summaries "
                     "(the column name is the model name; the app's own `predictions.csv` works too). "
-                    "Scored like an evaluation: same table, intervals and files; no summarizer is loaded.")
+                    "Scored like an evaluation: same table, intervals and files; no summarizer is loaded. "
+                    f"At most {MAX_SUMMARIES:,} summaries (dialogues x models) per file, as an Evaluate run; "
+                    "for more, use `python -m summarizer.evaluation --predictions FILE.csv`.")
         with gr.Row():
             upload = gr.File(label="Predictions CSV", file_types=[".csv"], type="filepath",
                              elem_id="predictions-file")

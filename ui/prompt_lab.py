@@ -169,18 +169,20 @@ def _runner(studio: Studio):
         with user_errors():
             if model_name not in SLOTS:
                 raise ValueError(f"Model must be one of {', '.join(SLOTS)}, got {model_name!r}.")
+            # Checked once, before any work; the checked value (not the raw "7.0") goes in the files.
+            dialogue_seed = whole_number(seed, "Dialogue seed", 0, 2**32 - 1)
+            n = whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES)
             templates, names = templates_from_boxes(texts)
             settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, settings_values)))
             rows_all = studio.split(split_name)
-            idx = pick_dialogues(len(rows_all), whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES),
-                                 whole_number(seed, "Dialogue seed", 0, 2**32 - 1))
+            idx = pick_dialogues(len(rows_all), n, dialogue_seed)
             try:
                 result = run_lab(studio.slots, model_name, templates, [rows_all[i] for i in idx], settings,
                                  names=names, max_input_tokens=studio.max_input_tokens,
                                  on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
             except EvaluationCancelled:
                 return ("Prompt Lab run cancelled.",) + (gr.update(),) * 5
-        result.meta.update(dataset=str(studio.dataset), split=split_name, dialogue_seed=int(seed))
+        result.meta.update(dataset=str(studio.dataset), split=split_name, dialogue_seed=dialogue_seed)
         out = results_dir() / f"prompt-lab-{datetime.now():%Y%m%d-%H%M%S-%f}"
         paths = result.write(out)
         return (_status(result, out), by_template(result), lab_figure(result.table, "rouge1"),
