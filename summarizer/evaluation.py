@@ -38,9 +38,6 @@ from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ci, paired_d
 TURN_SECONDS = 0.02  # pause between batches in take_turns mode (a batch takes seconds on a CPU)
 CI_METRICS = (*ROUGE_KEYS, "p_hate", "reward")  # per-dialogue metrics that get an interval
 # The command line's names, loaded on first use (evaluate_cli imports this module).
-_CLI_NAMES = ("parse_args", "settings_from_args", "slot_config_from_args")
-
-
 class EvaluationCancelled(RuntimeError):
     """Raised inside :func:`evaluate` when its ``should_stop`` callback returns True."""
 
@@ -389,16 +386,8 @@ def _add_slot_columns(result: EvaluationResult, slots, seconds: dict[str, float]
         row.update(source=slots.source(m), trainable_params=own, total_params=total,
                    trainable_pct=100 * own / total, seconds_per_summary=seconds[m])
 
+
 # ---- command line (summarizer/evaluate_cli.py) ---------------------------------------------
-def __getattr__(name: str):
-    """``parse_args`` and friends of :mod:`summarizer.evaluate_cli`, for callers that import
-    them from here (PEP 562); imported lazily because that module imports this one."""
-    if name in _CLI_NAMES:
-        from . import evaluate_cli
-        return getattr(evaluate_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m summarizer.evaluation``: see :func:`summarizer.evaluate_cli.main`."""
     from .evaluate_cli import main as cli_main

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from summarizer.evaluate_cli import parse_args
 from summarizer.evaluation import (PREDICTION_COLUMNS, RESULT_COLUMN_ORDER, EvaluationCancelled,
-                                   evaluate, generate_summaries, parse_args)
+                                   evaluate, generate_summaries)
 from summarizer.generation import GenerationSettings
 from summarizer.models import ModelSlots, SlotConfig
 from summarizer.prompts import zero_shot
