@@ -167,6 +167,48 @@ def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
         return Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)), "x", tmp_path)
 
     one, two = studio(), studio()
-    one.cancel_flag("session-a").set()
-    assert one.cancel_flag("session-a").is_set() and not two.cancel_flag("session-a").is_set()
-    assert one.cancel_flag(None) is one.cancel_flag("api") and not hasattr(evaluate, "_cancel_flags")
+    with one.running("session-a") as flag:
+        assert one.request_cancel("session-a") and flag.is_set() and not two.request_cancel("session-a")
+    assert not one.request_cancel("session-a") and one._cancel_flags == {}  # gone once the job ends
+    with one.running(None) as flag:
+        assert one.request_cancel("api") and flag.is_set() and not hasattr(evaluate, "_cancel_flags")
+
+
+def test_cancel_reaches_the_running_evaluation_whatever_other_clients_send(tiny_t5, tiny_classifier,
+                                                                          dialogsum_dir, tmp_path, monkeypatch):
+    """5000 Cancel requests from other sessions keep no flag and do not lose the running one's."""
+    import threading
+    from types import SimpleNamespace
+
+    from summarizer.evaluation import EvaluationCancelled
+    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.toxicity import ToxicityScorer
+    from ui import evaluate
+    from ui.context import Studio
+
+    studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)),
+                    str(dialogsum_dir), tmp_path)
+    started, release, outcome = threading.Event(), threading.Event(), []
+
+    def blocked_evaluation(*args, should_stop, **kwargs):  # stands in for a long evaluation
+        started.set()
+        release.wait()
+        if should_stop():
+            raise EvaluationCancelled("cancelled")
+        return "finished without seeing the Cancel"
+
+    monkeypatch.setattr(evaluate, "evaluate", blocked_evaluation)
+    run, cancel = evaluate._runner(studio), evaluate._canceller(studio)
+    worker = threading.Thread(target=lambda: outcome.append(
+        run(["base"], 2, "test", 16, SimpleNamespace(session_hash="running"), progress=lambda *a, **k: None)))
+    worker.start()
+    try:
+        assert started.wait(60)
+        for i in range(5000):
+            assert cancel(SimpleNamespace(session_hash=f"x{i}")).startswith("Nothing to cancel")
+        assert list(studio._cancel_flags) == ["running"]
+        assert cancel(SimpleNamespace(session_hash="running")).startswith("Cancelling")
+    finally:
+        release.set()
+        worker.join()
+    assert outcome[0][0] == "Evaluation cancelled." and studio._cancel_flags == {}
