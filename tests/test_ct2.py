@@ -240,3 +240,24 @@ def test_backend_selector_endpoint_switches_and_refuses_with_the_field(tiny_t5, 
         assert client.predict("torch", "auto", api_name="/set_backend") == "torch (transformers)"
     finally:
         demo.close()
+
+
+def test_damaged_cache_entry_is_refused_and_the_engine_stays_torch(tiny_t5, tiny_classifier, dialogsum_dir,
+                                                                    tmp_path, rows, monkeypatch):
+    """ctranslate2 raises RuntimeError for a damaged model.bin: the switch is refused with a message
+    naming the slot and the folder to delete, and Compare keeps working on torch."""
+    monkeypatch.setenv("STUDIO_CT2_CACHE", str(tmp_path / "ct2"))
+    folder = ct2_backend.convert(str(tiny_t5), ct2_backend.STORED["float32"])
+    (folder / "model.bin").write_bytes(b"not a CTranslate2 model")
+    with running_app(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path / "runs") as (studio, url):
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError) as refused:
+            client.predict("ct2", "float32", api_name="/set_backend")
+        message = str(refused.value)
+        assert "Engine not changed, still torch" in message and "The base slot" in message
+        assert str(folder) in message and "Delete that folder" in message
+        assert (studio.slots.backend, studio.slots.compute_type) == ("torch", "auto")
+        notes, *cells, results = client.predict(rows[5]["dialogue"], 24, api_name="/compare")
+        prompt = build_prompt("zero-shot", rows[5]["dialogue"], tokenizer=studio.slots.tokenizer).text
+        direct = slots_for(tiny_t5).generate(["base"], [prompt], GenerationSettings(max_new_tokens=24))
+        assert cells[0] == direct["base"][0] and studio.slots._ct2 == {}
