@@ -76,7 +76,8 @@ class CT2SlotsMixin:
         """``slot``'s CTranslate2 model, converted (cached on disk) and loaded on first use.
 
         Raises:
-            SlotError: empty slot, wrong kind of model, or a failed conversion.
+            SlotError: empty slot, wrong kind of model, a failed conversion, or a cached
+                conversion that does not load (the message names the folder to delete).
         """
         with self._lock:  # conversions and the model table change only under the slots' lock
             source = self.source(slot)
@@ -93,7 +94,13 @@ class CT2SlotsMixin:
             except ct2_backend.BackendError as err:
                 raise SlotError(f"The {slot} slot: {err}") from err
             tokenizer = self.base_tokenizer() if slot != "full" else self._load_tokenizer(source, slot)
-            model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute, torch.get_num_threads())
+            try:
+                model = ct2_backend.CT2Model.load(folder, tokenizer, self.device.type, compute,
+                                                  torch.get_num_threads())
+            except (RuntimeError, ValueError, OSError) as err:  # ctranslate2 says RuntimeError for a bad file
+                raise SlotError(f"The {slot} slot: could not load its CTranslate2 model from the cache folder "
+                                f"{folder}: {err}. Delete that folder and try again (it is converted anew)."
+                                ) from err
             self._ct2[slot] = (key, model)
             return model
 

@@ -55,6 +55,16 @@ def test_compare_tab_shows_four_summaries(served, browser, tmp_path):
     files = wait_for(browser, lambda d: d.execute_script(
         "return [...document.querySelectorAll('#compare-handout a')].map(a => decodeURI(a.href))"), timeout=60)
     assert sorted(f.rsplit("/", 1)[1] for f in files) == ["compare-handout.csv", "compare-handout.md"]
+    import csv
+    import io
+    import urllib.request
+
+    href = next(f for f in files if f.endswith(".csv"))
+    with urllib.request.urlopen(href, timeout=60) as answer:  # the file the browser downloads
+        table = list(csv.DictReader(io.StringIO(answer.read().decode("utf-8"), newline="")))
+    assert [r["text"] for r in table if r["part"] == "dialogue"] == [row["dialogue"]]
+    by_model = {r["model"]: r["text"] for r in table if r["part"] == "summary"}
+    assert by_model["Base (original)"] == direct["base"][0] and by_model["LoRA (peft)"] == direct["lora"][0]
     save_screenshot(browser, tmp_path, "screenshot-compare.png")
 
 

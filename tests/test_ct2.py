@@ -261,3 +261,24 @@ def test_a_hub_model_downloaded_by_its_conversion_is_cached_under_its_commit(tmp
     assert "unknown" not in ct2_backend.source_key("google/flan-t5-base")
     assert entry == ct2_backend.cache_entry("google/flan-t5-base", "int8") and (entry / "model.bin").is_file()
     assert ct2_backend.convert("google/flan-t5-base", "int8") == entry and len(converted) == 1
+
+
+def test_damaged_cache_entry_is_refused_and_the_engine_stays_torch(tiny_t5, tiny_classifier, dialogsum_dir,
+                                                                    tmp_path, rows, monkeypatch):
+    """ctranslate2 raises RuntimeError for a damaged model.bin: the switch is refused with a message
+    naming the slot and the folder to delete, and Compare keeps working on torch."""
+    monkeypatch.setenv("STUDIO_CT2_CACHE", str(tmp_path / "ct2"))
+    folder = ct2_backend.convert(str(tiny_t5), ct2_backend.STORED["float32"])
+    (folder / "model.bin").write_bytes(b"not a CTranslate2 model")
+    with running_app(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path / "runs") as (studio, url):
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError) as refused:
+            client.predict("ct2", "float32", api_name="/set_backend")
+        message = str(refused.value)
+        assert "Engine not changed, still torch" in message and "The base slot" in message
+        assert str(folder) in message and "Delete that folder" in message
+        assert (studio.slots.backend, studio.slots.compute_type) == ("torch", "auto")
+        notes, *cells, results = client.predict(rows[5]["dialogue"], 24, api_name="/compare")
+        prompt = build_prompt("zero-shot", rows[5]["dialogue"], tokenizer=studio.slots.tokenizer).text
+        direct = slots_for(tiny_t5).generate(["base"], [prompt], GenerationSettings(max_new_tokens=24))
+        assert cells[0] == direct["base"][0] and studio.slots._ct2 == {}

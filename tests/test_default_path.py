@@ -50,12 +50,12 @@ def empty_hf_home(tmp_path_factory) -> Path:
 class AppProcess:
     """``python app.py [extra]`` in ``cwd``; waits until it serves, keeps its console output."""
 
-    def __init__(self, hf_home: Path, cwd: Path, *extra: str):
+    def __init__(self, hf_home: Path, cwd: Path, *extra: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = cwd / "console.log"
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *extra],
-                                     cwd=cwd, env=user_env(hf_home), stdout=open(self.log, "w"),
+                                     cwd=cwd, env=env or user_env(hf_home), stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 180
         while "Running on local URL" not in self.console():
@@ -126,20 +126,84 @@ def test_default_app_loads_summarizes_compares_and_scores(default_app, tiny_t5, 
     assert "Scored the whole text" in note
 
 
+def test_default_app_scores_an_uploaded_predictions_file(default_app, tiny_t5, dialogsum_dir, tmp_path):
+    """/score_predictions on the plain app, toxicity on: token lengths come from the default base
+    model's tokenizer and the default toxicity model is the one recorded."""
+    import pandas as pd
+    from gradio_client import handle_file
+    from transformers import AutoTokenizer
+
+    from summarizer.data import load_split
+
+    rows = list(load_split(dialogsum_dir, "test", limit=3))
+    upload = tmp_path / "predictions.csv"
+    pd.DataFrame({"id": [r["id"] for r in rows], "mine": [r["references"][0] for r in rows]}).to_csv(upload, index=False)
+    status, table, _, files = default_app.client().predict(handle_file(str(upload)), "test", True,
+                                                             api_name="/score_predictions")
+    assert "**3 dialogues**" in status and table["headers"] == ["Metric", "mine"]
+    cells = dict(table["data"])
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    lengths = [len(tok(r["references"][0], add_special_tokens=False).input_ids) for r in rows]
+    assert cells["Summary length (tokens)"] == f"{sum(lengths) / len(lengths):.1f}"
+    (results_json,) = [f for f in files if f.endswith("results.json")]
+    meta = json.loads(Path(results_json).read_text())
+    assert meta["toxicity_model"] == "facebook/roberta-hate-speech-dynabench-r4-target" and meta["ids"] == [
+        r["id"] for r in rows]
+
+
+def test_plain_start_probes_the_hub_and_works_offline_from_the_cache(hf_home, tiny_t5, tmp_path):
+    """``python app.py`` exactly as a user types it: no offline variable, so the app probes the hub.
+
+    ``HF_ENDPOINT`` (read by huggingface_hub and by datasets alike) is a closed local port; any
+    other host would go through a closed local proxy (``no_proxy`` only for 127.0.0.1), so
+    nothing can leave the machine. The app must say it works offline and serve from the cache.
+    """
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in user_env(hf_home).items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env.update(HF_ENDPOINT=closed, HTTP_PROXY=closed, HTTPS_PROXY=closed, http_proxy=closed, https_proxy=closed,
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    app = AppProcess(hf_home, tmp_path, env=env)
+    try:
+        console = app.console()
+        assert "The Hugging Face hub cannot be reached: working offline (HF_HUB_OFFLINE=1)." in console
+        assert "base model google/flan-t5-base: in the Hugging Face cache" in console
+        assert "DialogSum dataset knkarthick/dialogsum: in the Hugging Face cache" in console
+        client = app.client()
+        dialogue, references, row = client.predict("test", 0, api_name="/load_dialogue")
+        assert row.startswith("test #0 of 500, id test_0") and references.count("\n") == 2
+        _, _, summary, _, rouge = client.predict(dialogue, *SETTINGS, api_name="/summarize")
+        assert summary == expected_summary(tiny_t5, dialogue) and len(rouge["references"]) == 3
+    finally:
+        app.stop()
+
+
 @requires_chromium
-def test_default_app_in_the_browser(default_app, tmp_path):
+def test_default_app_in_the_browser(default_app, tiny_t5, tmp_path):
     """A teacher's first minute: open the page, load the first test dialogue, summarize."""
+    from transformers import AutoTokenizer
+
+    from summarizer.prompts import build_prompt
+
     driver = new_driver(tmp_path / "profile", size="1400,1000")
     try:
         open_tab(driver, "Prompting", default_app.url)
         click(driver, "#prompting-load")
         wait_for(driver, lambda d: value(d, "#prompting-dialogue textarea").startswith("#Person1#: Ms. Dawson"))
+        dialogue = value(driver, "#prompting-dialogue textarea")
         click(driver, "#prompting-run")
-        summary = wait_for(driver, lambda d: value(d, "#prompting-summary textarea"), timeout=180)
-        assert summary.strip()
-        assert "512 tokens" in value(driver, "#prompting-prompt-info textarea")
-        assert element(driver, "#prompting-prompt textarea").get_attribute("value").startswith(
-            "Summarize the following conversation.")
+        # The ROUGE table comes with the last update only (streamed pieces leave it empty).
+        wait_for(driver, lambda d: "ROUGE F-measure" in element(d, "#prompting-rouge").text, timeout=180)
+        assert value(driver, "#prompting-summary textarea") == expected_summary(tiny_t5, dialogue, 200)
+        # This dialogue is over 512 tokens for the tiny T5's tokenizer: the prompt is cut and says so.
+        tok = AutoTokenizer.from_pretrained(tiny_t5)
+        want = build_prompt("zero-shot", dialogue, tokenizer=tok)
+        prompt = element(driver, "#prompting-prompt textarea").get_attribute("value")
+        assert prompt == want.text and prompt.startswith("Summarize the following conversation.")
+        tokens = len(tok(prompt).input_ids)  # </s> included
+        info = value(driver, "#prompting-prompt-info textarea")
+        assert info == "\n".join([f"{tokens} of 512 tokens; 0 example(s) in the prompt.", *want.notes]) and want.notes
     finally:
         driver.quit()
 

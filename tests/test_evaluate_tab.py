@@ -167,9 +167,12 @@ def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
         return Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)), "x", tmp_path)
 
     one, two = studio(), studio()
-    one.cancel_flag("session-a").set()
-    assert one.cancel_flag("session-a").is_set() and not two.cancel_flag("session-a").is_set()
-    assert one.cancel_flag(None) is one.cancel_flag("api") and not hasattr(evaluate, "_cancel_flags")
+    with one.running("session-a") as flag:
+        assert one.request_cancel("session-a") and flag.is_set() and not two.request_cancel("session-a")
+    assert not one.request_cancel("session-a") and one._cancel_flags == {}  # gone once the job ends
+    with one.running(None) as flag:
+        assert one.request_cancel("api") and flag.is_set() and not hasattr(evaluate, "_cancel_flags")
+
 
 
 def _upload_studio(n_rows: int):
@@ -242,3 +245,58 @@ def test_uploads_read_the_base_tokenizer_once_and_say_when_tokens_are_not_counte
     status, *_, results = predictions_upload.score_file(studio, str(file), "test", False)
     assert "Summary tokens were not counted (Could not load the base tokenizer" in status
     assert "counted with" not in status and results[0]["gen_tokens_mean"] != results[0]["gen_tokens_mean"]  # NaN
+
+
+def test_cancel_reaches_the_running_evaluation_whatever_other_clients_send(tiny_t5, tiny_classifier,
+                                                                          dialogsum_dir, tmp_path, monkeypatch):
+    """5000 Cancel requests from other sessions keep no flag and do not lose the running one's."""
+    import threading
+    from types import SimpleNamespace
+
+    from summarizer.evaluation import EvaluationCancelled
+    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.toxicity import ToxicityScorer
+    from ui import evaluate
+    from ui.context import Studio
+
+    studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)),
+                    str(dialogsum_dir), tmp_path)
+    started, release, outcome = threading.Event(), threading.Event(), []
+
+    def blocked_evaluation(*args, should_stop, **kwargs):  # stands in for a long evaluation
+        started.set()
+        release.wait()
+        if should_stop():
+            raise EvaluationCancelled("cancelled")
+        return "finished without seeing the Cancel"
+
+    monkeypatch.setattr(evaluate, "evaluate", blocked_evaluation)
+    run, cancel = evaluate._runner(studio), evaluate._canceller(studio)
+    worker = threading.Thread(target=lambda: outcome.append(
+        run(["base"], 2, "test", 16, SimpleNamespace(session_hash="running"), progress=lambda *a, **k: None)))
+    worker.start()
+    try:
+        assert started.wait(60)
+        for i in range(5000):
+            assert cancel(SimpleNamespace(session_hash=f"x{i}")).startswith("Nothing to cancel")
+        assert list(studio._cancel_flags) == ["running"]
+        assert cancel(SimpleNamespace(session_hash="running")).startswith("Cancelling")
+    finally:
+        release.set()
+        worker.join()
+    assert outcome[0][0] == "Evaluation cancelled." and studio._cancel_flags == {}
+
+
+def test_prompt_lab_flags_stay_under_the_cap_and_keep_the_running_one(tiny_t5, tiny_classifier, tmp_path):
+    """Studio.cancel_flag (still used by the Prompt Lab): clients' set flags go first, so the cap
+    holds and the one running job's unset flag is kept."""
+    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.toxicity import ToxicityScorer
+    from ui.context import MAX_SESSIONS, Studio
+
+    studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)), "x", tmp_path)
+    running = studio.cancel_flag("prompt-lab:running")
+    for i in range(5000):
+        studio.cancel_flag(f"prompt-lab:x{i}").set()
+    assert len(studio._cancel_flags) <= MAX_SESSIONS
+    assert studio.cancel_flag("prompt-lab:running") is running and not running.is_set()

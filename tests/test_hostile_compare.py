@@ -131,7 +131,7 @@ CASES = [
      accepted(lambda out, s: "**1 dialogues**" in out[0]), "client"),
     # ---- /cancel_evaluation ------------------------------------------------------------------
     ("cancel-with-nothing-running", "cancel_evaluation", [],
-     accepted(lambda out, s: out[0].startswith("Cancelling")), "client"),
+     accepted(lambda out, s: out[0].startswith("Nothing to cancel")), "client"),
     # ---- /export_compare ---------------------------------------------------------------------
     ("export-null", "export_compare", [None], refused("Compare results: nothing to export yet"), "client"),
     ("export-empty-dict", "export_compare", [{}], refused("Compare results: nothing to export yet"), "client"),

@@ -35,6 +35,28 @@ def test_load_hooks_return_the_slots_set_after_start(studio, random_adapter):
     assert evaluate.models_now(studio).value == ["base", "lora"]
 
 
+def test_page_load_lists_the_runs_folder_once(studio, random_adapter, monkeypatch):
+    """Every page load builds the three pickers: one listing of the runs folder serves them all,
+    and a slot whose source is a run still shows that run in its picker."""
+    import json
+    import shutil
+
+    for run_id, method in (("lora-20260101-000000-001", "lora"), ("full-20260101-000000-002", "full")):
+        run = studio.runs_dir / run_id
+        shutil.copytree(random_adapter, run / "model")
+        (run / "status.json").write_text(json.dumps({"state": "completed", "method": method}))
+    lora_run = studio.runs_dir / "lora-20260101-000000-001"
+    studio.slots.set_source("lora", str(lora_run))
+    listings = []
+    real = compare.finished_runs
+    monkeypatch.setattr(compare, "finished_runs", lambda *a, **k: listings.append(a) or real(*a, **k))
+    *_, full_pick, lora_pick, detox_pick = compare.page_state(studio)
+    assert len(listings) == 1
+    assert lora_pick.value == str(lora_run) and lora_pick.choices == [(f"{lora_run.name} (lora)", str(lora_run))]
+    assert full_pick.value is None and [c[1] for c in full_pick.choices] == [str(studio.runs_dir / "full-20260101-000000-002")]
+    assert detox_pick.choices == [] and detox_pick.value is None
+
+
 def test_refused_apply_keeps_the_slot_and_resets_the_picker(studio, random_adapter, tmp_path):
     compare.apply_source(studio, "lora", str(random_adapter))
     shown = studio.slots.describe("lora")

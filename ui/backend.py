@@ -28,22 +28,23 @@ def describe_backend(studio: Studio) -> str:
 def set_backend(studio: Studio, backend: str, compute_type: str, progress) -> str:
     """Switch every slot to ``backend``/``compute_type`` and convert/load the filled slots now.
 
-    On a failed conversion the previous engine stays in use.
+    On any failure to convert or load a slot the previous engine stays in use.
 
     Raises:
-        gr.Error: unknown backend or compute type (the message names the field), or a failed
-            conversion (it names the slot).
+        gr.Error: unknown backend or compute type (the message names the field), or a slot that
+            fails to convert or load (it names the slot and says the engine did not change).
     """
     slots = studio.slots
     previous = (slots.backend, slots.compute_type)
     with user_errors():
         slots.set_backend(backend, compute_type or "auto")
-        progress(0, desc=f"loading models with {backend}")
-        try:
-            slots.load()
-        except ValueError:
-            slots.set_backend(*previous)
-            raise
+    progress(0, desc=f"loading models with {backend}")
+    try:
+        slots.load()
+    except Exception as err:  # any failure (ctranslate2 raises RuntimeError too) keeps the old engine
+        slots.set_backend(*previous)
+        raise gr.Error(f"Engine not changed, still {describe_backend(studio)}: {err}",
+                       print_exception=False) from err
     return describe_backend(studio)
 
 

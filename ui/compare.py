@@ -79,6 +79,16 @@ def run_choices(studio: Studio, slot: str) -> list[tuple[str, str]]:
     return [(run.label, str(run.path)) for run in finished_runs(studio.runs_dir, slot=slot)]
 
 
+def choices_by_slot(studio: Studio) -> dict[str, list[tuple[str, str]]]:
+    """:func:`run_choices` of every pickable slot from one listing of the runs folder (the page
+    load and Refresh would otherwise read every run's status once per slot)."""
+    grouped: dict[str, list[tuple[str, str]]] = {slot: [] for slot in PICKABLE}
+    for run in finished_runs(studio.runs_dir):
+        if run.slot in grouped:
+            grouped[run.slot].append((run.label, str(run.path)))
+    return grouped
+
+
 def check_source(slot: str, source) -> str | None:
     """The stripped ``source`` typed for ``slot`` (``None`` empties it).
 
@@ -131,13 +141,17 @@ def apply_source(studio: Studio, slot: str, source: str | None, progress=lambda 
     return studio.slots.describe(slot)
 
 
-def picker_value(studio: Studio, slot: str) -> str | None:
-    """The picker value that shows ``slot``'s source: its run folder when it came from a run."""
+def picker_value(studio: Studio, slot: str, choices: list[tuple[str, str]] | None = None) -> str | None:
+    """The picker value that shows ``slot``'s source: its run folder when it came from a run.
+
+    ``choices`` are the slot's :func:`run_choices` when the caller has them; the runs folder is
+    listed only when the source could be a run's ``model`` folder and none were given.
+    """
     source = studio.slots.source(slot)
-    runs = {value for _, value in run_choices(studio, slot)}
-    if source and Path(source).name == "model" and str(Path(source).parent) in runs:
-        return str(Path(source).parent)
-    return source
+    if not source or Path(source).name != "model":
+        return source
+    runs = {value for _, value in (run_choices(studio, slot) if choices is None else choices)}
+    return str(Path(source).parent) if str(Path(source).parent) in runs else source
 
 
 def apply_in_page(studio: Studio, slot: str, source, progress=lambda *a, **k: None):
@@ -175,7 +189,9 @@ def page_state(studio: Studio) -> list:
     """Values for every page load: the base box, the three status boxes and the three pickers
     (choices from the runs folder, value = the slot's current source)."""
     statuses = [studio.slots.describe(slot) for slot in ("base", *PICKABLE)]
-    pickers = [gr.Dropdown(choices=run_choices(studio, slot), value=picker_value(studio, slot)) for slot in PICKABLE]
+    grouped = choices_by_slot(studio)
+    pickers = [gr.Dropdown(choices=grouped[slot], value=picker_value(studio, slot, grouped[slot]))
+               for slot in PICKABLE]
     return [*statuses, *pickers]
 
 
@@ -253,7 +269,8 @@ def build(studio: Studio) -> dict:
 
     def refresh_clicked():
         """Updates the three pickers' choices from the runs folder."""
-        return [gr.Dropdown(choices=run_choices(studio, slot)) for slot in PICKABLE]
+        grouped = choices_by_slot(studio)
+        return [gr.Dropdown(choices=grouped[slot]) for slot in PICKABLE]
 
     outputs = [notes, *[box for panel in panels for box in panel], results]
     run.click(compare_clicked, [dialogue, max_new], outputs, api_name="compare",

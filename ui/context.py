@@ -1,7 +1,9 @@
 """What every tab shares: the model slots, the toxicity scorer, the dataset and the runs folder."""
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from summarizer.toxicity import ToxicityScorer
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
 # or GPU is never oversubscribed by concurrent users (Gradio's concurrency_id).
 MODEL_QUEUE = "model-work"
-MAX_SESSIONS = 1000  # cancel flags kept before idle ones are dropped
+MAX_SESSIONS = 1000  # cancel_flag (Prompt Lab) keeps at most this many flags
 
 
 @dataclass
@@ -36,17 +38,44 @@ class Studio:
     _splits: dict = field(default_factory=dict, repr=False)
     _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> references
     _indexed: set = field(default_factory=set, repr=False)  # splits already in _references
-    # Evaluate's Cancel button: one flag per browser session ("api" for API clients), kept here so
-    # that two apps in one process (the tests) never share them.
+    # Cancel buttons: one flag per running job, keyed by browser session ("api" for API clients),
+    # kept here so that two apps in one process (the tests) never share them.
     _cancel_flags: dict = field(default_factory=dict, repr=False)
 
+    @contextlib.contextmanager
+    def running(self, session: str | None) -> Iterator[threading.Event]:
+        """Register a cancel flag for a job of ``session`` while the block runs; yields the flag.
+
+        The flag exists only while the job runs, so :meth:`request_cancel` never creates one and
+        the table holds at most one flag per running job, whatever clients send.
+        """
+        key, flag = session or "api", threading.Event()
+        self._cancel_flags[key] = flag  # a newer job of the same session takes the Cancel button
+        try:
+            yield flag
+        finally:
+            if self._cancel_flags.get(key) is flag:
+                del self._cancel_flags[key]
+
+    def request_cancel(self, session: str | None) -> bool:
+        """Set the flag of ``session``'s running job; False (and nothing kept) when none runs."""
+        flag = self._cancel_flags.get(session or "api")
+        if flag is not None:
+            flag.set()
+        return flag is not None
+
     def cancel_flag(self, session: str | None) -> threading.Event:
-        """The cancel flag of a browser session (``None``: API clients share one)."""
+        """The Prompt Lab's older per-session flag (created on first use; prefer :meth:`running`).
+
+        At most ``MAX_SESSIONS`` flags are kept: set ones go first (their job already holds the
+        object and has seen it), then the oldest.
+        """
         key = session or "api"
         if key not in self._cancel_flags and len(self._cancel_flags) >= MAX_SESSIONS:
-            # Forget idle sessions' flags so a long-running app does not grow without bound.
-            for old in [k for k, flag in self._cancel_flags.items() if not flag.is_set()]:
+            for old in [k for k, flag in self._cancel_flags.items() if flag.is_set()]:
                 del self._cancel_flags[old]
+            while len(self._cancel_flags) >= MAX_SESSIONS:
+                del self._cancel_flags[next(iter(self._cancel_flags))]
         return self._cancel_flags.setdefault(key, threading.Event())
 
     def split(self, name: str):

@@ -265,14 +265,13 @@ def _runner(studio: Studio):
         empty = [c for c in chosen if not studio.slots.is_filled(c)]
         if empty:
             raise gr.Error(" ".join(f"{SLOT_LABELS[c]}: {EMPTY_SLOT_HELP[c]}." for c in empty))
-        flag = studio.cancel_flag(getattr(request, "session_hash", None))
-        flag.clear()
         try:
-            settings = GenerationSettings(max_new_tokens=max_new).validate()
-            rows = studio.split(split_name).select(range(min(n_rows, len(studio.split(split_name)))))
-            result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen,
-                              max_input_tokens=studio.max_input_tokens,
-                              on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
+            with studio.running(getattr(request, "session_hash", None)) as flag:
+                settings = GenerationSettings(max_new_tokens=max_new).validate()
+                rows = studio.split(split_name).select(range(min(n_rows, len(studio.split(split_name)))))
+                result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen,
+                                  max_input_tokens=studio.max_input_tokens,
+                                  on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
         except EvaluationCancelled:
             return ("Evaluation cancelled.", gr.update(), gr.update(), gr.update(), gr.update(),
                     gr.update(), gr.update())
@@ -287,9 +286,10 @@ def _runner(studio: Studio):
 def _canceller(studio: Studio):
     """The Cancel button's handler (``/cancel_evaluation``)."""
     def request_cancel(request: gr.Request):
-        """Sets this session's cancel flag; the running evaluation stops after its current batch."""
-        studio.cancel_flag(getattr(request, "session_hash", None)).set()
-        return "Cancelling: the evaluation stops after the current batch."
+        """Sets the flag of this session's running evaluation, which stops after its current batch."""
+        if studio.request_cancel(getattr(request, "session_hash", None)):
+            return "Cancelling: the evaluation stops after the current batch."
+        return "Nothing to cancel: no evaluation is running in this session."
     return request_cancel
 
 
