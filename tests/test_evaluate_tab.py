@@ -285,18 +285,3 @@ def test_cancel_reaches_the_running_evaluation_whatever_other_clients_send(tiny_
         release.set()
         worker.join()
     assert outcome[0][0] == "Evaluation cancelled." and studio._cancel_flags == {}
-
-
-def test_prompt_lab_flags_stay_under_the_cap_and_keep_the_running_one(tiny_t5, tiny_classifier, tmp_path):
-    """Studio.cancel_flag (still used by the Prompt Lab): clients' set flags go first, so the cap
-    holds and the one running job's unset flag is kept."""
-    from summarizer.models import ModelSlots, SlotConfig
-    from summarizer.toxicity import ToxicityScorer
-    from ui.context import MAX_SESSIONS, Studio
-
-    studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)), "x", tmp_path)
-    running = studio.cancel_flag("prompt-lab:running")
-    for i in range(5000):
-        studio.cancel_flag(f"prompt-lab:x{i}").set()
-    assert len(studio._cancel_flags) <= MAX_SESSIONS
-    assert studio.cancel_flag("prompt-lab:running") is running and not running.is_set()

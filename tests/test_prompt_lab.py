@@ -206,6 +206,45 @@ def test_handler_takes_a_whole_float_seed_and_refuses_a_bad_one_before_generatin
         assert slots.calls == []  # refused before any generation
 
 
+def test_cancel_reaches_the_running_lab_whatever_other_clients_send(tokenizer, dialogsum_dir, tmp_path, monkeypatch):
+    """5000 Cancel requests from other sessions keep no flag; this session's Cancel stops its run."""
+    import threading
+    from types import SimpleNamespace
+
+    import ui.prompt_lab as lab_ui
+    from summarizer.evaluation import EvaluationCancelled
+    from ui.context import Studio
+
+    monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
+    started, release = threading.Event(), threading.Event()
+
+    def blocked_lab(*args, should_stop, **kwargs):  # stands in for a long run
+        started.set()
+        release.wait()
+        if should_stop():
+            raise EvaluationCancelled("cancelled")
+        raise AssertionError("finished without seeing the Cancel")
+
+    monkeypatch.setattr(lab_ui, "run_lab", blocked_lab)
+    studio = Studio(AnySlots(tokenizer), None, str(dialogsum_dir), tmp_path / "runs")
+    run, cancel = lab_ui._runner(studio), lab_ui._canceller(studio)
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(run(
+        "base", "test", 2, 0, "{dialogue}", "", "", "", "", "", *SETTINGS,
+        request=SimpleNamespace(session_hash="mine"), progress=lambda *a, **k: None)))
+    worker.start()
+    try:
+        assert started.wait(60)
+        for i in range(5000):
+            assert cancel(SimpleNamespace(session_hash=f"x{i}")).startswith("Nothing to cancel")
+        assert list(studio._cancel_flags) == ["prompt-lab:mine"]
+        assert cancel(SimpleNamespace(session_hash="mine")).startswith("Cancelling")
+    finally:
+        release.set()
+        worker.join()
+    assert outcome[0][0] == "Prompt Lab run cancelled." and studio._cancel_flags == {}
+
+
 def test_presets_are_the_course_templates(dialogsum_dir):
     from summarizer.data import load_split
 

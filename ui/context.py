@@ -15,7 +15,6 @@ from summarizer.toxicity import ToxicityScorer
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
 # or GPU is never oversubscribed by concurrent users (Gradio's concurrency_id).
 MODEL_QUEUE = "model-work"
-MAX_SESSIONS = 1000  # cancel_flag (Prompt Lab) keeps at most this many flags
 
 
 @dataclass
@@ -63,20 +62,6 @@ class Studio:
         if flag is not None:
             flag.set()
         return flag is not None
-
-    def cancel_flag(self, session: str | None) -> threading.Event:
-        """The Prompt Lab's older per-session flag (created on first use; prefer :meth:`running`).
-
-        At most ``MAX_SESSIONS`` flags are kept: set ones go first (their job already holds the
-        object and has seen it), then the oldest.
-        """
-        key = session or "api"
-        if key not in self._cancel_flags and len(self._cancel_flags) >= MAX_SESSIONS:
-            for old in [k for k, flag in self._cancel_flags.items() if flag.is_set()]:
-                del self._cancel_flags[old]
-            while len(self._cancel_flags) >= MAX_SESSIONS:
-                del self._cancel_flags[next(iter(self._cancel_flags))]
-        return self._cancel_flags.setdefault(key, threading.Event())
 
     def split(self, name: str):
         """The DialogSum split ``name`` (cached after the first load)."""

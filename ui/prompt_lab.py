@@ -10,7 +10,6 @@ slots' lock). Cancel stops a run after the current batch.
 """
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 import gradio as gr
@@ -140,9 +139,9 @@ def _layout_results() -> dict:
         "table_state": gr.State([])}
 
 
-def _session_flag(studio: Studio, request) -> threading.Event:
-    """This session's Prompt Lab cancel flag, kept on the Studio apart from Evaluate's."""
-    return studio.cancel_flag(f"prompt-lab:{getattr(request, 'session_hash', None) or 'api'}")
+def _session_key(request) -> str:
+    """This session's key for its Prompt Lab cancel flag (apart from Evaluate's on the same Studio)."""
+    return f"prompt-lab:{getattr(request, 'session_hash', None) or 'api'}"
 
 
 def _preset_applier(studio: Studio):
@@ -164,9 +163,7 @@ def _runner(studio: Studio):
         updates status, table, chart, per-dialogue outputs, files and the stored table."""
         texts = (t1, t2, t3, t4, t5, t6)  # MAX_TEMPLATES boxes
         settings_values = (max_new, min_new, strategy, temperature, top_k, top_p, beams, gen_seed)
-        flag = _session_flag(studio, request)
-        flag.clear()
-        with user_errors():
+        with studio.running(_session_key(request)) as flag, user_errors():
             if model_name not in SLOTS:
                 raise ValueError(f"Model must be one of {', '.join(SLOTS)}, got {model_name!r}.")
             # Checked once, before any work; the checked value (not the raw "7.0") goes in the files.
@@ -194,8 +191,9 @@ def _canceller(studio: Studio):
     """The Cancel button's handler (``/cancel_prompt_lab``)."""
     def request_cancel(request: gr.Request):
         """Sets this session's cancel flag; the run stops after its current batch."""
-        _session_flag(studio, request).set()
-        return "Cancelling: the Prompt Lab stops after the current batch."
+        if studio.request_cancel(_session_key(request)):
+            return "Cancelling: the Prompt Lab stops after the current batch."
+        return "Nothing to cancel: no Prompt Lab run is going in this session."
     return request_cancel
 
 
