@@ -80,6 +80,13 @@ CASES = [
         ("inf", INF, "raw"), ("minus-inf", -INF, "raw"), ("html", HTML, "client")]],
     ("compare-max-new-numeric-text", "compare", [DIALOGUE, "8"],
      accepted(lambda out, s: all(r["summary"] for r in _compare_json(out)["slots"])), "client"),
+    # Number text follows the app's one rule (summarizer.text.as_number): plain decimals only.
+    ("compare-max-new-spaced-text", "compare", [DIALOGUE, " 8 "],
+     accepted(lambda out, s: all(r["summary"] for r in _compare_json(out)["slots"])), "client"),
+    ("compare-max-new-whole-text", "compare", [DIALOGUE, "8.0"],
+     accepted(lambda out, s: all(r["summary"] for r in _compare_json(out)["slots"])), "client"),
+    *[(f"compare-max-new-{name}-text", "compare", [DIALOGUE, v], refused(f"{MAX_NEW}, got the text '{v}'"), "client")
+      for name, v in [("underscore", "1_0"), ("hex", "0x8"), ("exponent", "8e0"), ("inf", "inf"), ("nan", "nan")]],
     # ---- /set_full, /set_lora, /set_detox: the source ------------------------------------------
     *[(f"set-{slot}-{name}", f"set_{slot}", [v], refused(pattern.format(slot=slot)), via)
       for slot in ("full", "lora", "detox") for name, v, pattern, via in [

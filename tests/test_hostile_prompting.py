@@ -66,6 +66,19 @@ def _prompt_is(text: str):
     return lambda studio, out: out[0] == zero_shot(text) and bool(out[2])
 
 
+def _few_shot_with(n: int):
+    """The few-shot prompt of GOOD_DIALOGUE with the ``n`` cheapest train examples (count = n)."""
+    def check(studio, out):
+        from summarizer.prompts import build_prompt
+        from ui.prompting import pick_examples
+
+        examples = pick_examples(studio, "few-shot", "", n)
+        want = build_prompt("few-shot", GOOD_DIALOGUE, examples, tokenizer=studio.slots.tokenizer,
+                            max_tokens=studio.max_input_tokens)
+        return len(examples) == n and out[0] == want.text and bool(out[2])
+    return check
+
+
 def _scored_as(text: str):
     """The /toxicity answer equals the scorer's score of ``text`` (the cleaned input)."""
     def check(studio, out):
@@ -120,6 +133,14 @@ CASES: list[Case] = [
     Case("load_dialogue", "number-bool", ("test", True), NUMBER + r" a bool"),
     Case("load_dialogue", "number-none", ("test", None), NUMBER + r" nothing"),
     Case("load_dialogue", "number-whole-float-ok", ("test", 3.0), check=_row_is("test", 3)),
+    # Number text follows the app's one rule (summarizer.text.as_number): plain decimals only.
+    Case("load_dialogue", "number-text-ok", ("test", "3"), check=_row_is("test", 3)),
+    Case("load_dialogue", "number-spaced-text-ok", ("test", " 4 "), check=_row_is("test", 4)),
+    Case("load_dialogue", "number-whole-text-ok", ("test", "5.0"), check=_row_is("test", 5)),
+    Case("load_dialogue", "number-underscore-text", ("test", "1_0"), NUMBER + r" the text '1_0'"),
+    Case("load_dialogue", "number-hex-text", ("test", "0x3"), NUMBER + r" the text '0x3'"),
+    Case("load_dialogue", "number-exponent-text", ("test", "3e0"), NUMBER + r" the text '3e0'"),
+    Case("load_dialogue", "number-inf-text", ("test", "inf"), NUMBER + r" the text 'inf'"),
     Case("load_dialogue", "validation-last-ok", ("validation", 499), check=_row_is("validation", 499)),
     # --- /summarize: the dialogue ---
     Case("summarize", "dialogue-empty", summarize_args(""), DIALOGUE_EMPTY),
@@ -164,6 +185,12 @@ CASES: list[Case] = [
     Case("summarize", "count-list", summarize_args(mode="few-shot", count=[2]), COUNT + r" a list"),
     Case("summarize", "count-none", summarize_args(mode="few-shot", count=None), COUNT + r" nothing"),
     Case("summarize", "count-ignored-zero-shot-ok", summarize_args(count="eight"), check=_prompt_is(GOOD_DIALOGUE)),
+    # The same number text as max new tokens accepts (finding 2: "2" was refused here, "12" taken there).
+    Case("summarize", "count-text-ok", summarize_args(mode="few-shot", count="2"), check=_few_shot_with(2)),
+    Case("summarize", "count-spaced-text-ok", summarize_args(mode="few-shot", count=" 3 "), check=_few_shot_with(3)),
+    Case("summarize", "count-underscore-text", summarize_args(mode="few-shot", count="1_0"), COUNT + r" the text '1_0'"),
+    Case("summarize", "count-hex-text", summarize_args(mode="few-shot", count="0x2"), COUNT + r" the text '0x2'"),
+    Case("summarize", "count-exponent-text", summarize_args(mode="few-shot", count="2e0"), COUNT + r" the text '2e0'"),
     # --- /summarize: generation settings ---
     Case("summarize", "max-new-zero", summarize_args(max_new_tokens=0), r"max new tokens must be 1\.\.512, got 0"),
     Case("summarize", "max-new-513", summarize_args(max_new_tokens=513), r"max new tokens must be 1\.\.512, got 513"),
@@ -174,6 +201,11 @@ CASES: list[Case] = [
     Case("summarize", "max-new-bool", summarize_args(max_new_tokens=True), r"max new tokens must be a whole number 1\.\.512, got True \(bool\)"),
     Case("summarize", "max-new-list", summarize_args(max_new_tokens=[8]), r"max new tokens must be a whole number 1\.\.512, got \[8\] \(list\)"),
     Case("summarize", "max-new-none", summarize_args(max_new_tokens=None), r"max new tokens must be a whole number 1\.\.512, got None"),
+    Case("summarize", "max-new-underscore-text", summarize_args(max_new_tokens="1_0"),
+         r"max new tokens must be a whole number 1\.\.512, got '1_0'"),
+    Case("summarize", "max-new-exponent-text", summarize_args(max_new_tokens="8e0"),
+         r"max new tokens must be a whole number 1\.\.512, got '8e0'"),
+    Case("summarize", "max-new-spaced-text-ok", summarize_args(max_new_tokens=" 8 "), check=_prompt_is(GOOD_DIALOGUE)),
     Case("summarize", "min-new-above-max", summarize_args(min_new_tokens=9), r"min new tokens must be 0\.\.max new tokens \(8\), got 9"),
     Case("summarize", "min-new-negative", summarize_args(min_new_tokens=-1), r"min new tokens must be 0\.\.max new tokens"),
     Case("summarize", "min-new-fraction", summarize_args(min_new_tokens=0.5), r"min new tokens must be a whole number 0\.\.max new tokens, got 0\.5"),

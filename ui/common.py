@@ -13,7 +13,9 @@ import gradio as gr
 from summarizer.data import SPLITS
 from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
 from summarizer.text import check_index, excerpt
-from summarizer.text import whole_number as _whole_number
+# Re-exported: Compare, Evaluate and the Prompt Lab import it from here. It is the app's one rule
+# for numbers (ints, whole floats, plain decimal text such as "12"; see summarizer.text.as_number).
+from summarizer.text import whole_number as whole_number
 
 from .context import Studio
 
@@ -204,22 +206,6 @@ class FreeDropdown(gr.Dropdown):
 
     def preprocess(self, payload):
         return payload
-
-
-def whole_number(value, field: str, low: int, high: int) -> int:
-    """:func:`summarizer.text.whole_number`, also accepting numeric text (``"12"``) as some API
-    clients send it.
-
-    Raises:
-        ValueError: naming ``field`` and the range, for NaN, inf, other text, lists, fractions or
-        values outside the range.
-    """
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{field} must be a whole number {low}..{high}, got {excerpt(value)}.") from None
-    return _whole_number(value, field, low, high)
 
 
 def one_of(value, field: str, allowed) -> str:
