@@ -139,7 +139,7 @@ def test_score_shown_scores_prompting_and_filled_compare_summaries(client):
     results = {"slots": [{"slot": "base", "label": "Base", "filled": True, "summary": "A meets B."},
                          {"slot": "detox", "label": "PPO detox", "filled": False, "summary": "no model yet: ..."}]}
     table = client.predict("You are scum.", results, api_name="/score_shown")
-    assert [row[:2] for row in table["data"]] == [["Prompting (base)", "You are scum."], ["Compare: Base", "A meets B."]]
+    assert [row[:2] for row in table["data"]] == [["Prompting (base)", "You are scum."], ["Compare: Base (original)", "A meets B."]]
     with pytest.raises(AppError, match="No summaries shown yet"):
         client.predict("", None, api_name="/score_shown")
 
