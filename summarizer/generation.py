@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
-import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
 from transformers import GenerationConfig
 
+from .text import as_number
 from .text import excerpt as _short
 
 STRATEGIES = ("greedy", "sampling", "beam")
@@ -74,8 +73,9 @@ class GenerationSettings:
         """Build from a dict (e.g. JSON) and validate. Missing keys keep their defaults.
 
         Whole-number fields accept ints, whole floats (JSON and gr.Number send floats) and
-        decimal text such as ``"12"``; real fields accept finite numbers and decimal text;
-        ``strategy`` must be text. Nothing else is coerced: ``"eight"``, ``[8]``, ``true``, NaN,
+        plain decimal text such as ``"12"``; real fields accept finite numbers and plain decimal
+        text (:func:`summarizer.text.as_number`, the app's one rule); ``strategy`` must be text.
+        Nothing else is coerced: ``"eight"``, ``"1_0"``, ``"1e3"``, ``[8]``, ``true``, NaN,
         infinity and fractions for whole-number settings are refused.
 
         Raises:
@@ -125,12 +125,15 @@ SETTING_RULES = {
     "top_p": ("top-p", "a number in (0, 1]"),
     "strategy": ("strategy", "one of " + ", ".join(STRATEGIES)),
 }
-_NUMBER_TEXT = re.compile(r"[+-]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][+-]?\d{1,3})?")  # no nan/inf
 _WHOLE = {"max_new_tokens", "min_new_tokens", "top_k", "num_beams", "seed"}
 
 
 def _coerce(key: str, value):
     """``value`` of setting ``key`` as its type (see :meth:`GenerationSettings.from_dict`).
+
+    Numbers follow :func:`summarizer.text.as_number`, the rule every number field of the app
+    uses; ranges are left to :meth:`GenerationSettings.validate`, so that one message lists every
+    bad setting.
 
     Raises:
         ValueError: naming the setting, its allowed values and what was given.
@@ -139,15 +142,11 @@ def _coerce(key: str, value):
     if key == "strategy":
         if isinstance(value, str):
             return value
-    elif isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):  # "12" from a JSON file
-        number = value.strip()
-        return _coerce(key, int(number) if number.lstrip("+-").isdigit() else float(number))
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if key in _WHOLE or abs(value) < 2**53:  # a huge int has no float (validate rejects it)
-            return value if key in _WHOLE else float(value)
-    elif isinstance(value, float) and math.isfinite(value):
-        if key not in _WHOLE or value.is_integer():
-            return int(value) if key in _WHOLE else value
+    else:
+        try:
+            return as_number(value, whole=key in _WHOLE)
+        except ValueError:
+            pass  # worded below, in this module's style ("got 'eight'", "got [8] (list)")
     shown = _short(value)
     kind = "" if isinstance(value, (int, float, str)) and not isinstance(value, bool) else \
         f" ({type(value).__name__})"

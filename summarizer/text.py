@@ -93,36 +93,70 @@ def excerpt(value, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def whole_number(value, field: str, lo: int, hi: int) -> int:
-    """``value`` as an int in ``lo..hi``; ``field`` names the setting in the message.
+# Plain decimal text ("12", " 3 ", "-0.5", "7.0"): what a form, a query string or a JSON file
+# holding numbers as text sends. ASCII digits only (``\d`` would also take "٣"), at most 30 before
+# and after the point (int() of a long digit string is slow); no "_" separators, hex, exponents,
+# "inf" or "nan", which int()/float() would take but nobody types as a count or a setting.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
 
-    Accepts an int, or a float with no fractional part (JSON and gr.Number send floats).
+
+def as_number(value, whole: bool) -> int | float:
+    """The number ``value`` stands for: the one rule for numbers from requests and files.
+
+    Accepts an int, a finite float, or plain decimal text (``"12"``, ``" 3 "``, ``"0.5"``); with
+    ``whole``, floats must have no fractional part (``7.0`` and ``"7.0"`` give ``7``). Returns an
+    int when ``whole``, else a float. Callers word the message (:func:`whole_number`,
+    :func:`real_number`, ``GenerationSettings.from_dict``).
 
     Raises:
-        ValueError: not a number (text, list, bool, None), NaN or infinite, fractional, or out
-            of range; the message names ``field`` and its range.
+        ValueError: whose text says what was given ("the text '1_0'", "nan", "2.5", "a list ([3])"):
+            bools, None, lists, other text ("1_0", "0x10", "1e3", "inf"), NaN, infinity, a
+            fraction when ``whole``, an int too large for a float when not ``whole``.
+    """
+    number = value
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        text = value.strip()
+        number = float(text) if "." in text else int(text)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError(_kind(value))
+    if isinstance(number, float):
+        if not math.isfinite(number) or whole and not number.is_integer():
+            raise ValueError(str(number))
+        return int(number) if whole else number
+    if not whole and abs(number) >= 2**53:  # no float holds it exactly
+        raise ValueError(excerpt(number))
+    return number if whole else float(number)
+
+
+def whole_number(value, field: str, lo: int, hi: int) -> int:
+    """``value`` as an int in ``lo..hi`` (see :func:`as_number` for what counts as a number);
+    ``field`` names the setting in the message.
+
+    Raises:
+        ValueError: not a whole number (text other than plain decimals, list, bool, None, NaN,
+            infinite, fractional) or out of range; the message names ``field`` and its range.
     """
     allowed = f"a whole number {lo}..{hi}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{field} must be {allowed}, got {_kind(value)}.")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ValueError(f"{field} must be {allowed}, got {value}.")
-    if not lo <= value <= hi:
-        raise ValueError(f"{field} must be {allowed}, got {excerpt(int(value))} (out of range).")
-    return int(value)
+    try:
+        number = as_number(value, whole=True)
+    except ValueError as err:
+        raise ValueError(f"{field} must be {allowed}, got {err}.") from None
+    if not lo <= number <= hi:
+        raise ValueError(f"{field} must be {allowed}, got {excerpt(number)} (out of range).")
+    return number
 
 
 def real_number(value, field: str) -> float:
-    """``value`` as a finite float; ``field`` names the setting in the message.
+    """``value`` as a finite float (see :func:`as_number`); ``field`` names the setting in the message.
 
     Raises:
-        ValueError: not a number (text, list, bool, None), NaN or infinite.
+        ValueError: not a number (text other than plain decimals, list, bool, None), NaN,
+            infinite, or an int too large for a float.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{field} must be a number, got {_kind(value)}.")
-    if isinstance(value, int) and abs(value) >= 2**53 or isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number, got {excerpt(value)}.")
-    return float(value)
+    try:
+        return as_number(value, whole=False)
+    except ValueError as err:
+        raise ValueError(f"{field} must be a finite number, got {err}.") from None
 
 
 def _kind(value) -> str:

@@ -139,7 +139,7 @@ def test_score_shown_scores_prompting_and_filled_compare_summaries(client):
     results = {"slots": [{"slot": "base", "label": "Base", "filled": True, "summary": "A meets B."},
                          {"slot": "detox", "label": "PPO detox", "filled": False, "summary": "no model yet: ..."}]}
     table = client.predict("You are scum.", results, api_name="/score_shown")
-    assert [row[:2] for row in table["data"]] == [["Prompting (base)", "You are scum."], ["Compare: Base", "A meets B."]]
+    assert [row[:2] for row in table["data"]] == [["Prompting (base)", "You are scum."], ["Compare: Base (original)", "A meets B."]]
     with pytest.raises(AppError, match="No summaries shown yet"):
         client.predict("", None, api_name="/score_shown")
 
@@ -201,3 +201,23 @@ def test_export_compare_refuses_a_malformed_json(client):
         client.predict(None, api_name="/export_compare")
     with pytest.raises(AppError, match=r"slots\[0\].reward must be a finite number"):
         client.predict({"slots": [{"slot": "base", "summary": "x", "reward": "=1+1"}]}, api_name="/export_compare")
+
+
+def test_request_value_components_share_one_pass_through():
+    """Finding 3: one mechanism for every request-value control. Each passes the request's value
+    unchanged (a choice outside the list, text, NaN) and the handler names the field; before,
+    Split and Prompt/Strategy checked in gradio's preprocess while the Free* ones did not."""
+    import gradio as gr
+
+    from ui import common
+
+    kinds = [common.RawNumber, common.ChoiceField, common.ChoiceRadio, common.FreeSlider,
+             common.FreeCheckboxGroup, common.FreeDropdown, common.FreeNumber]
+    assert {kind.preprocess for kind in kinds} == {common._pass_through}
+    with gr.Blocks():
+        split = common.ChoiceField(["train", "test"], label="Split")
+        strategy = common.ChoiceRadio(["greedy", "beam"], label="Strategy")
+    assert split.preprocess("dev") == "dev" and strategy.preprocess(["x"]) == ["x"]
+    assert split.get_block_name() == "dropdown" and strategy.get_block_name() == "radio"  # gradio's front ends
+    with pytest.raises(gr.Error, match=r"Split must be one of train, validation, test, got 'dev'\."):
+        common.load_dialogue(None, "dev", 0)  # the handler checks before touching the studio

@@ -80,6 +80,13 @@ CASES = [
         ("inf", INF, "raw"), ("minus-inf", -INF, "raw"), ("html", HTML, "client")]],
     ("compare-max-new-numeric-text", "compare", [DIALOGUE, "8"],
      accepted(lambda out, s: all(r["summary"] for r in _compare_json(out)["slots"])), "client"),
+    # Number text follows the app's one rule (summarizer.text.as_number): plain decimals only.
+    ("compare-max-new-spaced-text", "compare", [DIALOGUE, " 8 "],
+     accepted(lambda out, s: all(r["summary"] for r in _compare_json(out)["slots"])), "client"),
+    ("compare-max-new-whole-text", "compare", [DIALOGUE, "8.0"],
+     accepted(lambda out, s: all(r["summary"] for r in _compare_json(out)["slots"])), "client"),
+    *[(f"compare-max-new-{name}-text", "compare", [DIALOGUE, v], refused(f"{MAX_NEW}, got the text '{v}'"), "client")
+      for name, v in [("underscore", "1_0"), ("hex", "0x8"), ("exponent", "8e0"), ("inf", "inf"), ("nan", "nan")]],
     # ---- /set_full, /set_lora, /set_detox: the source ------------------------------------------
     *[(f"set-{slot}-{name}", f"set_{slot}", [v], refused(pattern.format(slot=slot)), via)
       for slot in ("full", "lora", "detox") for name, v, pattern, via in [
@@ -135,7 +142,24 @@ CASES = [
     # ---- /export_compare ---------------------------------------------------------------------
     ("export-null", "export_compare", [None], refused("Compare results: nothing to export yet"), "client"),
     ("export-empty-dict", "export_compare", [{}], refused("Compare results: nothing to export yet"), "client"),
-    ("export-slots-text", "export_compare", [{"slots": "x"}], refused("Compare results: nothing to export yet"), "client"),
+    ("export-slots-text", "export_compare", [{"slots": "x"}],
+     refused(r"Compare results: slots must be a list of at most 4 rows \(one per slot\), got 'x'"), "client"),
+    # The check the Toxicity tab's /score_shown uses too (ui.compare_json): same shape, same messages.
+    ("export-slot-repeated", "export_compare", [{"slots": [{"slot": "base"}, {"slot": "base"}]}],
+     refused(r"Compare results: slots\[1\]\.slot 'base' appears twice"), "client"),
+    ("export-filled-text", "export_compare", [{"slots": [{"slot": "base", "filled": "yes"}]}],
+     refused(r"Compare results: slots\[0\]\.filled must be true or false, got 'yes'"), "client"),
+    ("export-label-number", "export_compare", [{"slots": [{"slot": "base", "label": 7}]}],
+     refused(r"Compare results: slots\[0\]\.label must be text, got int"), "client"),
+    ("export-row-not-object", "export_compare", [{"slots": ["base"]}],
+     refused(r"Compare results: slots\[0\] must be an object with \"slot\""), "client"),
+    ("export-malformed-json-text", "export_compare", ["{not json"],
+     refused(r"Compare results must be the /compare JSON: .*not JSON"), "client"),
+    ("export-blank-text", "export_compare", ["  "], refused("Compare results: nothing to export yet"), "client"),
+    ("export-json-text-ok", "export_compare",
+     [json.dumps({"dialogue": "#Person1#: hi", "slots": [{"slot": "lora", "label": "<b>x</b>", "filled": True,
+                                                          "summary": "A meets B.", "reward": 1.25}]})],
+     accepted(lambda out, s: _handout_rows(out) == [["summary", "LoRA (peft)", "A meets B.", "1.2500", "", "", ""]]), "client"),
     ("export-slot-unknown", "export_compare", [{"slots": [{"slot": "../../etc"}]}],
      refused(r"Compare results: slots\[0\].slot must be one of"), "client"),
     ("export-too-many-slots", "export_compare", [{"slots": [{"slot": "base"}] * 5}],
@@ -155,6 +179,15 @@ CASES = [
                                      "reward": -1.5}]}],
      accepted(lambda out, s: _export_is_escaped(out)), "client"),
 ]
+
+
+def _handout_rows(out) -> list[list[str]]:
+    """The "summary" rows of the handout's CSV."""
+    import csv
+    import io
+    from pathlib import Path
+    table = Path(next(f for f in out[0] if f.endswith(".csv"))).read_text()
+    return [row for row in csv.reader(io.StringIO(table)) if row[0] == "summary"]
 
 
 def _export_is_escaped(out) -> bool:

@@ -66,6 +66,19 @@ def _prompt_is(text: str):
     return lambda studio, out: out[0] == zero_shot(text) and bool(out[2])
 
 
+def _few_shot_with(n: int):
+    """The few-shot prompt of GOOD_DIALOGUE with the ``n`` cheapest train examples (count = n)."""
+    def check(studio, out):
+        from summarizer.prompts import build_prompt
+        from ui.prompting import pick_examples
+
+        examples = pick_examples(studio, "few-shot", "", n)
+        want = build_prompt("few-shot", GOOD_DIALOGUE, examples, tokenizer=studio.slots.tokenizer,
+                            max_tokens=studio.max_input_tokens)
+        return len(examples) == n and out[0] == want.text and bool(out[2])
+    return check
+
+
 def _scored_as(text: str):
     """The /toxicity answer equals the scorer's score of ``text`` (the cleaned input)."""
     def check(studio, out):
@@ -120,6 +133,14 @@ CASES: list[Case] = [
     Case("load_dialogue", "number-bool", ("test", True), NUMBER + r" a bool"),
     Case("load_dialogue", "number-none", ("test", None), NUMBER + r" nothing"),
     Case("load_dialogue", "number-whole-float-ok", ("test", 3.0), check=_row_is("test", 3)),
+    # Number text follows the app's one rule (summarizer.text.as_number): plain decimals only.
+    Case("load_dialogue", "number-text-ok", ("test", "3"), check=_row_is("test", 3)),
+    Case("load_dialogue", "number-spaced-text-ok", ("test", " 4 "), check=_row_is("test", 4)),
+    Case("load_dialogue", "number-whole-text-ok", ("test", "5.0"), check=_row_is("test", 5)),
+    Case("load_dialogue", "number-underscore-text", ("test", "1_0"), NUMBER + r" the text '1_0'"),
+    Case("load_dialogue", "number-hex-text", ("test", "0x3"), NUMBER + r" the text '0x3'"),
+    Case("load_dialogue", "number-exponent-text", ("test", "3e0"), NUMBER + r" the text '3e0'"),
+    Case("load_dialogue", "number-inf-text", ("test", "inf"), NUMBER + r" the text 'inf'"),
     Case("load_dialogue", "validation-last-ok", ("validation", 499), check=_row_is("validation", 499)),
     # --- /summarize: the dialogue ---
     Case("summarize", "dialogue-empty", summarize_args(""), DIALOGUE_EMPTY),
@@ -164,6 +185,12 @@ CASES: list[Case] = [
     Case("summarize", "count-list", summarize_args(mode="few-shot", count=[2]), COUNT + r" a list"),
     Case("summarize", "count-none", summarize_args(mode="few-shot", count=None), COUNT + r" nothing"),
     Case("summarize", "count-ignored-zero-shot-ok", summarize_args(count="eight"), check=_prompt_is(GOOD_DIALOGUE)),
+    # The same number text as max new tokens accepts (finding 2: "2" was refused here, "12" taken there).
+    Case("summarize", "count-text-ok", summarize_args(mode="few-shot", count="2"), check=_few_shot_with(2)),
+    Case("summarize", "count-spaced-text-ok", summarize_args(mode="few-shot", count=" 3 "), check=_few_shot_with(3)),
+    Case("summarize", "count-underscore-text", summarize_args(mode="few-shot", count="1_0"), COUNT + r" the text '1_0'"),
+    Case("summarize", "count-hex-text", summarize_args(mode="few-shot", count="0x2"), COUNT + r" the text '0x2'"),
+    Case("summarize", "count-exponent-text", summarize_args(mode="few-shot", count="2e0"), COUNT + r" the text '2e0'"),
     # --- /summarize: generation settings ---
     Case("summarize", "max-new-zero", summarize_args(max_new_tokens=0), r"max new tokens must be 1\.\.512, got 0"),
     Case("summarize", "max-new-513", summarize_args(max_new_tokens=513), r"max new tokens must be 1\.\.512, got 513"),
@@ -174,12 +201,17 @@ CASES: list[Case] = [
     Case("summarize", "max-new-bool", summarize_args(max_new_tokens=True), r"max new tokens must be a whole number 1\.\.512, got True \(bool\)"),
     Case("summarize", "max-new-list", summarize_args(max_new_tokens=[8]), r"max new tokens must be a whole number 1\.\.512, got \[8\] \(list\)"),
     Case("summarize", "max-new-none", summarize_args(max_new_tokens=None), r"max new tokens must be a whole number 1\.\.512, got None"),
+    Case("summarize", "max-new-underscore-text", summarize_args(max_new_tokens="1_0"),
+         r"max new tokens must be a whole number 1\.\.512, got '1_0'"),
+    Case("summarize", "max-new-exponent-text", summarize_args(max_new_tokens="8e0"),
+         r"max new tokens must be a whole number 1\.\.512, got '8e0'"),
+    Case("summarize", "max-new-spaced-text-ok", summarize_args(max_new_tokens=" 8 "), check=_prompt_is(GOOD_DIALOGUE)),
     Case("summarize", "min-new-above-max", summarize_args(min_new_tokens=9), r"min new tokens must be 0\.\.max new tokens \(8\), got 9"),
     Case("summarize", "min-new-negative", summarize_args(min_new_tokens=-1), r"min new tokens must be 0\.\.max new tokens"),
     Case("summarize", "min-new-fraction", summarize_args(min_new_tokens=0.5), r"min new tokens must be a whole number 0\.\.max new tokens, got 0\.5"),
-    Case("summarize", "strategy-empty", summarize_args(strategy=""), r"Strategy must be one of greedy, sampling, beam, got ''"),
-    Case("summarize", "strategy-unknown", summarize_args(strategy="bogus"), r"Strategy must be one of greedy, sampling, beam, got 'bogus'"),
-    Case("summarize", "strategy-number", summarize_args(strategy=3), r"Strategy must be one of greedy, sampling, beam, got 3"),
+    Case("summarize", "strategy-empty", summarize_args(strategy=""), r"strategy must be one of greedy, sampling, beam, got ''"),
+    Case("summarize", "strategy-unknown", summarize_args(strategy="bogus"), r"strategy must be one of greedy, sampling, beam, got 'bogus'"),
+    Case("summarize", "strategy-number", summarize_args(strategy=3), r"strategy must be one of greedy, sampling, beam, got 3"),
     Case("summarize", "temperature-nan", summarize_args(strategy="sampling", temperature=NAN), r"temperature must be a number in \(0, 5\], got nan"),
     Case("summarize", "temperature-zero", summarize_args(strategy="sampling", temperature=0), r"temperature must be in \(0, 5\], got 0"),
     Case("summarize", "temperature-six", summarize_args(strategy="sampling", temperature=6), r"temperature must be in \(0, 5\], got 6"),
@@ -222,25 +254,42 @@ CASES: list[Case] = [
     Case("score_shown", "compare-deep-json", ("A meets B.", "[" * 100_000 + "]" * 100_000), COMPARE + r" must be the /compare JSON"),
     Case("score_shown", "compare-list", ("A meets B.", [1, 2]), COMPARE + r" must be the /compare JSON: .*got a list"),
     Case("score_shown", "compare-number", ("A meets B.", 7), COMPARE + r" must be the /compare JSON: .*got a int"),
-    Case("score_shown", "compare-slots-text", ("A meets B.", {"slots": "base"}), COMPARE + r" must be .* with at most 8 slots, got 'base'"),
-    Case("score_shown", "compare-slot-number", ("A meets B.", {"slots": [1]}), COMPARE + r": slot 0 must be an object"),
-    Case("score_shown", "compare-label-number", ("A meets B.", {"slots": [{"label": 1, "filled": True, "summary": "x"}]}),
-         COMPARE + r": slot 0 must be an object with text \"label\""),
-    Case("score_shown", "compare-filled-text", ("", {"slots": [{"label": "Base", "filled": "yes", "summary": "x"}]}),
-         COMPARE + r": slot 0 .* true/false \"filled\""),
-    Case("score_shown", "compare-summary-nan", ("", {"slots": [{"label": "Base", "filled": True, "summary": NAN}]}),
-         COMPARE + r": slot 0 must be an object"),
-    Case("score_shown", "compare-too-many", ("", {"slots": [{"label": "B", "filled": True, "summary": "x"}] * 9}),
-         COMPARE + r" must be .* with at most 8 slots"),
-    Case("score_shown", "compare-summary-huge", ("", {"slots": [{"label": "Base", "filled": True, "summary": HUGE}]}),
-         r"The Compare summary of Base has 1,000,000 characters, over the limit of 20,000"),
-    Case("score_shown", "compare-json-text-ok", ("", json.dumps({"slots": [{"label": "Base", "filled": True, "summary": "A meets B."}]})),
+    Case("score_shown", "compare-slots-text", ("A meets B.", {"slots": "base"}),
+         COMPARE + r": slots must be a list of at most 4 rows \(one per slot\), got 'base'"),
+    Case("score_shown", "compare-slot-number", ("A meets B.", {"slots": [1]}),
+         COMPARE + r": slots\[0\] must be an object with \"slot\", \"filled\" and \"summary\", got int 1"),
+    # The check the handout export uses (ui.compare_json): rows name their slot, as /compare's do.
+    Case("score_shown", "compare-slot-missing", ("A meets B.", {"slots": [{"label": "Base", "filled": True, "summary": "x"}]}),
+         COMPARE + r": slots\[0\]\.slot must be one of base, full, lora, detox, got None"),
+    Case("score_shown", "compare-slot-unknown", ("A meets B.", {"slots": [{"slot": "zzz", "filled": True, "summary": "x"}]}),
+         COMPARE + r": slots\[0\]\.slot must be one of base, full, lora, detox, got 'zzz'"),
+    Case("score_shown", "compare-slot-repeated", ("A meets B.", {"slots": [{"slot": "base", "filled": True, "summary": "x"}] * 2}),
+         COMPARE + r": slots\[1\]\.slot 'base' appears twice"),
+    Case("score_shown", "compare-label-number", ("A meets B.", {"slots": [{"slot": "base", "label": 1, "filled": True, "summary": "x"}]}),
+         COMPARE + r": slots\[0\]\.label must be text, got int"),
+    Case("score_shown", "compare-filled-text", ("", {"slots": [{"slot": "base", "label": "Base", "filled": "yes", "summary": "x"}]}),
+         COMPARE + r": slots\[0\]\.filled must be true or false, got 'yes'"),
+    Case("score_shown", "compare-summary-nan", ("", {"slots": [{"slot": "base", "label": "Base", "filled": True, "summary": NAN}]}),
+         COMPARE + r": slots\[0\]\.summary must be text, got float"),
+    Case("score_shown", "compare-reward-text", ("", {"slots": [{"slot": "base", "filled": True, "summary": "x", "reward": "=1"}]}),
+         COMPARE + r": slots\[0\]\.reward must be a finite number or null, got '=1'"),
+    Case("score_shown", "compare-six-rows", ("", {"slots": [{"slot": "base", "filled": True, "summary": "x"}] * 6}),
+         COMPARE + r": slots must hold at most 4 rows \(one per slot\), got 6"),
+    Case("score_shown", "compare-too-many", ("", {"slots": [{"slot": "base", "label": "B", "filled": True, "summary": "x"}] * 9}),
+         COMPARE + r": slots must hold at most 4 rows \(one per slot\), got 9"),
+    Case("score_shown", "compare-summary-huge", ("", {"slots": [{"slot": "base", "label": "Base", "filled": True, "summary": HUGE}]}),
+         COMPARE + r": slots\[0\]\.summary has 1,000,000 characters, over the limit of 20,000"),
+    Case("score_shown", "compare-json-text-ok",
+         ("", json.dumps({"slots": [{"slot": "base", "label": "Base (original)", "filled": True, "summary": "A meets B."}]})),
          check=_table_of("A meets B.")),
+    Case("score_shown", "compare-no-label-ok", ("", {"slots": [{"slot": "lora", "filled": True, "summary": "A meets B."}]}),
+         check=lambda studio, out: [r[:2] for r in out["data"]] == [["Compare: LoRA (peft)", "A meets B."]]),
+    # The source column shows the slot's own label, never one from the JSON (as the handout does).
     Case("score_shown", "html-control-surrogate-ok",
-         ("<b>A</b>\x00 meets \ud800B.", {"slots": [{"label": "<i>Base</i>", "filled": True, "summary": "<script>x</script>"},
-                                                    {"label": "PPO detox", "filled": False, "summary": "no model yet"}]}),
+         ("<b>A</b>\x00 meets \ud800B.", {"slots": [{"slot": "base", "label": "<i>Base</i>", "filled": True, "summary": "<script>x</script>"},
+                                                    {"slot": "detox", "label": "PPO detox", "filled": False, "summary": "no model yet"}]}),
          check=lambda studio, out: [r[:2] for r in out["data"]] == [["Prompting (base)", "<b>A</b> meets \ufffdB."],
-                                                                     ["Compare: <i>Base</i>", "<script>x</script>"]]),
+                                                                     ["Compare: Base (original)", "<script>x</script>"]]),
 ]
 
 # A normal request per endpoint, and what its answer must be, run after every case.

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from summarizer.text import check_index, clean_dialogue, clean_text, parse_indices, reference_index
@@ -57,9 +59,90 @@ def test_real_number_refuses_non_finite_and_non_numbers():
     from summarizer.text import real_number
 
     assert real_number(2, "Top-p") == 2.0
-    for bad, message in [(float("nan"), "finite"), (float("-inf"), "finite"), ("0.5", "got the text"), (10**400, "finite")]:
+    assert real_number(" 0.5 ", "Top-p") == 0.5  # plain decimal text is a number (the one rule)
+    for bad, message in [(float("nan"), "finite"), (float("-inf"), "finite"), ("0x1", "got the text"),
+                         ("5e-1", "got the text"), ("inf", "got the text"), (10**400, "finite")]:
         with pytest.raises(ValueError, match=f"Top-p must be a .*{message}"):
             real_number(bad, "Top-p")
+
+
+# One rule for numbers sent as values or as text: (value, the whole number it is, or None = refused).
+WHOLE_TABLE = [
+    (3, 3), (3.0, 3), ("3", 3), (" 3 ", 3), ("7.0", 7), ("+4", 4), ("\t5\n", 5),
+    ("1_0", None), ("0x10", None), ("1e3", None), ("1e400", None), ("inf", None), ("nan", None),
+    ("-inf", None), ("", None), ("  ", None), ("eight", None), ("2.5", None), (2.5, None),
+    ("٣", None), ("9" * 40, None), (True, None), (False, None), (None, None), ([3], None), ({"a": 3}, None),
+    (float("nan"), None), (float("inf"), None),
+]
+
+
+def _fake_prompting_studio(n_train: int):
+    """Just enough of a Studio for ``pick_examples``: a train split and a tokenizer slot."""
+    from types import SimpleNamespace
+
+    train = [{"dialogue": f"d{i}", "references": [f"r{i}"]} for i in range(n_train)]
+    return SimpleNamespace(split=lambda name: train, slots=SimpleNamespace(tokenizer=None))
+
+
+def _through_prompting_count(value):
+    """The Prompting tab's example count (few-shot, no numbers listed) -> how many examples."""
+    from types import SimpleNamespace
+
+    from ui.prompting import pick_examples
+
+    shortest = SimpleNamespace(first=lambda n, tokenizer: list(range(n)))
+    return len(pick_examples(_fake_prompting_studio(20), "few-shot", "", value, shortest))
+
+
+def _through_settings(key: str):
+    from summarizer.generation import GenerationSettings
+
+    return lambda value: getattr(GenerationSettings.from_dict({key: value}), key)
+
+
+# entry -> (call, the field named in its refusals); each takes the value, gives the whole number.
+WHOLE_ENTRIES = {
+    "text.whole_number": (lambda v: __import__("summarizer.text").text.whole_number(v, "Seed", 0, 9), "Seed"),
+    "ui.common.whole_number": (lambda v: __import__("ui.common").common.whole_number(v, "Max new tokens", 0, 9),
+                               "Max new tokens"),
+    "check_index": (lambda v: check_index(v, 10, "test"), "Dialogue number"),
+    "GenerationSettings.seed": (_through_settings("seed"), "seed"),
+    "GenerationSettings.max_new_tokens": (_through_settings("max_new_tokens"), "max new tokens"),
+    "Prompting example count": (_through_prompting_count, "How many examples (few-shot, when no numbers are given)"),
+}
+
+
+@pytest.mark.parametrize("entry", list(WHOLE_ENTRIES))
+@pytest.mark.parametrize("value, want", WHOLE_TABLE, ids=[repr(v)[:12] for v, _ in WHOLE_TABLE])
+def test_every_number_field_follows_one_rule(entry, value, want):
+    """Finding 2: the same text is a number (or not) for every field of the app. Before, "2" was
+    refused as an example count but accepted as max new tokens, and "1_0" was 10 on Compare."""
+    call, field = WHOLE_ENTRIES[entry]
+    if want is None:
+        with pytest.raises(ValueError, match=rf"(?:^|: ){re.escape(field)} must be a whole number"):
+            call(value)
+    else:
+        got = call(value)
+        assert got == want and type(got) is int
+
+
+@pytest.mark.parametrize("value, want", [(0.5, 0.5), (1, 1.0), ("0.5", 0.5), (" .5 ", 0.5), ("1.", 1.0),
+                                         ("5e-1", None), ("0x1", None), ("1_0", None), ("nan", None),
+                                         ("inf", None), (float("inf"), None), (True, None), ([1], None),
+                                         (10**400, None)])
+def test_real_numbers_follow_the_same_rule(value, want):
+    from summarizer.generation import GenerationSettings
+    from summarizer.text import real_number
+
+    entries = [(lambda v: real_number(v, "Top-p"), "Top-p must be a finite number"),
+               (lambda v: GenerationSettings.from_dict({"top_p": v}).top_p, r"top-p must be a number in \(0, 1\]")]
+    for call, message in entries:
+        if want is None:
+            with pytest.raises(ValueError, match=message):
+                call(value)
+        else:
+            got = call(value)
+            assert got == want and type(got) is float
 
 
 def test_parse_indices_names_the_field_and_refuses_huge_numbers():

@@ -7,10 +7,13 @@ without it). Set ``STUDIO_SCREENSHOT_DIR`` to keep ``screenshot-toxicity.png``.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from summarizer.models import SLOT_LABELS
 from tests.app_server import running_app
 from tests.browser import (click, element, new_driver, open_tab, requires_chromium, save_screenshot,
                            value, wait_for)
@@ -96,3 +99,44 @@ def test_toxicity_tab_in_the_browser(served, tmp_path):
         save_screenshot(driver, tmp_path, "screenshot-toxicity.png")
     finally:
         driver.quit()
+
+
+# Finding 1 (one /compare JSON, one check): the handout export and /score_shown read the same JSON
+# with the same rules. Before, a row without a label was refused here and exported there, slot
+# "zzz" and 6 rows went through here and were refused there, and JSON text was refused there.
+ROW = {"slot": "base", "label": "Base (original)", "filled": True, "summary": "A meets B."}
+SAME_INPUTS = {
+    "row-without-label": ({"slots": [{"slot": "full", "filled": True, "summary": "A meets B."}]}, None),
+    "slot-zzz": ({"slots": [dict(ROW, slot="zzz")]}, r"^Compare results: slots\[0\]\.slot must be one of base, full"),
+    "json-text": (json.dumps({"slots": [ROW]}), None),
+    "six-rows": ({"slots": [ROW] * 6}, r"^Compare results: slots must hold at most 4 rows \(one per slot\), got 6"),
+    "repeated-slot": ({"slots": [ROW, ROW]}, r"^Compare results: slots\[1\]\.slot 'base' appears twice"),
+    "filled-text": ({"slots": [dict(ROW, filled="yes")]}, r"^Compare results: slots\[0\]\.filled must be true or false"),
+    "label-number": ({"slots": [dict(ROW, label=3)]}, r"^Compare results: slots\[0\]\.label must be text"),
+    "reward-formula": ({"slots": [dict(ROW, reward="=1+1")]}, r"^Compare results: slots\[0\]\.reward must be a finite"),
+    "slots-text": ({"slots": "base"}, r"^Compare results: slots must be a list of at most 4 rows"),
+    "not-json": ("{not json", r"^Compare results must be the /compare JSON: .*not JSON"),
+    "a-list": ([ROW], r"^Compare results must be the /compare JSON: .*got a list"),
+    "summary-huge": ({"slots": [dict(ROW, summary="x" * 20_001)]},
+                     r"^Compare results: slots\[0\]\.summary has 20,001 characters, over the limit of 20,000"),
+    "all-four-filled": ({"slots": [dict(ROW, slot=s, summary=f"summary of {s}") for s in ("base", "full", "lora", "detox")]},
+                        None),
+}
+
+
+@pytest.mark.parametrize("name", list(SAME_INPUTS))
+def test_export_and_score_shown_check_the_compare_json_alike(name):
+    from ui.export import check_results
+    from ui.toxicity import shown_summaries
+
+    results, refusal = SAME_INPUTS[name]
+    if refusal:
+        for entry in (check_results, lambda r: shown_summaries("", r)):
+            with pytest.raises(ValueError, match=refusal):
+                entry(results)
+        return
+    rows = check_results(results)["slots"]
+    want = [(f"Compare: {SLOT_LABELS[r['slot']]}", r["summary"]) for r in rows if r["filled"]]
+    assert shown_summaries("", results) == want and want  # the export's cleaned rows, by value
+    source = json.loads(results) if isinstance(results, str) else results
+    assert [r["summary"] for r in rows] == [r["summary"] for r in source["slots"]]

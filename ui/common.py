@@ -13,7 +13,9 @@ import gradio as gr
 from summarizer.data import SPLITS
 from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
 from summarizer.text import check_index, excerpt
-from summarizer.text import whole_number as _whole_number
+# Re-exported: Compare, Evaluate and the Prompt Lab import it from here. It is the app's one rule
+# for numbers (ints, whole floats, plain decimal text such as "12"; see summarizer.text.as_number).
+from summarizer.text import whole_number as whole_number
 
 from .context import Studio
 
@@ -41,8 +43,7 @@ def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, s
             (the message names the field, "Split" or "Dialogue number", and its allowed values).
     """
     with user_errors():
-        if not isinstance(split, str) or split not in SPLITS:
-            raise ValueError(f"Split must be one of {', '.join(SPLITS)}, got {excerpt(split)}.")
+        split = one_of(split, "Split", SPLITS)
         rows = studio.split(split)
         index = check_index(index, len(rows), split)
         row = rows[index]
@@ -110,50 +111,61 @@ def progress_callback(progress: gr.Progress, what: str):
     return lambda done, total: progress(done / max(total, 1), desc=f"{what}: {done}/{total}")
 
 
-# --- Components whose bad API values get messages naming the field (issue 8, findings 5-6) ---
+# --- Request values the handlers check themselves (issue 8, findings 5-6) ---
+# Gradio's own preprocessing of numbers, sliders and choices fails on NaN, text or lists with
+# messages that do not name the field ("cannot convert float NaN to integer", "Value: 'x' is not
+# in the list of choices"), and rounds or bounds numbers before the handler sees them. These
+# components pass the request's value through unchanged (the page still gets precision, bounds
+# and choices for its controls); the handler checks it with one of the checks below
+# (:func:`whole_number`, :func:`one_of`, :func:`chosen_values`) or ``GenerationSettings.from_dict``,
+# naming the field and its allowed values. One mechanism for every kind of control.
 
+def _pass_through(self, payload):
+    """The request's value, unchanged: the handler checks it."""
+    return payload
+
+
+# Class statements, not a factory: gradio reads each component class's source, and renders an
+# ``is_template`` class with its first base's front end.
 class RawNumber(gr.Number):
-    """A ``gr.Number`` whose value reaches the handler exactly as sent.
+    """``gr.Number`` whose handler receives the raw value; check it with :func:`whole_number` or
+    ``GenerationSettings.from_dict``."""
 
-    ``gr.Number`` rounds and bounds-checks before the handler runs, so ``"eight"``, NaN or a list
-    sent through the API fail there with messages that do not name the field ("cannot convert
-    float NaN to integer"). The handler checks the value instead, naming the field and its range
-    (:func:`summarizer.text.whole_number`, :meth:`GenerationSettings.from_dict`). The browser
-    still gets ``precision``, ``minimum`` and ``maximum`` for its input box.
-    """
-
-    is_template = True  # render with gr.Number's front end
-
-    def preprocess(self, payload):
-        return payload
+    is_template = True
+    preprocess = _pass_through
 
 
 class ChoiceField(gr.Dropdown):
-    """A ``gr.Dropdown`` whose refusal of a value outside its choices names the field."""
+    """``gr.Dropdown`` whose handler receives the raw value; check it with :func:`one_of`."""
 
     is_template = True
-
-    def preprocess(self, payload):
-        return _named(self, super().preprocess, payload)
+    preprocess = _pass_through
 
 
 class ChoiceRadio(gr.Radio):
-    """A ``gr.Radio`` whose refusal of a value outside its choices names the field."""
+    """``gr.Radio`` whose handler receives the raw value; check it with :func:`one_of` (the
+    generation strategy: ``GenerationSettings.from_dict``)."""
 
     is_template = True
-
-    def preprocess(self, payload):
-        return _named(self, super().preprocess, payload)
+    preprocess = _pass_through
 
 
-def _named(component, preprocess, payload):
-    """``preprocess(payload)``, with gradio's "not in the list of choices" prefixed by the label."""
-    try:
-        return preprocess(payload)
-    except (gr.Error, TypeError, ValueError) as err:
-        choices = ", ".join(str(value) for _, value in component.choices)
-        raise gr.Error(f"{field_name(component)} must be one of {choices}, got {excerpt(payload)}.",
-                       print_exception=False) from err
+class FreeSlider(gr.Slider):
+    """``gr.Slider`` whose handler receives the raw value; check it with :func:`whole_number`."""
+
+    is_template = True
+    preprocess = _pass_through
+
+
+class FreeCheckboxGroup(gr.CheckboxGroup):
+    """``gr.CheckboxGroup`` whose handler receives the raw value; check it with :func:`chosen_values`."""
+
+    is_template = True
+    preprocess = _pass_through
+
+
+FreeNumber = RawNumber  # the names Compare and Evaluate import
+FreeDropdown = ChoiceField
 
 
 class TextField(gr.Textbox):
@@ -172,54 +184,6 @@ class TextField(gr.Textbox):
 def field_name(component) -> str:
     """The field's name for messages: its label up to the first " (" or ":" ("Dialogue")."""
     return str(component.label).split(" (")[0].split(":")[0]
-
-
-# ---- request values the handlers check themselves (added for Compare/Evaluate hardening) ----
-# Gradio's own preprocessing of numbers, sliders and choices fails on NaN, strings or lists with
-# messages that do not name the field ("cannot convert float NaN to integer", "Value: 'x' is not
-# in the list of choices"). These variants pass the request's value through unchanged (the page
-# still restricts what a user can enter); the handler checks it and names the field.
-class FreeSlider(gr.Slider):
-    """``gr.Slider`` whose handler receives the raw value; check it with :func:`whole_number`."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return payload
-
-
-class FreeCheckboxGroup(gr.CheckboxGroup):
-    """``gr.CheckboxGroup`` whose handler receives the raw value; check it with :func:`chosen_values`."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return payload
-
-
-class FreeDropdown(gr.Dropdown):
-    """``gr.Dropdown`` whose handler receives the raw value; check it with :func:`one_of`."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return payload
-
-
-def whole_number(value, field: str, low: int, high: int) -> int:
-    """:func:`summarizer.text.whole_number`, also accepting numeric text (``"12"``) as some API
-    clients send it.
-
-    Raises:
-        ValueError: naming ``field`` and the range, for NaN, inf, other text, lists, fractions or
-        values outside the range.
-    """
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{field} must be a whole number {low}..{high}, got {excerpt(value)}.") from None
-    return _whole_number(value, field, low, high)
 
 
 def one_of(value, field: str, allowed) -> str:
@@ -249,5 +213,3 @@ def chosen_values(value, field: str, allowed) -> list[str]:
         raise ValueError(f"{field} must be chosen from {', '.join(allowed)}, got {excerpt(unknown[0])}.")
     return [a for a in allowed if a in value]
 
-
-FreeNumber = RawNumber  # the Compare/Evaluate name for the same component

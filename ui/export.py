@@ -1,7 +1,8 @@
 """Compare handout: the dialogue, the prompt, each slot's summary and scores as Markdown and CSV.
 
-:func:`check_results` accepts only the shape ``/compare`` returns (every text cleaned and capped,
-every number finite), so a hand-made JSON cannot smuggle anything into the files:
+:func:`check_results` accepts only the shape ``/compare`` returns (:mod:`ui.compare_json`: every
+text cleaned and capped, every number finite, labels the slots' own), so a hand-made JSON cannot
+smuggle anything into the files:
 
 * Markdown: the dialogue and prompt go in code fences longer than any run of backticks in them
   (nothing inside a fence is rendered); other text is HTML-escaped and its Markdown punctuation
@@ -15,71 +16,29 @@ from __future__ import annotations
 import csv
 import html
 import io
-import math
 import re
 import tempfile
 from pathlib import Path
 
-from summarizer.models import SLOT_LABELS, SLOTS
-from summarizer.text import MAX_DIALOGUE_CHARS, clean_text, spreadsheet_safe
+from summarizer.text import spreadsheet_safe
 
-MAX_TEXT_CHARS = MAX_DIALOGUE_CHARS  # per text field; a prompt is at most 512 tokens anyway
-MAX_LIST_ITEMS = 20  # references or prompt notes
-NUMBER_FIELDS = ("reward", "p_hate", "rouge1", "rougeL")
+from .compare_json import WHAT_TO_DO, read_results
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-WHAT_TO_DO = "pass the JSON that /compare returned (its last output)"
-
-
-def _text(value, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"Compare results: {field} must be text, got {type(value).__name__}; {WHAT_TO_DO}.")
-    if len(value) > MAX_TEXT_CHARS:
-        raise ValueError(f"Compare results: {field} has {len(value):,} characters, over the limit of "
-                         f"{MAX_TEXT_CHARS:,}; {WHAT_TO_DO}.")
-    return clean_text(value)
-
-
-def _number(value, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"Compare results: {field} must be a finite number or null, got {str(value)[:40]!r}; "
-                         f"{WHAT_TO_DO}.")
-    return float(value)
-
-
-def _texts(value, field: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS:
-        raise ValueError(f"Compare results: {field} must be a list of at most {MAX_LIST_ITEMS} texts; {WHAT_TO_DO}.")
-    return [_text(v, f"{field}[{k}]") for k, v in enumerate(value)]
 
 
 def check_results(results) -> dict:
-    """A cleaned copy of a ``/compare`` JSON: dialogue, prompt, prompt_notes, references, slots.
+    """A cleaned copy of a ``/compare`` JSON, object or JSON text (:func:`ui.compare_json.read_results`,
+    the check the Toxicity tab uses too).
 
     Raises:
-        ValueError: naming the field that is missing, of the wrong type, too long or not finite.
+        ValueError: no results yet ("nothing to export yet"), or a malformed JSON; the message
+            starts "Compare results" and names the field.
     """
-    if not isinstance(results, dict) or not isinstance(results.get("slots"), list) or not results["slots"]:
+    checked = read_results(results)
+    if checked is None:
         raise ValueError(f"Compare results: nothing to export yet. Run Compare first, or {WHAT_TO_DO}.")
-    if len(results["slots"]) > len(SLOTS):
-        raise ValueError(f"Compare results: slots must hold at most {len(SLOTS)} rows; {WHAT_TO_DO}.")
-    rows = []
-    for k, row in enumerate(results["slots"]):
-        if not isinstance(row, dict) or row.get("slot") not in SLOTS:
-            raise ValueError(f"Compare results: slots[{k}].slot must be one of {', '.join(SLOTS)}; {WHAT_TO_DO}.")
-        clean = {"slot": row["slot"], "label": SLOT_LABELS[row["slot"]], "filled": bool(row.get("filled")),
-                 "summary": _text(row.get("summary"), f"slots[{k}].summary")}
-        clean.update({f: _number(row.get(f), f"slots[{k}].{f}") for f in NUMBER_FIELDS})
-        rows.append(clean)
-    return {"dialogue": _text(results.get("dialogue"), "dialogue"),
-            "prompt": _text(results.get("prompt"), "prompt"),
-            "prompt_notes": _texts(results.get("prompt_notes"), "prompt_notes"),
-            "references": _texts(results.get("references"), "references"), "slots": rows}
+    return checked
 
 
 def md_inline(text: str) -> str:

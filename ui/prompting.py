@@ -14,10 +14,10 @@ from transformers import TextIteratorStreamer
 
 from summarizer.generation import STRATEGIES, GenerationSettings, stream_to
 from summarizer.prompts import MODES, Example, Prompt, build_prompt, shot_costs
-from summarizer.text import clean_dialogue, excerpt, parse_indices, whole_number
+from summarizer.text import clean_dialogue, parse_indices, whole_number
 
-from .common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, progress_callback, rouge_markdown,
-                     rouge_report, user_errors)
+from .common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, progress_callback,
+                     rouge_markdown, rouge_report, user_errors)
 from .context import MODEL_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
@@ -104,8 +104,7 @@ def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortes
         ValueError: any bad input; the message names the field.
     """
     settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, values)))
-    if mode not in MODES:
-        raise ValueError(f"Prompt must be one of {', '.join(MODES)}, got {excerpt(mode)}.")
+    mode = one_of(mode, "Prompt", MODES)
     text = clean_dialogue(dialogue)
     examples = pick_examples(studio, mode, indices_text, count, shortest)
     if progress:

@@ -6,14 +6,13 @@ summary). The classifier reads at most its first 512 tokens of a text; both say 
 """
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
 from summarizer.text import MAX_SCORED_CHARS, clean_dialogue, clean_text, excerpt
 from summarizer.toxicity import ToxicityScore
 
 from .common import TextField, user_errors
+from .compare_json import read_results
 from .context import MODEL_QUEUE, Studio
 
 TABLE_HEADERS = ["source", "summary", "reward (nothate logit)", "P(hate)", "tokens read"]
@@ -24,7 +23,6 @@ REFUSED = "Not scored: the text was refused (see the message)."
 TEXT_FIELD = "Text"
 SCORER_LIMIT = ("the toxicity scorer takes texts up to that length and reads only their first 512 "
                 "tokens (about 2,000 characters): paste a shorter text.")
-MAX_COMPARE_ROWS = 8  # the Compare tab shows 4 slots
 
 
 def read_note(score: ToxicityScore) -> str:
@@ -62,56 +60,26 @@ def shown_scores(reward: float | None, p_hate: float | None, note: str) -> tuple
     return ("" if reward is None else f"{reward:.4f}", "" if p_hate is None else f"{p_hate:.4f}", note)
 
 
-def parse_compare_results(compare_results) -> list[dict]:
-    """The slot rows of the Compare JSON (``{"slots": [{"label", "filled", "summary"}, ...]}``).
-
-    Accepts the object, or its JSON text. ``None`` or ``{}`` give no rows.
-
-    Raises:
-        ValueError: not JSON, not that shape, or more than :data:`MAX_COMPARE_ROWS` rows; the
-            message names "Compare results" and the expected shape.
-    """
-    shape = ('the /compare JSON: an object {"slots": [{"label": text, "filled": true/false, '
-             '"summary": text}, ...]}')
-    if isinstance(compare_results, str):
-        if not compare_results.strip():
-            return []
-        try:
-            compare_results = json.loads(compare_results)
-        except (ValueError, RecursionError) as err:
-            raise ValueError(f"Compare results must be {shape}; the text given is not JSON ({err}).") from None
-    if compare_results is None:
-        return []
-    if not isinstance(compare_results, dict):
-        raise ValueError(f"Compare results must be {shape}, got a {type(compare_results).__name__}.")
-    rows = compare_results.get("slots", [])
-    if not isinstance(rows, list) or len(rows) > MAX_COMPARE_ROWS:
-        raise ValueError(f"Compare results must be {shape} with at most {MAX_COMPARE_ROWS} slots, "
-                         f"got {excerpt(rows)}.")
-    for k, row in enumerate(rows):
-        if not isinstance(row, dict) or not all(isinstance(row.get(key), str) for key in ("label", "summary")) \
-                or not isinstance(row.get("filled", False), bool):
-            raise ValueError(f"Compare results: slot {k} must be an object with text \"label\" and "
-                             f"\"summary\" and true/false \"filled\", got {excerpt(row)}.")
-    return rows
-
-
 def shown_summaries(prompting_summary: str | None, compare_results) -> list[tuple[str, str]]:
     """(source, cleaned text) of the Prompting summary and the filled Compare slots' summaries.
 
+    ``compare_results`` is the ``/compare`` JSON, object or JSON text, checked by
+    :func:`ui.compare_json.read_results` (the check the handout export uses); ``None`` or an
+    empty one gives no Compare rows. A slot's source is its own label, not one from the JSON.
+
     Raises:
-        ValueError: malformed Compare results, or a summary over :data:`MAX_SCORED_CHARS` characters.
+        ValueError: malformed Compare results (naming the field), or a Prompting summary over
+            :data:`MAX_SCORED_CHARS` characters.
     """
     shown = []
     if clean_text(prompting_summary):
         shown.append(("Prompting (base)", clean_dialogue(prompting_summary, MAX_SCORED_CHARS,
                                                           what="Prompting summary", why_limit=SCORER_LIMIT)))
-    for row in parse_compare_results(compare_results):
-        if row.get("filled") and clean_text(row["summary"]):
-            label = clean_text(row["label"])[:80]
-            shown.append((f"Compare: {label}", clean_dialogue(row["summary"], MAX_SCORED_CHARS,
-                                                              what=f"Compare summary of {label}",
-                                                              why_limit=SCORER_LIMIT)))
+    checked = read_results(compare_results)
+    for row in checked["slots"] if checked else []:
+        if row["filled"] and row["summary"]:  # an empty slot's summary is its how-to-fill note
+            shown.append((f"Compare: {row['label']}", clean_dialogue(
+                row["summary"], MAX_SCORED_CHARS, what=f"Compare summary of {row['label']}", why_limit=SCORER_LIMIT)))
     return shown
 
 
