@@ -261,7 +261,7 @@ def test_meta_model_built_once_for_estimate_and_target_checks(tiny_t5, dialogsum
 
 
 def test_launch_refusals_use_the_shared_number_check():
-    assert launch.check_processes(2.0) == 2
-    for bad in (0, 2.5, True, "2", None, launch.MAX_PROCESSES + 1):
+    assert launch.check_processes(2.0) == 2 and launch.check_processes(" 2 ") == 2  # the one number rule
+    for bad in (0, 2.5, True, "2e0", "1_0", None, launch.MAX_PROCESSES + 1):
         with pytest.raises(ValueError, match=f"num_processes must be a whole number 1..{launch.MAX_PROCESSES}"):
             launch.check_processes(bad)
