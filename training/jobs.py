@@ -41,7 +41,7 @@ import psutil
 
 from summarizer.runs import (FINAL_STATES, RunFolder, check_run_id, new_run_id, open_regular,
                             runs_dir as default_runs_dir, write_json)
-from training import launch, registry
+from training import launch, registry, watcher
 from training.launch import check_processes
 from training.run_files import ACTIVE_STATES, StatusCache
 from training.status_texts import cancel_text, failure_reason, folder_message
@@ -83,7 +83,7 @@ class JobRunner:
         self._killed: set[str] = set()  # runs whose group we killed after the grace period
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
-        self._last_error: str | None = None
+        self._errors = watcher.ErrorLog()  # the watcher's and submit's, each distinct error once
         self.check_folder()
 
     # ---- the runs folder ---------------------------------------------------------------------
@@ -154,7 +154,7 @@ class JobRunner:
         try:
             self.tick()
         except OSError as err:  # queued all the same; the watcher retries
-            self._log_once(f"job runner: {err}")
+            self._errors(f"job runner: {err}")
         return run.run_id
 
     def _create(self, method, config, num_processes: int, estimate_s, accelerate_config) -> RunFolder:
@@ -371,29 +371,10 @@ class JobRunner:
             time.sleep(poll_s)
         raise TimeoutError(f"Run {run_id} did not finish within {timeout} s.")
 
-    def _log_once(self, message: str) -> None:
-        """Print ``message`` to stderr unless it is the same as the last one logged."""
-        if message != self._last_error:
-            print(message, file=sys.stderr)
-            self._last_error = message
-
     def start_watcher(self, interval_s: float = 1.0) -> None:
-        """Tick in a daemon thread, so the queue advances without a browser open. Errors (a full
-        or read-only disk, a vanished folder) are logged once per distinct message."""
-        if self._watcher and self._watcher.is_alive():
-            return
-
-        def loop():
-            while True:
-                try:
-                    self.tick()
-                    self._last_error = None
-                except Exception as err:  # noqa: BLE001 - the watcher must outlive any one bad tick
-                    self._log_once(f"job runner: {type(err).__name__}: {err}")
-                time.sleep(interval_s)
-
-        self._watcher = threading.Thread(target=loop, name="job-runner", daemon=True)
-        self._watcher.start()
+        """Tick in a daemon thread (:func:`training.watcher.start`) unless one runs already."""
+        if not (self._watcher and self._watcher.is_alive()):
+            self._watcher = watcher.start(self.tick, self._errors, interval_s)
 
 
 def _queue_key(status: dict) -> tuple:
