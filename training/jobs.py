@@ -17,6 +17,9 @@
 * Only processes this runner started are signalled; after an app restart a process is
   re-attached only when its pid, start time and our marker all match. Every started process
   is reaped on each tick (no zombies).
+* A run trained by a process started elsewhere (the command line) is alive while that process
+  holds the run's ``.alive`` lock (``training/liveness.py``): it is shown running, never
+  settled, signalled or deleted, and no queued run starts beside it.
 * Cancel writes ``<run>/cancel`` and sends SIGTERM: the child stops at the next step and marks
   itself cancelled. If it is still alive ``grace_s`` later, its process group is killed.
 * A run whose process is gone while its status still says running is marked failed with the
@@ -41,7 +44,7 @@ import psutil
 
 from summarizer.runs import (FINAL_STATES, RunFolder, check_run_id, new_run_id, open_regular,
                             runs_dir as default_runs_dir, write_json)
-from training import launch, registry, watcher
+from training import launch, liveness, registry, watcher
 from training.launch import check_processes
 from training.run_files import ACTIVE_STATES, StatusCache
 from training.status_texts import cancel_text, failure_reason, folder_message
@@ -215,10 +218,15 @@ class JobRunner:
         return RunFolder(path)
 
     def status(self, run_id: str) -> dict:
-        """The checked status of ``run_id`` (``{}`` if unreadable). Raises ValueError like :meth:`run`."""
+        """The checked status of ``run_id`` (``{}`` if unreadable); ``running`` whatever its file
+        says while a process trains it (so it is neither resumed nor deleted then). Raises
+        ValueError like :meth:`run`."""
         self.run(run_id)
         with self._lock:
-            return self._statuses.get(run_id) or {}
+            status = self._statuses.get(run_id) or {}
+        if status.get("state") not in (None, "running") and (who := liveness.holder(self.root / run_id)):
+            status = {**status, "state": "running", "error": f"still running in another process ({who})"}
+        return status
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def tick(self) -> None:
@@ -237,7 +245,7 @@ class JobRunner:
                 running = [s for s in active if s["state"] == "running"]
                 still = [s for s in running if self._check_alive(s)]
                 queued = sorted((s for s in active if s["state"] == "queued"), key=_queue_key)
-                if not still and queued:
+                if not still and queued and not any(liveness.holder(self.root / s["run_id"]) for s in queued):
                     self._launch(queued[0])
 
     def _reap(self) -> None:
@@ -267,6 +275,8 @@ class JobRunner:
             asked = status.get("cancel_requested")
             if asked and time.time() - asked > self.grace_s:
                 self._kill_group(run_id, status)
+            return True
+        if liveness.holder(self.root / run_id):  # alive, started elsewhere: not ours to settle or signal
             return True
         code = self._exit_codes.pop(run_id, None)
         run = RunFolder(self.root / run_id)
