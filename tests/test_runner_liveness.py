@@ -4,7 +4,7 @@ A run started on the command line (``python -m training.full --run_dir runs/<id>
 there with ``--config``) is shown running, never settled as failed, signalled or deleted while
 its process lives, and no queued run starts beside it; once the process ends it is settled as
 before. A planted file holds no lock: a planted status with a foreign pid is still settled
-without a signal.
+without a signal. A ``.runner.lock`` held by another process never blocks a read.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -183,3 +184,37 @@ def test_a_planted_status_without_a_lock_is_settled_without_a_signal(tmp_path, s
     finally:
         _stop(holder)
         _stop(sleeper)
+
+
+def test_a_held_runner_lock_blocks_no_read(tmp_path):
+    root = tmp_path / "runs"
+    run = RunFolder(root / RUN)
+    run.path.mkdir(parents=True)
+    run.update_status(state="completed", method="full", run_id=RUN, created=1)
+    runner = JobRunner(root)
+    holder = _hold(root / ".runner.lock")  # another app's runner, mid-tick (or hung)
+    try:
+        ticking = threading.Thread(target=runner.tick, daemon=True)
+        ticking.start()
+        time.sleep(0.2)  # let the tick take the runner's lock first, as the watcher would
+        seen = []
+        reading = threading.Thread(target=lambda: seen.extend([runner.list_runs(), runner.status(RUN)]), daemon=True)
+        reading.start()
+        reading.join(timeout=60)  # a hang guard: the old runner blocked here until the holder ended
+        ticking.join(timeout=60)
+        assert not reading.is_alive() and not ticking.is_alive()
+        assert seen[0][0]["state"] == "completed" and seen[1]["state"] == "completed"
+    finally:
+        _stop(holder)
+
+
+def test_a_planted_runner_lock_link_is_not_followed(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    target = tmp_path / "created-through-the-link"
+    (root / ".runner.lock").symlink_to(target)
+    runner = JobRunner(root)
+    assert runner.problem and ".runner.lock" not in str(target)
+    with pytest.raises(OSError):
+        runner.tick()
+    assert not target.exists()

@@ -29,7 +29,6 @@
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -51,6 +50,7 @@ from training.status_texts import cancel_text, failure_reason, folder_message
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MARKER_ENV = "STUDIO_JOB_RUNNER"  # set to the run folder in every child: our marker on re-attach
+RUNNER_LOCK = ".runner.lock"  # one runner ticks a runs folder at a time (also across apps)
 
 
 class RunsFolderError(ValueError):
@@ -93,8 +93,7 @@ class JobRunner:
     def _probe(self) -> None:
         """Create the runs folder and open its lock file for writing (raises OSError if not possible)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".runner.lock", "a"):
-            pass
+        liveness.open_lock(self.root / RUNNER_LOCK).close()
 
     def check_folder(self) -> str | None:
         """Probe the runs folder again; returns (and stores in :attr:`problem`) why it is unusable."""
@@ -231,15 +230,17 @@ class JobRunner:
     # ---- lifecycle ---------------------------------------------------------------------------
     def tick(self) -> None:
         """Reap ended children, settle runs whose process is gone, enforce cancel timeouts, and
-        start the oldest queued run when none is running. Looks only at queued and running runs.
+        start the oldest queued run when none is running. Looks only at queued and running runs;
+        does nothing when another runner is ticking the same folder (the next tick does it).
 
         Raises:
             OSError: the runs folder cannot be read or written (the watcher logs it once).
         """
         with self._lock:
             self._reap()
-            with open(self.root / ".runner.lock", "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # one runner at a time per runs folder (also across apps)
+            with liveness.open_lock(self.root / RUNNER_LOCK) as lock:
+                if not liveness.try_lock(lock):  # another app ticks this folder: the next tick retries
+                    return  # (never wait: list_runs and status wait on self._lock meanwhile)
                 active = [s for s in self._statuses.scan(active_only=True).values()
                           if s["state"] in ACTIVE_STATES]
                 running = [s for s in active if s["state"] == "running"]
