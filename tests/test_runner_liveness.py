@@ -4,7 +4,8 @@ A run started on the command line (``python -m training.full --run_dir runs/<id>
 there with ``--config``) is shown running, never settled as failed, signalled or deleted while
 its process lives, and no queued run starts beside it; once the process ends it is settled as
 before. A planted file holds no lock: a planted status with a foreign pid is still settled
-without a signal. A ``.runner.lock`` held by another process never blocks a read.
+without a signal. A ``.runner.lock`` held by another process never blocks a read, and the
+runner forgets the exit codes of settled runs.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from summarizer.runs import RunFolder
@@ -218,3 +220,19 @@ def test_a_planted_runner_lock_link_is_not_followed(tmp_path):
     with pytest.raises(OSError):
         runner.tick()
     assert not target.exists()
+
+
+def test_exit_codes_are_forgotten_once_a_run_is_settled(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
+    finish = ("import os; from summarizer.runs import RunFolder; "
+              "RunFolder(os.environ['STUDIO_JOB_RUNNER']).update_status(state='completed')")
+    monkeypatch.setattr(JobRunner, "command", lambda self, *a, **k: [sys.executable, "-c", finish])
+    runner = JobRunner(tmp_path / "runs")
+    run_id = runner.submit("full", {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "max_steps": 1})
+    assert runner.wait(run_id, timeout=120, poll_s=0.1)["state"] == "completed"
+    end = time.time() + 60
+    while runner._procs and time.time() < end:  # "completed" is written just before the child exits
+        time.sleep(0.1)
+        runner.tick()
+    runner.tick()
+    assert not runner._procs and runner._exit_codes == {}
+    assert psutil.Process().children() == []

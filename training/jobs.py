@@ -245,6 +245,7 @@ class JobRunner:
                           if s["state"] in ACTIVE_STATES]
                 running = [s for s in active if s["state"] == "running"]
                 still = [s for s in running if self._check_alive(s)]
+                self._forget(running)
                 queued = sorted((s for s in active if s["state"] == "queued"), key=_queue_key)
                 if not still and queued and not any(liveness.holder(self.root / s["run_id"]) for s in queued):
                     self._launch(queued[0])
@@ -256,6 +257,12 @@ class JobRunner:
             if code is not None:
                 self._exit_codes[run_id] = code
                 del self._procs[run_id]
+
+    def _forget(self, running: list[dict]) -> None:
+        """Drop the exit codes and kill marks of runs no longer running (settled by their child)."""
+        keep = {s["run_id"] for s in running} | set(self._procs)
+        self._exit_codes = {k: v for k, v in self._exit_codes.items() if k in keep}
+        self._killed &= keep
 
     def _ours(self, run_id: str, status: dict) -> bool:
         """True if the run's process is one of ours and alive: a child of this runner, or (after an
