@@ -17,6 +17,9 @@
 * Only processes this runner started are signalled; after an app restart a process is
   re-attached only when its pid, start time and our marker all match. Every started process
   is reaped on each tick (no zombies).
+* A run trained by a process started elsewhere (the command line) is alive while that process
+  holds the run's ``.alive`` lock (``training/liveness.py``): it is shown running, never
+  settled, signalled or deleted, and no queued run starts beside it.
 * Cancel writes ``<run>/cancel`` and sends SIGTERM: the child stops at the next step and marks
   itself cancelled. If it is still alive ``grace_s`` later, its process group is killed.
 * A run whose process is gone while its status still says running is marked failed with the
@@ -26,7 +29,6 @@
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -41,13 +43,14 @@ import psutil
 
 from summarizer.runs import (FINAL_STATES, RunFolder, check_run_id, new_run_id, open_regular,
                             runs_dir as default_runs_dir, write_json)
-from training import launch, registry
+from training import launch, liveness, registry, watcher
 from training.launch import check_processes
 from training.run_files import ACTIVE_STATES, StatusCache
 from training.status_texts import cancel_text, failure_reason, folder_message
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MARKER_ENV = "STUDIO_JOB_RUNNER"  # set to the run folder in every child: our marker on re-attach
+RUNNER_LOCK = ".runner.lock"  # one runner ticks a runs folder at a time (also across apps)
 
 
 class RunsFolderError(ValueError):
@@ -83,15 +86,14 @@ class JobRunner:
         self._killed: set[str] = set()  # runs whose group we killed after the grace period
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
-        self._last_error: str | None = None
+        self._errors = watcher.ErrorLog()  # the watcher's and submit's, each distinct error once
         self.check_folder()
 
     # ---- the runs folder ---------------------------------------------------------------------
     def _probe(self) -> None:
         """Create the runs folder and open its lock file for writing (raises OSError if not possible)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".runner.lock", "a"):
-            pass
+        liveness.open_lock(self.root / RUNNER_LOCK).close()
 
     def check_folder(self) -> str | None:
         """Probe the runs folder again; returns (and stores in :attr:`problem`) why it is unusable."""
@@ -154,7 +156,7 @@ class JobRunner:
         try:
             self.tick()
         except OSError as err:  # queued all the same; the watcher retries
-            self._log_once(f"job runner: {err}")
+            self._errors(f"job runner: {err}")
         return run.run_id
 
     def _create(self, method, config, num_processes: int, estimate_s, accelerate_config) -> RunFolder:
@@ -215,29 +217,37 @@ class JobRunner:
         return RunFolder(path)
 
     def status(self, run_id: str) -> dict:
-        """The checked status of ``run_id`` (``{}`` if unreadable). Raises ValueError like :meth:`run`."""
+        """The checked status of ``run_id`` (``{}`` if unreadable); ``running`` whatever its file
+        says while a process trains it (so it is neither resumed nor deleted then). Raises
+        ValueError like :meth:`run`."""
         self.run(run_id)
         with self._lock:
-            return self._statuses.get(run_id) or {}
+            status = self._statuses.get(run_id) or {}
+        if status.get("state") not in (None, "running") and (who := liveness.holder(self.root / run_id)):
+            status = {**status, "state": "running", "error": f"still running in another process ({who})"}
+        return status
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def tick(self) -> None:
         """Reap ended children, settle runs whose process is gone, enforce cancel timeouts, and
-        start the oldest queued run when none is running. Looks only at queued and running runs.
+        start the oldest queued run when none is running. Looks only at queued and running runs;
+        does nothing when another runner is ticking the same folder (the next tick does it).
 
         Raises:
             OSError: the runs folder cannot be read or written (the watcher logs it once).
         """
         with self._lock:
             self._reap()
-            with open(self.root / ".runner.lock", "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # one runner at a time per runs folder (also across apps)
+            with liveness.open_lock(self.root / RUNNER_LOCK) as lock:
+                if not liveness.try_lock(lock):  # another app ticks this folder: the next tick retries
+                    return  # (never wait: list_runs and status wait on self._lock meanwhile)
                 active = [s for s in self._statuses.scan(active_only=True).values()
                           if s["state"] in ACTIVE_STATES]
                 running = [s for s in active if s["state"] == "running"]
                 still = [s for s in running if self._check_alive(s)]
+                self._forget(running)
                 queued = sorted((s for s in active if s["state"] == "queued"), key=_queue_key)
-                if not still and queued:
+                if not still and queued and not any(liveness.holder(self.root / s["run_id"]) for s in queued):
                     self._launch(queued[0])
 
     def _reap(self) -> None:
@@ -247,6 +257,12 @@ class JobRunner:
             if code is not None:
                 self._exit_codes[run_id] = code
                 del self._procs[run_id]
+
+    def _forget(self, running: list[dict]) -> None:
+        """Drop the exit codes and kill marks of runs no longer running (settled by their child)."""
+        keep = {s["run_id"] for s in running} | set(self._procs)
+        self._exit_codes = {k: v for k, v in self._exit_codes.items() if k in keep}
+        self._killed &= keep
 
     def _ours(self, run_id: str, status: dict) -> bool:
         """True if the run's process is one of ours and alive: a child of this runner, or (after an
@@ -267,6 +283,8 @@ class JobRunner:
             asked = status.get("cancel_requested")
             if asked and time.time() - asked > self.grace_s:
                 self._kill_group(run_id, status)
+            return True
+        if liveness.holder(self.root / run_id):  # alive, started elsewhere: not ours to settle or signal
             return True
         code = self._exit_codes.pop(run_id, None)
         run = RunFolder(self.root / run_id)
@@ -371,29 +389,10 @@ class JobRunner:
             time.sleep(poll_s)
         raise TimeoutError(f"Run {run_id} did not finish within {timeout} s.")
 
-    def _log_once(self, message: str) -> None:
-        """Print ``message`` to stderr unless it is the same as the last one logged."""
-        if message != self._last_error:
-            print(message, file=sys.stderr)
-            self._last_error = message
-
     def start_watcher(self, interval_s: float = 1.0) -> None:
-        """Tick in a daemon thread, so the queue advances without a browser open. Errors (a full
-        or read-only disk, a vanished folder) are logged once per distinct message."""
-        if self._watcher and self._watcher.is_alive():
-            return
-
-        def loop():
-            while True:
-                try:
-                    self.tick()
-                    self._last_error = None
-                except Exception as err:  # noqa: BLE001 - the watcher must outlive any one bad tick
-                    self._log_once(f"job runner: {type(err).__name__}: {err}")
-                time.sleep(interval_s)
-
-        self._watcher = threading.Thread(target=loop, name="job-runner", daemon=True)
-        self._watcher.start()
+        """Tick in a daemon thread (:func:`training.watcher.start`) unless one runs already."""
+        if not (self._watcher and self._watcher.is_alive()):
+            self._watcher = watcher.start(self.tick, self._errors, interval_s)
 
 
 def _queue_key(status: dict) -> tuple:

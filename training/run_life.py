@@ -1,5 +1,6 @@
 """The life of one run in its child process: parse the config, prepare the run folder, train,
-and record the outcome (running → completed / cancelled / failed) and the model card.
+and record the outcome (running → completed / cancelled / failed) and the model card. The main
+process holds the run's ``.alive`` lock throughout (``training/liveness.py``), whoever started it.
 
 A method module ends with ``main = partial(run_life.main, Config, train)``; ``train(config, run,
 stop)`` writes the model into ``run.model_tmp`` and returns final metrics, or None when stopped.
@@ -11,10 +12,10 @@ import logging
 import os
 import shutil
 import time
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from summarizer.runs import RunFolder, new_run_id, runs_dir as default_runs_dir, write_json
-from training import registry
+from training import liveness, registry
 from training.config import RunConfig, parse_config
 from training.ranks import StopFlag, is_main_process, log, world_size
 
@@ -42,17 +43,26 @@ def model_card(run_id: str, config: RunConfig, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def prepare_run(config: RunConfig) -> RunFolder:
-    """The run folder for ``config`` (made if new), with ``config.json`` written."""
+def prepare_run(config: RunConfig) -> tuple[RunFolder, BinaryIO]:
+    """The run folder for ``config`` (made if new), with ``config.json`` written, and this
+    process's hold on it (:func:`training.liveness.hold`: keep it open while training).
+
+    Raises:
+        SystemExit: another process is training this run already, or its ``.alive`` is not a
+            regular file (the message says what to do).
+    """
     if not config.run_dir:
         config.run_dir = str(default_runs_dir(config.runs_dir) / new_run_id(config.METHOD))
     run = RunFolder(config.run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
+    # Held before the first write: from then on the app sees this run alive (whoever started it)
+    # and never settles it as failed nor lets it be deleted; a second process refuses to start.
+    alive = liveness.hold(run.path)
     write_json(run.config_file, config.to_dict())
     if not run.status_file.exists():
         run.update_status(state="queued", method=config.METHOD, slot=registry.spec(config.METHOD).slot,
                           run_id=run.run_id, created=time.time(), total_steps=config.max_steps)
-    return run
+    return run, alive
 
 
 def finalize(run: RunFolder, config: RunConfig, final_metrics: dict) -> None:
@@ -96,23 +106,27 @@ def check_processes_allowed(method: str) -> None:
                          f"{spec.module} (no accelerate launch).")
 
 
-def start(config: RunConfig) -> RunFolder:
-    """The run folder, marked running by the main process (a resumed run keeps its history)."""
+def start(config: RunConfig) -> tuple[RunFolder, BinaryIO | None]:
+    """The run folder, marked running by the main process (a resumed run keeps its history), and
+    the main process's hold on it (None in the other ranks). Raises SystemExit like :func:`prepare_run`."""
     if world_size() > 1 and not config.run_dir:
         raise SystemExit("With several processes (accelerate launch) give --run_dir so that every "
                          "process writes to the same run folder.")
-    run = prepare_run(config) if is_main_process() else RunFolder(config.run_dir)
+    run, alive = prepare_run(config) if is_main_process() else (RunFolder(config.run_dir), None)
     setup_logging(run)
     if world_size() > 1:
         log.info("Process rank %s of %d.", os.environ.get("RANK"), world_size())
     if is_main_process():
         status = run.status()
+        # Started by the job runner: it wrote the pid it watches. Otherwise (the command line) this
+        # process is the run's; a stale pid of an earlier attempt must not name it.
+        by_runner = os.environ.get("STUDIO_JOB_RUNNER") == str(run.path)
+        pid = {"pid": status.get("pid") or os.getpid()} if by_runner else {"pid": os.getpid(), "pid_created": None}
         run.update_status(state="running", method=config.METHOD, started=time.time(),
                           step=status.get("step", 0) if run.last_checkpoint() else 0,
-                          total_steps=config.max_steps, worker_pid=os.getpid(),
-                          pid=status.get("pid") or os.getpid(), error=None)
+                          total_steps=config.max_steps, worker_pid=os.getpid(), error=None, **pid)
         log.info("Run %s (%s) in %s", run.run_id, config.METHOD, run.path)
-    return run
+    return run, alive
 
 
 def main(config_cls, train: Callable, argv: Sequence[str] | None = None) -> int:
@@ -122,7 +136,16 @@ def main(config_cls, train: Callable, argv: Sequence[str] | None = None) -> int:
     """
     config = parse_config(config_cls, argv)
     check_processes_allowed(config.METHOD)
-    run = start(config)
+    run, alive = start(config)
+    try:
+        return _train(config, train, run)
+    finally:
+        if alive is not None:  # released after the final status write (also when main runs in a test)
+            alive.close()
+
+
+def _train(config: RunConfig, train: Callable, run: RunFolder) -> int:
+    """:func:`main` after the start: train, then record completed, cancelled or failed."""
     stop = StopFlag(run).install()
     main_proc = is_main_process()
     try:

@@ -31,7 +31,7 @@ def cancel_text(code: int | None, killed: bool, grace_s: float) -> str:
     if code == -signal.SIGTERM:
         return "stopped on request (SIGTERM arrived during start-up, before training began)"
     if code is None:
-        return "stopped on request (started by an earlier app process; its exit status is unknown)"
+        return "stopped on request (not started by this app process; its exit status is unknown)"
     return f"stopped on request (the process ended with {exit_text(code)} before recording it)"
 
 
@@ -50,7 +50,7 @@ def failure_reason(run: RunFolder, status: dict, code: int | None) -> str:
     tail = run.log_tail(8000)
     pid = status.get("pid")
     if code is None:
-        what = (f"Process {pid} is gone without finishing (started by an earlier app process, "
+        what = (f"Process {pid} is gone without finishing (not started by this app process, "
                 "so its exit status is unknown).")
     elif code == -signal.SIGKILL:
         what = (f"Process {pid} was killed by SIGKILL: out of memory (its log says so); {OOM_ADVICE}"
