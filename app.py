@@ -71,7 +71,7 @@ def preflight(args: argparse.Namespace) -> list:
 
 def make_studio(args: argparse.Namespace):
     from summarizer.data import default_dataset
-    from summarizer.models import ModelSlots
+    from summarizer.inference.slots import ModelSlots
     from summarizer.toxicity import ToxicityScorer
     from ui.context import Studio
 
@@ -87,8 +87,10 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import (arena, backend, compare, evaluate, predictions_upload, presenter, prompt_lab,
-                    prompting, toxicity, train)
+    from ui import arena, backend, presenter, prompt_lab, prompting, toxicity
+    from ui.compare import tab as compare
+    from ui.evaluate import predictions_upload, tab as evaluate
+    from ui.train import tab as train
 
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         with gr.Row():

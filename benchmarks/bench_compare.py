@@ -92,8 +92,10 @@ def _prompt(tokenizer) -> str:
 def child(paths: dict, mode: str, tokens: int, repeats: int, compute_type: str) -> dict:
     """Run in a fresh process. ``mode``: ``timing`` (every case, interleaved), ``rss-torch-base``,
     ``rss-torch-four`` or ``rss-ct2-four`` (load, generate once, report resident memory)."""
-    from summarizer.generation import GenerationSettings
-    from summarizer.models import SLOTS, ModelSlots, SlotConfig
+    from summarizer.inference.generation import GenerationSettings
+    from summarizer.inference.slot_config import SLOTS
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
 
     settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
     if mode.startswith("rss"):
@@ -108,7 +110,7 @@ def child(paths: dict, mode: str, tokens: int, repeats: int, compute_type: str) 
     four = list(SLOTS)
 
     def torch_compare(parallel: bool):
-        torch_slots.parallel_full = parallel
+        torch_slots.torch_engine.parallel_full = parallel
         return torch_slots.generate(four, [prompt], settings)
     cases = {"one_base": lambda: torch_slots.generate(["base"], [prompt], settings),
              "torch_compare_sequential": lambda: torch_compare(False),

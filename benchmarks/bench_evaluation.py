@@ -43,10 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration  # noqa: E402
 
-from summarizer.data import default_local_dataset, load_split  # noqa: E402
-from summarizer.evaluation import build_prompts, generate_summaries  # noqa: E402
-from summarizer.generation import GenerationSettings  # noqa: E402
-from summarizer.models import ModelSlots, SlotConfig  # noqa: E402
+from summarizer.data import default_local_dataset, load_split
+from summarizer.evaluation.evaluate import build_prompts, generate_summaries
+from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig
 from tests.tiny_models import FALLBACK_DIALOGUES, train_tokenizer  # noqa: E402
 
 

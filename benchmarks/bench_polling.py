@@ -54,8 +54,8 @@ def make_runs(root: Path, n: int, long_rows: int = 30_000) -> None:
 def measure(root: Path, ticks: int) -> dict:
     """Per-tick seconds of the runner tick and the tab refresh with the code importable here."""
     import plotly.graph_objects  # noqa: F401 - imported before timing, for both versions
-    from training.jobs import JobRunner
-    from ui import train as tab
+    from training.runner.jobs import JobRunner
+    from ui.train import tab
 
     runner = JobRunner(root)
     new = hasattr(tab, "RunReader")

@@ -7,7 +7,7 @@ and a random LoRA adapter for it (r=4 on q,v, as the tests' ``make_adapter``), s
 For each compute type (float32, int8) and slot (base, lora: the adapter merged into its own
 converted copy of the base) it prints the share of summaries identical to torch's and the mean
 ROUGE-1 difference ct2 - torch (x100, best over references) with its paired bootstrap 95%
-interval (:func:`summarizer.backend_parity.parity_report`). Greedy decoding, zero-shot prompts.
+interval (:func:`summarizer.evaluation.parity.parity_report`). Greedy decoding, zero-shot prompts.
 ``--beam`` adds beam search (4 beams), whose stopping rules differ between the two libraries.
 """
 from __future__ import annotations
@@ -47,11 +47,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from summarizer.backend_parity import parity_report
+    from summarizer.evaluation.parity import parity_report
     from summarizer.data import default_local_dataset, load_split
-    from summarizer.evaluation import build_prompts
-    from summarizer.generation import GenerationSettings
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.evaluation.evaluate import build_prompts
+    from summarizer.inference.generation import GenerationSettings
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
 
     folder = default_local_dataset()
     if folder is None:

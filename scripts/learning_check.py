@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, T5Config, T5ForConditionalGeneration  # noqa: E402
+from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, T5Config, T5ForConditionalGeneration)  # noqa: E402
 
-from summarizer.data import default_local_dataset, load_split  # noqa: E402
-from summarizer.generation import GenerationSettings, generate_texts  # noqa: E402
-from summarizer.prompts import zero_shot  # noqa: E402
-from summarizer.rouge import score_corpus  # noqa: E402
+from summarizer.data import default_local_dataset, load_split
+from summarizer.inference.generation import GenerationSettings, generate_texts
+from summarizer.prompts import zero_shot
+from summarizer.evaluation.rouge import score_corpus
 from tests.tiny_models import train_tokenizer  # noqa: E402
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 
-DEFAULT_BASE_MODEL = "google/flan-t5-base"  # the course labs' base model
+from summarizer.inference.slot_config import DEFAULT_BASE_MODEL  # no torch there: --help stays fast
+
 DEFAULT_TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"  # the labs' reward model
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 OFFLINE_HELP = ("never contact the internet: sets HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1, "
@@ -68,7 +69,7 @@ def add_offline_flag(group) -> None:
 def add_generation_flags(g) -> None:
     """Add the decoding flags (``--strategy`` .. ``--seed``) with :class:`GenerationSettings`'
     defaults; :func:`settings_from_args` turns them back into settings."""
-    from .generation import STRATEGIES, GenerationSettings  # imports torch: only for the CLIs
+    from summarizer.inference.generation import (GenerationSettings, STRATEGIES)  # imports torch: only for the CLIs
 
     d = GenerationSettings()
     g.add_argument("--strategy", default="greedy", choices=STRATEGIES, help="decoding (default: %(default)s)")
@@ -88,7 +89,7 @@ def add_bootstrap_flags(group, confidence: bool = True) -> None:
     Both are checked while parsing, so a bad value exits with status 2 and the flag named before
     any model is loaded or any summary generated.
     """
-    from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+    from summarizer.evaluation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
     group.add_argument("--bootstrap", type=_resamples, default=DEFAULT_RESAMPLES,
                        help="bootstrap resamples, at least 1 (default: %(default)s)")
@@ -120,12 +121,12 @@ def _level(text: str) -> float:
 
 
 def settings_from_args(args: argparse.Namespace):
-    """The :class:`summarizer.generation.GenerationSettings` of the decoding flags.
+    """The :class:`summarizer.inference.generation.GenerationSettings` of the decoding flags.
 
     Raises:
         ValueError: a setting out of range, naming it.
     """
-    from .generation import GenerationSettings
+    from summarizer.inference.generation import GenerationSettings
 
     return GenerationSettings(max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
                               strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
@@ -143,16 +144,17 @@ def set_offline_env() -> None:
 
 
 def slot_config(args: argparse.Namespace, sources: dict[str, str | None] | None = None):
-    """The :class:`summarizer.models.SlotConfig` named by the model flags.
+    """The :class:`summarizer.inference.slots.SlotConfig` named by the model flags.
 
     ``sources`` overrides ``{"full": --full-model, "lora": --lora-model, "detox": --detox-model}``
     (the evaluation CLI adds ``--run`` folders). Each source goes through
-    :func:`summarizer.models.resolve_source` (a finished run folder -> its model folder).
+    :func:`summarizer.inference.slots.resolve_source` (a finished run folder -> its model folder).
 
     Raises:
-        summarizer.models.SlotError: a source cannot be resolved.
+        summarizer.inference.slots.SlotError: a source cannot be resolved.
     """
-    from .models import SlotConfig, resolve_source
+    from summarizer.inference.slot_config import SlotConfig
+    from summarizer.inference.model_sources import resolve_source
 
     if sources is None:
         sources = {"full": args.full_model, "lora": args.lora_model, "detox": args.detox_model}

@@ -152,7 +152,7 @@ def check_source(role: str, source: str, can_download: bool | None = None,
         can_download: whether the hub may be used; default: not :func:`offline`.
         ask_size: ask the hub for the download size (only when ``can_download``).
     """
-    from .data import is_hub_id
+    from summarizer.data import is_hub_id
 
     source = str(source)
     can_download = (not offline()) if can_download is None else can_download
@@ -199,7 +199,7 @@ def explain_load_error(what: str, source: str, err: BaseException, flag: str) ->
     """The message for a failed load of ``source`` (``what``: e.g. "base model"): the error, plus
     how to get the files (naming ``flag``) when ``source`` is a hub id that could not be fetched
     (offline, unreachable, or not in the cache)."""
-    from .data import is_hub_id
+    from summarizer.data import is_hub_id
 
     text = f"Could not load the {what} from {source!r}: {err}"
     hub_failure = any(s in str(err) for s in ("couldn't connect", "offline", "cached files",
@@ -212,7 +212,7 @@ def explain_load_error(what: str, source: str, err: BaseException, flag: str) ->
 def loading_note(what: str, source: str) -> str:
     """A progress line for the first load of ``source``: says when it is a first-use download
     (not a local folder and not in the cache), so a long wait is never silent."""
-    from .data import is_hub_id
+    from summarizer.data import is_hub_id
 
     source = str(source)
     if Path(source).expanduser().is_dir() or not is_hub_id(source) or _model_cached(source):

@@ -191,7 +191,7 @@ def cut_dialogue(render: Callable[[str], str], dialogue: str, tokenizer, max_tok
     prompt adds, so the cut is found by arithmetic and then verified on the real prompt (a cut
     string can re-tokenize a token differently at the boundary; see :func:`largest_fitting`).
     ``n_full`` is the token count of ``render(dialogue)``. Used by :func:`build_prompt` and by the
-    Prompt Lab's :func:`summarizer.lab_templates.fit`.
+    Prompt Lab's :func:`summarizer.prompt_lab.templates.fit`.
     """
     ends = [end for _, end in tokenizer(dialogue, add_special_tokens=False,
                                         return_offsets_mapping=True)["offset_mapping"]]

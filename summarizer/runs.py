@@ -15,7 +15,7 @@ Run folder::
         model/          the finished model (full) or peft adapter (lora, ppo), safetensors
         README.md       model card: config and final metrics
         cancel          written by the job runner to ask for a graceful stop
-        .alive          locked (flock) by the process training the run (training/liveness.py)
+        .alive          locked (flock) by the process training the run (training/runner/liveness.py)
 
 ``status.json`` names the Compare slot the run's model fills (``slot``); runs written before it
 did fall back to :data:`METHOD_SLOT`. This module has no ``training`` import (floors: ui →

@@ -15,8 +15,8 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .devices import pick_device
-from .preflight import explain_load_error
+from summarizer.inference.devices import pick_device
+from summarizer.preflight import explain_load_error
 
 DEFAULT_TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
 NOT_HATE, HATE = "nothate", "hate"
@@ -65,7 +65,7 @@ class ToxicityScorer:
 
     Args:
         model: hub id or local folder of a sequence classifier with ``nothate`` and ``hate`` labels.
-        device: torch device name; default from :func:`summarizer.devices.pick_device`.
+        device: torch device name; default from :func:`summarizer.inference.devices.pick_device`.
         max_length: texts are truncated to this many tokens (RoBERTa's limit is 512).
     """
 

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from summarizer.data import DEFAULT_DATASET
-from summarizer.models import DEFAULT_BASE_MODEL
+from summarizer.cli import DEFAULT_BASE_MODEL
 from summarizer.toxicity import DEFAULT_TOXICITY_MODEL
 
 FAKE_COMMIT = "0" * 32 + "5eed7e57"  # 40 hex digits, like a git commit id

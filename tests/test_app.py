@@ -9,9 +9,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from summarizer.generation import GenerationSettings
+from summarizer.inference.generation import GenerationSettings
 from summarizer.prompts import Example, build_prompt
-from summarizer.rouge import score_one
+from summarizer.evaluation.rouge import score_one
 from summarizer.toxicity import ToxicityScorer
 from tests.app_server import running_app
 
@@ -192,7 +192,7 @@ def test_export_compare_writes_escaped_markdown_and_csv(client, studio):
 
 
 def test_markdown_fence_outlasts_backticks_in_the_dialogue():
-    from ui.export import md_block
+    from ui.compare.handout import md_block
     assert md_block("a ```` b").startswith("`````text\n") and md_block("plain").startswith("```text\n")
 
 

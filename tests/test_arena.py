@@ -20,9 +20,10 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from summarizer.arena import (ArenaError, ArenaStore, ServedPair, bradley_terry, leaderboard, to_rating,
-                              wilson_interval, win_matrix)
-from summarizer.generation import GenerationSettings
+from summarizer.arena.leaderboard import leaderboard
+from summarizer.arena.store import ArenaError, ArenaStore, ServedPair
+from summarizer.arena.leaderboard import bradley_terry, to_rating, wilson_interval, win_matrix
+from summarizer.inference.generation import GenerationSettings
 from summarizer.prompts import build_prompt
 from tests.app_server import running_app
 from tests.browser import click, new_driver, open_tab, requires_chromium, save_screenshot, value, wait_for
@@ -65,7 +66,7 @@ def test_votes_survive_a_restart(tmp_path):
 
 def test_votes_survive_the_app_being_killed(tmp_path):
     """A process that votes and is then killed (SIGKILL: no clean shutdown) loses no answered vote."""
-    script = (f"import os, signal; from summarizer.arena import ArenaStore; from tests.test_arena import make_pair\n"
+    script = (f"import os, signal; from summarizer.arena.store import ArenaStore; from tests.test_arena import make_pair\n"
               f"s = ArenaStore({str(tmp_path / 'arena.sqlite3')!r})\n"
               f"for k in range(5):\n    s.record_pair(make_pair(f'p{{k}}'), 'b'); s.vote(f'p{{k}}', 'A', 'b')\n"
               f"s.record_pair(make_pair('open'), 'b')\nos.kill(os.getpid(), signal.SIGKILL)\n")

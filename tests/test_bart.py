@@ -19,9 +19,12 @@ from gradio_client import Client
 from safetensors.torch import load_file
 
 from summarizer.data import load_split
-from summarizer.evaluation import build_prompts, evaluate
-from summarizer.generation import GenerationSettings, generate_texts
-from summarizer.models import ModelSlots, SlotConfig, resolve_source
+from summarizer.evaluation.evaluate import evaluate
+from summarizer.evaluation.evaluate import build_prompts
+from summarizer.inference.generation import GenerationSettings, generate_texts
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig
+from summarizer.inference.model_sources import resolve_source
 from summarizer.prompts import build_prompt
 from tests.app_server import running_app
 

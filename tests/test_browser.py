@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from summarizer.generation import GenerationSettings
+from summarizer.inference.generation import GenerationSettings
 from summarizer.prompts import build_prompt
 from tests.app_server import running_app
 from tests.browser import (click, new_driver, open_tab, requires_chromium, save_screenshot,

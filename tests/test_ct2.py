@@ -13,11 +13,12 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from summarizer import ct2_backend
-from summarizer.backend_parity import parity_report
+from summarizer.inference import ct2_convert, ct2_engine
+from summarizer.evaluation.parity import parity_report
 from summarizer.data import load_split
-from summarizer.generation import GenerationSettings
-from summarizer.models import ModelSlots, SlotConfig, SlotError
+from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig, SlotError
 from summarizer.prompts import build_prompt
 from tests.app_server import running_app
 
@@ -80,23 +81,23 @@ def test_int8_reports_share_and_paired_rouge_difference(tiny_t5, prompts, rows, 
 def test_second_load_reuses_the_cache_without_converting(tiny_t5, random_adapter, prompts, monkeypatch):
     first = slots_for(tiny_t5, random_adapter, backend="ct2", compute_type="float32")
     expected = first.generate(["base", "lora"], prompts[:3], GREEDY)
-    before = ct2_backend.conversion_count
+    before = ct2_convert.conversion_count
 
     def refuse(*args, **kwargs):
         raise AssertionError("converted again instead of using the cache")
-    monkeypatch.setattr(ct2_backend, "_converter", refuse)
+    monkeypatch.setattr(ct2_convert, "_converter", refuse)
     again = slots_for(tiny_t5, random_adapter, backend="ct2", compute_type="float32")
     assert again.generate(["base", "lora"], prompts[:3], GREEDY) == expected
-    assert ct2_backend.conversion_count == before
+    assert ct2_convert.conversion_count == before
 
 
 def test_cache_key_changes_with_weights_and_compute_type(tiny_t5, tmp_path):
     copy = shutil.copytree(tiny_t5, tmp_path / "t5")
-    a = ct2_backend.cache_entry(str(copy), "int8")
-    assert a == ct2_backend.cache_entry(str(copy), "int8")
-    assert a != ct2_backend.cache_entry(str(copy), "float32")
+    a = ct2_convert.cache_entry(str(copy), "int8")
+    assert a == ct2_convert.cache_entry(str(copy), "int8")
+    assert a != ct2_convert.cache_entry(str(copy), "float32")
     (copy / "model.safetensors").write_bytes((copy / "model.safetensors").read_bytes() + b" ")
-    assert a != ct2_backend.cache_entry(str(copy), "int8")
+    assert a != ct2_convert.cache_entry(str(copy), "int8")
 
 
 @pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
@@ -136,13 +137,13 @@ def test_run_model_is_cached_in_its_run_folder(tiny_t5, tmp_path):
 
 def test_evaluate_with_ct2_never_loads_a_torch_model(tiny_t5, rows, monkeypatch):
     """Token counts under ct2 come from the tokenizer alone: no torch weights are read."""
-    from summarizer.evaluation import evaluate
+    from summarizer.evaluation.evaluate import evaluate
 
     slots = slots_for(tiny_t5, backend="ct2", compute_type="float32")
     slots.set_source("full", str(tiny_t5))
-    monkeypatch.setattr(slots, "_load_seq2seq", lambda *a: pytest.fail(f"torch model loaded: {a}"))
+    monkeypatch.setattr(slots.torch_engine, "_load_seq2seq", lambda *a: pytest.fail(f"torch model loaded: {a}"))
     result = evaluate(slots, None, rows[:3], GREEDY, ["base", "full"], n_resamples=50)
-    assert slots._base is None and slots._full is None
+    assert slots.torch_engine._base is None and slots.torch_engine._full is None
     from statistics import fmean
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_t5)
@@ -159,7 +160,7 @@ def test_ct2_parameter_counts_equal_the_loaded_torch_models(tiny_t5, random_adap
         slots.set_source("full", str(tiny_t5))
     for slot in ("base", "full", "lora"):
         assert ct2_slots.trainable_parameters(slot) == torch_slots.trainable_parameters(slot)
-    assert ct2_slots._base is None and ct2_slots._full is None
+    assert ct2_slots.torch_engine._base is None and ct2_slots.torch_engine._full is None
 
 
 def test_generation_settings_are_honoured(tiny_t5, prompts):
@@ -183,12 +184,12 @@ def test_generation_settings_are_honoured(tiny_t5, prompts):
 
 
 def test_options_map_each_setting():
-    opts = ct2_backend.translate_options(GenerationSettings(max_new_tokens=40, min_new_tokens=10,
+    opts = ct2_engine.translate_options(GenerationSettings(max_new_tokens=40, min_new_tokens=10,
                                                             strategy="sampling", temperature=0.5,
                                                             top_k=7, top_p=0.9))
     assert opts == {"max_decoding_length": 40, "min_decoding_length": 10, "max_input_length": 0,
                     "beam_size": 1, "sampling_topk": 7, "sampling_topp": 0.9, "sampling_temperature": 0.5}
-    assert ct2_backend.translate_options(GenerationSettings(strategy="beam", num_beams=3))["beam_size"] == 3
+    assert ct2_engine.translate_options(GenerationSettings(strategy="beam", num_beams=3))["beam_size"] == 3
 
 
 def test_bad_backend_or_compute_type_names_the_field(tiny_t5):
@@ -213,7 +214,7 @@ def test_app_compare_through_the_api_with_ct2(tiny_t5, tiny_classifier, random_a
         summaries = cells[0::2]
         assert summaries[0] == summaries[1] == direct["base"][0]  # ct2 float32 == torch
         assert summaries[2] == direct["lora"][0] != summaries[0]
-        assert sorted(studio.slots._ct2) == ["base", "full", "lora"]
+        assert sorted(studio.slots.ct2_engine.models) == ["base", "full", "lora"]
 
 
 def test_backend_selector_endpoint_switches_and_refuses_with_the_field(tiny_t5, tiny_classifier,
@@ -234,7 +235,7 @@ def test_backend_selector_endpoint_switches_and_refuses_with_the_field(tiny_t5, 
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         assert client.predict("ct2", "float32", api_name="/set_backend") == "ct2 (CTranslate2, float32)"
-        assert studio.slots.backend == "ct2" and "base" in studio.slots._ct2  # converted and loaded
+        assert studio.slots.backend == "ct2" and "base" in studio.slots.ct2_engine.models  # converted and loaded
         with pytest.raises(AppError, match="compute type 'int8_float16' is not supported on cpu"):
             client.predict("ct2", "int8_float16", api_name="/set_backend")
         assert (studio.slots.backend, studio.slots.compute_type) == ("ct2", "float32")  # unchanged
@@ -247,7 +248,7 @@ def test_a_hub_model_downloaded_by_its_conversion_is_cached_under_its_commit(tmp
     """First use of an uncached hub id: the entry is keyed by the commit the download brought,
     so the next start finds it instead of converting again under ``@unknown``."""
     snapshots = iter([None])  # not cached before the conversion; cached (commit abc123) after
-    monkeypatch.setattr(ct2_backend, "_hub_snapshot", lambda s: next(snapshots, tmp_path / "abc123"))
+    monkeypatch.setattr(ct2_convert, "_hub_snapshot", lambda s: next(snapshots, tmp_path / "abc123"))
     converted = []
 
     class FakeConverter:
@@ -256,11 +257,11 @@ def test_a_hub_model_downloaded_by_its_conversion_is_cached_under_its_commit(tmp
             (Path(out)).mkdir()
             (Path(out) / "model.bin").write_bytes(b"")
 
-    monkeypatch.setattr(ct2_backend, "_converter", lambda source, base: FakeConverter())
-    entry = ct2_backend.convert("google/flan-t5-base", "int8")
-    assert "unknown" not in ct2_backend.source_key("google/flan-t5-base")
-    assert entry == ct2_backend.cache_entry("google/flan-t5-base", "int8") and (entry / "model.bin").is_file()
-    assert ct2_backend.convert("google/flan-t5-base", "int8") == entry and len(converted) == 1
+    monkeypatch.setattr(ct2_convert, "_converter", lambda source, base: FakeConverter())
+    entry = ct2_convert.convert("google/flan-t5-base", "int8")
+    assert "unknown" not in ct2_convert.source_key("google/flan-t5-base")
+    assert entry == ct2_convert.cache_entry("google/flan-t5-base", "int8") and (entry / "model.bin").is_file()
+    assert ct2_convert.convert("google/flan-t5-base", "int8") == entry and len(converted) == 1
 
 
 def test_damaged_cache_entry_is_refused_and_the_engine_stays_torch(tiny_t5, tiny_classifier, dialogsum_dir,
@@ -268,7 +269,7 @@ def test_damaged_cache_entry_is_refused_and_the_engine_stays_torch(tiny_t5, tiny
     """ctranslate2 raises RuntimeError for a damaged model.bin: the switch is refused with a message
     naming the slot and the folder to delete, and Compare keeps working on torch."""
     monkeypatch.setenv("STUDIO_CT2_CACHE", str(tmp_path / "ct2"))
-    folder = ct2_backend.convert(str(tiny_t5), ct2_backend.STORED["float32"])
+    folder = ct2_convert.convert(str(tiny_t5), ct2_convert.STORED["float32"])
     (folder / "model.bin").write_bytes(b"not a CTranslate2 model")
     with running_app(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path / "runs") as (studio, url):
         client = Client(url, verbose=False)
@@ -281,4 +282,4 @@ def test_damaged_cache_entry_is_refused_and_the_engine_stays_torch(tiny_t5, tiny
         notes, *cells, results = client.predict(rows[5]["dialogue"], 24, api_name="/compare")
         prompt = build_prompt("zero-shot", rows[5]["dialogue"], tokenizer=studio.slots.tokenizer).text
         direct = slots_for(tiny_t5).generate(["base"], [prompt], GenerationSettings(max_new_tokens=24))
-        assert cells[0] == direct["base"][0] and studio.slots._ct2 == {}
+        assert cells[0] == direct["base"][0] and studio.slots.ct2_engine is None

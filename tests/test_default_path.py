@@ -91,8 +91,9 @@ def default_app(hf_home, tmp_path_factory):
 
 def expected_summary(tiny_t5: Path, dialogue: str, max_new_tokens: int = 24) -> str:
     """What the tiny T5, loaded from its own folder, writes for the zero-shot prompt."""
-    from summarizer.generation import GenerationSettings
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.generation import GenerationSettings
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
     from summarizer.prompts import build_prompt
 
     slots = ModelSlots(SlotConfig(base=str(tiny_t5)), device="cpu")

@@ -18,9 +18,10 @@ from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
 def app_url(tiny_t5, random_adapter, tiny_classifier, dialogsum_dir, tmp_path_factory):
     import gradio as gr
 
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
     from summarizer.toxicity import ToxicityScorer
-    from ui import evaluate
+    from ui.evaluate import tab as evaluate
     from ui.context import Studio
 
     studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5), detox=str(random_adapter))),
@@ -77,7 +78,7 @@ def test_api_base_alone_draws_no_detox_chart(app_url):
 def test_per_dialogue_title_says_what_it_is_sorted_by():
     import pandas as pd
 
-    from ui.evaluate import sorted_predictions
+    from ui.evaluate.tab import sorted_predictions
 
     frame = pd.DataFrame({"id": ["a", "b"], "base_reward": [0.0, 0.0], "lora_reward_change": [0.1, 0.5]})
     table, title = sorted_predictions(frame)
@@ -158,9 +159,10 @@ def test_browser_runs_an_evaluation_and_the_table_fits_1400px(app_url, tmp_path)
 
 
 def test_cancel_flags_live_on_each_studio(tiny_t5, tiny_classifier, tmp_path):
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
     from summarizer.toxicity import ToxicityScorer
-    from ui import evaluate
+    from ui.evaluate import tab as evaluate
     from ui.context import Studio
 
     def studio():
@@ -192,11 +194,11 @@ def _predictions_csv(path: Path, n_dialogues: int, n_models: int) -> str:
 
 def test_upload_over_an_evaluate_runs_size_is_refused_before_scoring(tmp_path, monkeypatch):
     """An upload scores at most as many summaries as an Evaluate run (its dialogue cap x every slot)."""
-    import summarizer.evaluation
-    from summarizer.models import SLOTS
-    from summarizer.predictions_file import PredictionsFileError
-    from ui import predictions_upload
-    from ui.evaluate import MAX_DIALOGUES
+    import summarizer.evaluation.evaluate
+    from summarizer.inference.slot_config import SLOTS
+    from summarizer.evaluation.predictions_file import PredictionsFileError
+    from ui.evaluate import predictions_upload
+    from ui.evaluate.tab import MAX_DIALOGUES
 
     scored = []
 
@@ -204,7 +206,7 @@ def test_upload_over_an_evaluate_runs_size_is_refused_before_scoring(tmp_path, m
         scored.append(len(rows) * len(summaries))
         raise RuntimeError("scoring reached")
 
-    monkeypatch.setattr(summarizer.evaluation, "score_summaries", no_scoring)
+    monkeypatch.setattr(summarizer.evaluation.evaluate, "score_summaries", no_scoring)
     monkeypatch.setattr(predictions_upload, "_tokenizer", lambda studio: (None, "not needed here"))
     studio = _upload_studio(MAX_DIALOGUES + 1)
     too_many = _predictions_csv(tmp_path / "big.csv", MAX_DIALOGUES + 1, len(SLOTS))
@@ -223,8 +225,9 @@ def test_uploads_read_the_base_tokenizer_once_and_say_when_tokens_are_not_counte
                                                                                  monkeypatch):
     from transformers import AutoTokenizer
 
-    from summarizer.models import ModelSlots, SlotConfig
-    from ui import predictions_upload
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
+    from ui.evaluate import predictions_upload
     from ui.context import Studio
 
     monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
@@ -253,10 +256,11 @@ def test_cancel_reaches_the_running_evaluation_whatever_other_clients_send(tiny_
     import threading
     from types import SimpleNamespace
 
-    from summarizer.evaluation import EvaluationCancelled
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.evaluation.evaluate import EvaluationCancelled
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
     from summarizer.toxicity import ToxicityScorer
-    from ui import evaluate
+    from ui.evaluate import tab as evaluate
     from ui.context import Studio
 
     studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)),

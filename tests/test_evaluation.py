@@ -9,11 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from summarizer.evaluate_cli import parse_args
-from summarizer.evaluation import (PREDICTION_COLUMNS, RESULT_COLUMN_ORDER, EvaluationCancelled,
-                                   evaluate, generate_summaries)
-from summarizer.generation import GenerationSettings
-from summarizer.models import ModelSlots, SlotConfig
+from summarizer.evaluation.__main__ import parse_args
+from summarizer.evaluation.evaluate import evaluate
+from summarizer.evaluation.results import PREDICTION_COLUMNS, RESULT_COLUMN_ORDER
+from summarizer.evaluation.evaluate import EvaluationCancelled, generate_summaries
+from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig
 from summarizer.prompts import zero_shot
 from summarizer.toxicity import ToxicityScore
 
@@ -148,7 +150,7 @@ def test_batched_generation_equals_the_labs_one_at_a_time_loop(tiny_t5, random_a
     from peft import PeftModel
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
 
-    from summarizer.evaluation import build_prompts
+    from summarizer.evaluation.evaluate import build_prompts
 
     slots = ModelSlots(SlotConfig(base=str(tiny_t5), lora=str(random_adapter)))
     prompts, _ = build_prompts(real_rows, slots.tokenizer)
@@ -202,7 +204,7 @@ def test_help_lists_every_flag(capsys):
         assert flag in text
 
 
-@pytest.mark.parametrize("cli", ["summarizer.evaluate_cli", "summarizer.prompt_lab_cli"])
+@pytest.mark.parametrize("cli", ["summarizer.evaluation.__main__", "summarizer.prompt_lab.__main__"])
 def test_help_shows_a_plain_percent_sign(cli, capsys):
     import importlib
 
@@ -214,17 +216,17 @@ def test_help_shows_a_plain_percent_sign(cli, capsys):
 
 def _no_work(monkeypatch) -> list:
     """Make every path that generates or scores record itself and fail; returns the record."""
-    import summarizer.evaluation
-    import summarizer.prompt_lab_cli
+    import summarizer.evaluation.evaluate
+    import summarizer.prompt_lab.__main__
 
     calls = []
 
     def refuse(name):
         return lambda *a, **k: calls.append(name) or pytest.fail(f"{name} ran")
 
-    monkeypatch.setattr(summarizer.evaluation, "evaluate", refuse("evaluate"))
-    monkeypatch.setattr(summarizer.evaluation, "score_predictions_file", refuse("score_predictions_file"))
-    monkeypatch.setattr(summarizer.prompt_lab_cli, "run_lab", refuse("run_lab"))
+    monkeypatch.setattr(summarizer.evaluation.evaluate, "evaluate", refuse("evaluate"))
+    monkeypatch.setattr(summarizer.evaluation.evaluate, "score_predictions_file", refuse("score_predictions_file"))
+    monkeypatch.setattr(summarizer.prompt_lab.__main__, "run_lab", refuse("run_lab"))
     return calls
 
 
@@ -233,7 +235,7 @@ def _no_work(monkeypatch) -> list:
                                           (["--confidence", "nan"], "--confidence")])
 @pytest.mark.parametrize("predictions", [False, True])
 def test_cli_refuses_bad_statistics_flags_before_any_work(flags, named, predictions, tmp_path, monkeypatch, capsys):
-    from summarizer.evaluate_cli import main
+    from summarizer.evaluation.__main__ import main
 
     calls = _no_work(monkeypatch)
     file = tmp_path / "p.csv"
@@ -246,7 +248,7 @@ def test_cli_refuses_bad_statistics_flags_before_any_work(flags, named, predicti
 
 
 def test_prompt_lab_cli_refuses_bad_bootstrap_before_any_work(tmp_path, monkeypatch, capsys):
-    from summarizer.prompt_lab_cli import main
+    from summarizer.prompt_lab.__main__ import main
 
     calls = _no_work(monkeypatch)
     with pytest.raises(SystemExit) as exit_:
@@ -256,7 +258,7 @@ def test_prompt_lab_cli_refuses_bad_bootstrap_before_any_work(tmp_path, monkeypa
 
 
 def test_cli_names_a_tokenizer_that_cannot_load(tmp_path, monkeypatch, capsys):
-    from summarizer.evaluate_cli import main
+    from summarizer.evaluation.__main__ import main
 
     calls = _no_work(monkeypatch)
     file = tmp_path / "p.csv"
@@ -311,7 +313,7 @@ def test_cli_writes_documented_files(tiny_t5, random_adapter, tiny_classifier, d
     lambda tmp: "nobody-here/no-such-dialogsum",  # a hub id, offline: the hub loader's error
 ])
 def test_cli_dataset_that_cannot_load_is_an_error_line_not_a_traceback(make_source, tiny_t5, tmp_path, capsys):
-    from summarizer.evaluate_cli import main
+    from summarizer.evaluation.__main__ import main
 
     source = str(make_source(tmp_path))
     status = main(["--base-model", str(tiny_t5), "--dataset", source, "--n", "2", "--no-toxicity",

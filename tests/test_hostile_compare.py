@@ -1,6 +1,6 @@
 """Hostile requests to the Compare and Evaluate endpoints (issue 8, findings 5, 6 and 10).
 
-Every named endpoint of ``ui/compare.py`` and ``ui/evaluate.py`` gets empty, whitespace, huge,
+Every named endpoint of ``ui/compare/tab.py`` and ``ui/evaluate/tab.py`` gets empty, whitespace, huge,
 control-character, lone-surrogate, HTML, wrong-type, NaN/inf, out-of-range and traversal input.
 A refused request must raise ``AppError`` whose message matches the case's pattern (which names
 the field); an accepted one must give the right answer. After every case the app must still
@@ -144,7 +144,7 @@ CASES = [
     ("export-empty-dict", "export_compare", [{}], refused("Compare results: nothing to export yet"), "client"),
     ("export-slots-text", "export_compare", [{"slots": "x"}],
      refused(r"Compare results: slots must be a list of at most 4 rows \(one per slot\), got 'x'"), "client"),
-    # The check the Toxicity tab's /score_shown uses too (ui.compare_json): same shape, same messages.
+    # The check the Toxicity tab's /score_shown uses too (ui.compare.results_json): same shape, same messages.
     ("export-slot-repeated", "export_compare", [{"slots": [{"slot": "base"}, {"slot": "base"}]}],
      refused(r"Compare results: slots\[1\]\.slot 'base' appears twice"), "client"),
     ("export-filled-text", "export_compare", [{"slots": [{"slot": "base", "filled": "yes"}]}],

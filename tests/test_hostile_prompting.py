@@ -258,7 +258,7 @@ CASES: list[Case] = [
          COMPARE + r": slots must be a list of at most 4 rows \(one per slot\), got 'base'"),
     Case("score_shown", "compare-slot-number", ("A meets B.", {"slots": [1]}),
          COMPARE + r": slots\[0\] must be an object with \"slot\", \"filled\" and \"summary\", got int 1"),
-    # The check the handout export uses (ui.compare_json): rows name their slot, as /compare's do.
+    # The check the handout export uses (ui.compare.results_json): rows name their slot, as /compare's do.
     Case("score_shown", "compare-slot-missing", ("A meets B.", {"slots": [{"label": "Base", "filled": True, "summary": "x"}]}),
          COMPARE + r": slots\[0\]\.slot must be one of base, full, lora, detox, got None"),
     Case("score_shown", "compare-slot-unknown", ("A meets B.", {"slots": [{"slot": "zzz", "filled": True, "summary": "x"}]}),

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from summarizer.generation import GenerationSettings
-from summarizer.models import ModelSlots, SlotConfig, SlotError, resolve_source
+from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig, SlotError
+from summarizer.inference.model_sources import resolve_source
 from summarizer.prompts import zero_shot
 
 GREEDY = GenerationSettings(max_new_tokens=20)
@@ -37,7 +39,7 @@ def test_full_slot_is_separate_model(tiny_t5, prompts):
     slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=str(tiny_t5)))
     out = slots.generate(["base", "full"], prompts, GREEDY)
     assert out["full"] == out["base"]
-    assert slots.full().model is not slots.base().model
+    assert slots.torch_engine.full().model is not slots.torch_engine.base().model
 
 
 def test_adapters_share_one_base(tiny_t5, fresh_adapter, random_adapter):
@@ -46,7 +48,7 @@ def test_adapters_share_one_base(tiny_t5, fresh_adapter, random_adapter):
     slots = ModelSlots(SlotConfig(base=str(tiny_t5), lora=str(fresh_adapter), detox=str(random_adapter)))
     slots.load()
     plain = sum(p.numel() for p in AutoModelForSeq2SeqLM.from_pretrained(tiny_t5).parameters())
-    loaded = sum(p.numel() for p in slots.base().model.parameters())
+    loaded = sum(p.numel() for p in slots.torch_engine.base().model.parameters())
     own, total = slots.trainable_parameters("lora")
     # LoRA on q and v: 12 attention blocks (enc self x2, dec self x2, dec cross x2) x r*(in+out).
     assert own == 12 * 4 * (64 + 64)
@@ -143,7 +145,7 @@ def test_plain_pickle_weights_still_load_and_safetensors_win(tiny_t5, tmp_path):
 
     from safetensors.torch import load_file
 
-    from summarizer.models import weights_kwargs
+    from summarizer.inference.model_sources import weights_kwargs
     plain = tmp_path / "plain"
     plain.mkdir()
     for f in tiny_t5.glob("*.json"):
@@ -164,7 +166,7 @@ def test_a_file_is_not_a_model_folder(tiny_t5):
 def test_sampling_with_the_full_slot_reproduces_each_slot_alone(tiny_t5, prompts):
     """base and full together draw the same samples as each alone: no two threads share torch's generator."""
     slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=str(tiny_t5)))
-    slots.parallel_full = True
+    slots.torch_engine.parallel_full = True
     s = GenerationSettings(max_new_tokens=20, strategy="sampling", temperature=1.5, seed=7)
     together = slots.generate(["base", "full"], prompts * 4, s)
     assert together["base"] == slots.generate(["base"], prompts * 4, s)["base"]
@@ -173,7 +175,7 @@ def test_sampling_with_the_full_slot_reproduces_each_slot_alone(tiny_t5, prompts
 
 def test_parallel_full_progress_moves_forward_to_the_total(tiny_t5, prompts):
     slots = ModelSlots(SlotConfig(base=str(tiny_t5), full=str(tiny_t5)))
-    slots.parallel_full = True
+    slots.torch_engine.parallel_full = True
     seen = []
     out = slots.generate(["base", "full"], prompts * 3, GREEDY, batch_size=1, on_batch=lambda d, t: seen.append((d, t)))
     assert out["base"] == out["full"]  # same weights, greedy: the parallel path changes nothing

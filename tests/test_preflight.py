@@ -76,7 +76,8 @@ def test_loading_note_says_when_a_first_use_download_is_coming(tiny_t5, monkeypa
 
 
 def test_slots_progress_line_names_the_first_unloaded_model(tiny_t5):
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
 
     slots = ModelSlots(SlotConfig(base=str(tiny_t5)), device="cpu")
     assert slots.loading_note() == f"loading the base model ({tiny_t5})"

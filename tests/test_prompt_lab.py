@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from summarizer.generation import GenerationSettings
-from summarizer.prompt_lab import (MAX_TEMPLATE_CHARS, TemplateError, best_template, check_templates, fill,
-                                   pick_dialogues, preset, run_lab)
+from summarizer.inference.generation import GenerationSettings
+from summarizer.prompt_lab.templates import MAX_TEMPLATE_CHARS, TemplateError, check_templates, fill, preset
+from summarizer.prompt_lab.lab import best_template, pick_dialogues, run_lab
 from summarizer.prompts import TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
 from tests.app_server import serving
 from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
@@ -108,7 +108,8 @@ def test_other_requests_get_the_model_between_batches(tiny_t5, take_turns):
     import threading
     import time
 
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
 
     slots = ModelSlots(SlotConfig(base=str(tiny_t5)))
     log, waiting = [], threading.Event()
@@ -139,7 +140,7 @@ def test_other_requests_get_the_model_between_batches(tiny_t5, take_turns):
 
 
 def test_cancel_stops_between_batches(tokenizer):
-    from summarizer.evaluation import EvaluationCancelled
+    from summarizer.evaluation.evaluate import EvaluationCancelled
 
     slots, asked = FakeSlots(tokenizer), []
     stop = lambda: asked.append(1) or True
@@ -212,7 +213,7 @@ def test_cancel_reaches_the_running_lab_whatever_other_clients_send(tokenizer, d
     from types import SimpleNamespace
 
     import ui.prompt_lab as lab_ui
-    from summarizer.evaluation import EvaluationCancelled
+    from summarizer.evaluation.evaluate import EvaluationCancelled
     from ui.context import Studio
 
     monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
@@ -281,9 +282,11 @@ def test_cli_help_and_run(tiny_t5, dialogsum_dir, tmp_path):
 def app_url(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path_factory):
     import gradio as gr
 
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
     from summarizer.toxicity import ToxicityScorer
-    from ui import predictions_upload, prompt_lab
+    from ui.evaluate import predictions_upload
+    from ui import prompt_lab
     from ui.context import Studio
 
     studio = Studio(ModelSlots(SlotConfig(base=str(tiny_t5))), ToxicityScorer(str(tiny_classifier)),

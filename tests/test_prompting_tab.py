@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from summarizer.models import ModelSlots, SlotConfig
-from summarizer.prompts import SHOT_TEMPLATE, Example, build_prompt, count_tokens
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig
+from summarizer.prompts import Example, SHOT_TEMPLATE, build_prompt, count_tokens
 from summarizer.toxicity import ToxicityScorer
 from ui.context import Studio
 from ui.prompting import MAX_EXAMPLES, ShortestTrain, describe_prompt, example_indices, pick_examples
@@ -95,7 +96,7 @@ def _no_progress(*args, **kwargs):
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
 def test_streamed_summary_ends_in_the_non_streamed_text(studio, strategy):
-    from summarizer.generation import GenerationSettings
+    from summarizer.inference.generation import GenerationSettings
     from ui.prompting import SETTING_NAMES, summarize, summarize_streamed
 
     settings = GenerationSettings(max_new_tokens=30, strategy=strategy)

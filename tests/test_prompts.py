@@ -188,7 +188,7 @@ def test_kept_shots_report_their_token_cost(tokenizer):
 
 def _old_fit(template, dialogue, tokenizer, max_tokens):
     """The pre-fix lab_templates.fit: a plain binary search re-tokenizing the whole prompt."""
-    from summarizer.lab_templates import fill
+    from summarizer.prompt_lab.templates import fill
 
     text = fill(template, dialogue)
     n = count_tokens(tokenizer, text)
@@ -211,7 +211,7 @@ def _old_fit(template, dialogue, tokenizer, max_tokens):
                                       "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n", "{dialogue}",
                                       "Twice {{literal}}: {dialogue}\n--\n{dialogue}\nSummary:"])
 def test_lab_fit_equals_the_old_binary_search(tokenizer, dialogsum, template):
-    from summarizer.lab_templates import fit
+    from summarizer.prompt_lab.templates import fit
 
     _, test = dialogsum
     for row in test.select(range(60)):
@@ -221,7 +221,7 @@ def test_lab_fit_equals_the_old_binary_search(tokenizer, dialogsum, template):
 
 
 def test_lab_fit_calls_the_tokenizer_no_more_than_build_prompt(tokenizer, dialogsum):
-    from summarizer.lab_templates import fit
+    from summarizer.prompt_lab.templates import fit
     from summarizer.prompts import ZERO_SHOT_TEMPLATE
 
     _, test = dialogsum

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from rouge_score import rouge_scorer, scoring
 
-from summarizer.evaluation import RESULT_COLUMNS, evaluate, score_predictions_file, score_summaries
-from summarizer.generation import GenerationSettings
-from summarizer.predictions_file import PredictionsFileError, load_predictions
-from summarizer.rouge import ROUGE_KEYS, score_lab, score_one
+from summarizer.evaluation.evaluate import evaluate
+from summarizer.evaluation.results import RESULT_COLUMNS
+from summarizer.evaluation.evaluate import score_predictions_file, score_summaries
+from summarizer.inference.generation import GenerationSettings
+from summarizer.evaluation.predictions_file import PredictionsFileError, load_predictions
+from summarizer.evaluation.rouge import ROUGE_KEYS, score_lab, score_one
 from tests.test_evaluation import ROWS, FakeScorer, FakeSlots
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +115,8 @@ def test_predictions_file_matches_ids_dialogues_and_refuses_unknown_ones():
 
 def test_predictions_file_scoring_equals_in_process_scoring(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path):
     from summarizer.data import load_split
-    from summarizer.models import ModelSlots, SlotConfig
+    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.slot_config import SlotConfig
     from summarizer.toxicity import ToxicityScorer
 
     slots = ModelSlots(SlotConfig(base=str(tiny_t5)))

@@ -10,10 +10,12 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from summarizer.models import ModelSlots, SlotConfig
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig
 from tests.app_server import running_app
 from tests.browser import click, element, new_driver, open_tab, requires_chromium, value, wait_for
-from ui import compare, evaluate
+from ui.compare import tab as compare
+from ui.evaluate import tab as evaluate
 from ui.context import Studio
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from summarizer.rouge import score_corpus, score_one, sentences_per_line
+from summarizer.evaluation.rouge import score_corpus, score_one, sentences_per_line
 
 PRED = "the cat sat on the mat"
 REF = "the cat is on the mat"
@@ -49,7 +49,7 @@ def test_errors():
 
 
 def test_lab_pairs_are_the_hub_csv_rows():
-    from summarizer.rouge import lab_pairs, score_lab
+    from summarizer.evaluation.rouge import lab_pairs, score_lab
 
     preds, refs = lab_pairs([PRED, "x y"], [[REF, "a dog ran away"], "x y"])
     assert preds == [PRED, PRED, "x y"] and refs == [REF, "a dog ran away", "x y"]

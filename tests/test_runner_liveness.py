@@ -23,8 +23,8 @@ import pytest
 
 from summarizer.runs import RunFolder
 from training import full
-from training.jobs import PROJECT_ROOT, JobRunner
-from training.run_actions import delete_run
+from training.runner.jobs import JobRunner, PROJECT_ROOT
+from training.runner.run_actions import delete_run
 
 RUN = "full-20260101-000000-001"
 QUEUED = "full-20260101-000000-002"
@@ -32,7 +32,7 @@ QUEUED = "full-20260101-000000-002"
 # A command-line run whose training waits for a ``go`` file, then completes.
 CLI_CHILD = r"""
 import sys, time
-from training import common, full
+from training import full, run_life
 
 def train(config, run, stop):
     while not (run.path / "go").exists():
@@ -40,7 +40,7 @@ def train(config, run, stop):
     run.model_tmp.mkdir()
     return {"eval_loss": 1.0}
 
-sys.exit(common.main(full.FullRunConfig, train, sys.argv[1:]))
+sys.exit(run_life.main(full.FullRunConfig, train, sys.argv[1:]))
 """
 
 # Holds an exclusive flock on argv[1] until killed.

@@ -19,9 +19,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from training import common, full, lora
-from training.jobs import JobRunner, RunsFolderError, failure_reason
-from training.run_actions import delete_run
+from summarizer.runs import RunFolder
+from training import run_life
+from training import full, lora
+from training.runner.jobs import JobRunner, RunsFolderError
+from training.runner.status_texts import failure_reason
+from training.runner.run_actions import delete_run
 
 RUN = "lora-20260101-000000-001"
 BAD_IDS = ["..", ".", "/etc", "a/b", "/tmp", "../" + RUN, RUN + "/..", "", " ", "x" * 10_000, RUN + "\n",
@@ -77,7 +80,7 @@ def test_launch_command_built_from_method_and_folder(tiny_t5, dialogsum_dir, tmp
         started.append((cmd, kwargs))
         raise OSError("not starting in this test")
 
-    monkeypatch.setattr("training.jobs.subprocess.Popen", fake_popen)
+    monkeypatch.setattr("training.runner.jobs.subprocess.Popen", fake_popen)
     JobRunner(root).tick()
     ((cmd, kwargs),) = started
     assert cmd == [sys.executable, "-m", "training.lora", "--config", str(path / "config.json")]
@@ -163,7 +166,7 @@ def test_sigterm_during_start_up_is_not_called_a_kill_after_grace(tiny_t5, dialo
 
 
 def test_failure_texts_name_the_cause_not_a_traceback(tiny_t5, dialogsum_dir, tmp_path):
-    run = common.RunFolder(tmp_path / "r")
+    run = RunFolder(tmp_path / "r")
     run.path.mkdir()
     run.log_file.write_text("Traceback (most recent call last):\n  File \"/abs/x.py\", line 1\nValueError: bad\n")
     killed = failure_reason(run, {"pid": 7}, -signal.SIGKILL)
@@ -177,9 +180,9 @@ def test_failure_texts_name_the_cause_not_a_traceback(tiny_t5, dialogsum_dir, tm
 
     run_dir = tmp_path / "runs" / "f"
     with pytest.raises(RuntimeError):
-        common.main(full.FullRunConfig, broken, ["--base_model", str(tiny_t5), "--dataset", str(dialogsum_dir),
+        run_life.main(full.FullRunConfig, broken, ["--base_model", str(tiny_t5), "--dataset", str(dialogsum_dir),
                                               "--run_dir", str(run_dir)])
-    assert common.RunFolder(run_dir).status()["error"] == "RuntimeError: boom"
+    assert RunFolder(run_dir).status()["error"] == "RuntimeError: boom"
 
 
 # ---- finding 8: disk faults -------------------------------------------------------------------------
@@ -254,7 +257,7 @@ def test_reading_handlers_never_launch_queued_runs(tiny_t5, tiny_classifier, dia
 
         # A run submitted without a base model gets the app's base (not the hub id), and the
         # submission itself (only it) advances the queue: Popen is stubbed to see the launch.
-        monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+        monkeypatch.setattr("training.runner.jobs.subprocess.Popen", _no_popen)
         run_id = client.predict("full", json.dumps({"max_steps": 1, "train_size": 4, "val_size": 0}), 1,
                                 api_name="/start_run")
         config = json.loads((root / run_id / "config.json").read_text())
@@ -294,8 +297,8 @@ def test_app_starts_with_unusable_runs_folder(tiny_t5, tiny_classifier, dialogsu
 # ---- planted symlinks inside a run folder -------------------------------------------------------------
 def test_planted_symlinks_in_a_run_are_never_followed(tmp_path):
     """A run folder's files are data: a link to a secret, to /dev/zero or out of the run is refused."""
-    from training.run_actions import export_run, upload_command
-    from training.settings import read_small_json
+    from training.runner.run_actions import export_run, upload_command
+    from training.runner.settings import read_small_json
 
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP SECRET")

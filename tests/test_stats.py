@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from summarizer.stats import bootstrap_ci, paired_difference_ci
+from summarizer.evaluation.stats import bootstrap_ci, paired_difference_ci
 
 
 def _sample(n, seed=1):

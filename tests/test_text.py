@@ -95,7 +95,7 @@ def _through_prompting_count(value):
 
 
 def _through_settings(key: str):
-    from summarizer.generation import GenerationSettings
+    from summarizer.inference.generation import GenerationSettings
 
     return lambda value: getattr(GenerationSettings.from_dict({key: value}), key)
 
@@ -103,8 +103,6 @@ def _through_settings(key: str):
 # entry -> (call, the field named in its refusals); each takes the value, gives the whole number.
 WHOLE_ENTRIES = {
     "text.whole_number": (lambda v: __import__("summarizer.text").text.whole_number(v, "Seed", 0, 9), "Seed"),
-    "ui.common.whole_number": (lambda v: __import__("ui.common").common.whole_number(v, "Max new tokens", 0, 9),
-                               "Max new tokens"),
     "check_index": (lambda v: check_index(v, 10, "test"), "Dialogue number"),
     "GenerationSettings.seed": (_through_settings("seed"), "seed"),
     "GenerationSettings.max_new_tokens": (_through_settings("max_new_tokens"), "max new tokens"),
@@ -131,7 +129,7 @@ def test_every_number_field_follows_one_rule(entry, value, want):
                                          ("inf", None), (float("inf"), None), (True, None), ([1], None),
                                          (10**400, None)])
 def test_real_numbers_follow_the_same_rule(value, want):
-    from summarizer.generation import GenerationSettings
+    from summarizer.inference.generation import GenerationSettings
     from summarizer.text import real_number
 
     entries = [(lambda v: real_number(v, "Top-p"), "Top-p must be a finite number"),

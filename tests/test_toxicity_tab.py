@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from summarizer.models import SLOT_LABELS
+from summarizer.inference.slot_config import SLOT_LABELS
 from tests.app_server import running_app
 from tests.browser import (click, element, new_driver, open_tab, requires_chromium, save_screenshot,
                            value, wait_for)
@@ -126,7 +126,7 @@ SAME_INPUTS = {
 
 @pytest.mark.parametrize("name", list(SAME_INPUTS))
 def test_export_and_score_shown_check_the_compare_json_alike(name):
-    from ui.export import check_results
+    from ui.compare.handout import check_results
     from ui.toxicity import shown_summaries
 
     results, refusal = SAME_INPUTS[name]

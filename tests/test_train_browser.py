@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.app_server import running_app
-from summarizer.generation import GenerationSettings
+from summarizer.inference.generation import GenerationSettings
 from tests.browser import (click, element, new_driver, open_tab, requires_chromium, save_screenshot, set_number,
                            value as input_value, wait_for)
 

@@ -20,8 +20,9 @@ from types import SimpleNamespace
 import pytest
 
 from summarizer.runs import RunFolder, finished_runs
-from training import full, lora, ppo, registry, run_actions
-from training.jobs import JobRunner
+from training import full, lora, ppo, registry
+from training.runner import run_actions
+from training.runner.jobs import JobRunner
 from training.registry import ChartPanel, FormField, MethodSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +70,8 @@ def fake_method():
 def test_registered_method_reaches_runner_form_and_chart(fake_method, tiny_t5, dialogsum_dir, tmp_path):
     import gradio as gr
 
-    from ui import train
-    from ui.train_monitor import chart, overlay_series
+    from ui.train import tab as train
+    from ui.train.monitor import chart, overlay_series
 
     runner = JobRunner(tmp_path / "runs")
     runner.tick = lambda: None  # queue only: nothing is launched here
@@ -95,7 +96,7 @@ def test_registered_method_reaches_runner_form_and_chart(fake_method, tiny_t5, d
 
 
 def test_model_card_and_cost_come_from_the_spec():
-    from training.estimate import estimate_seconds
+    from training.runner.estimate import estimate_seconds
     from training.run_life import model_card
 
     card = model_card("ppo-20260101-000000-001", ppo.PPORunConfig(), {"steps": 1})
@@ -146,7 +147,7 @@ def test_export_zip_has_model_card_metrics_config_and_no_pickles(tmp_path):
 
 
 def test_overlay_puts_differing_settings_in_the_legend(tmp_path):
-    from ui.train_monitor import RunReader, chart, overlay_chart
+    from ui.train.monitor import RunReader, chart, overlay_chart
 
     root = tmp_path / "runs"
     base = {"base_model": "m", "learning_rate": 1e-3, "run_dir": "x"}
@@ -175,7 +176,7 @@ def test_overlay_puts_differing_settings_in_the_legend(tmp_path):
 
 # ---- accelerate config files and processes ---------------------------------------------------------
 def test_accelerate_config_is_an_untrusted_path(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
-    from ui.train_form import command_preview
+    from ui.train.form import command_preview
 
     root = tmp_path / "runs"
     root.mkdir()

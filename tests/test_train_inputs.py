@@ -15,9 +15,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from training import estimate, launch, lora, registry, run_actions, run_files
+from training.runner import estimate, launch
+from training import lora, registry
+from training.runner import run_actions, run_files
 from training.config import parse_config
-from training.jobs import PROJECT_ROOT, JobRunner
+from training.runner.jobs import JobRunner, PROJECT_ROOT
 
 def _small(tiny_t5, dialogsum_dir, **changes) -> dict:
     return {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir), "train_size": 4, "val_size": 0,
@@ -46,7 +48,7 @@ def _loop(folder: Path) -> Path:
 
 # ---- finding 1: ~user and symlink loops are named refusals, never RuntimeError ---------------------
 def test_unresolvable_paths_are_refused_by_name(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+    monkeypatch.setattr("training.runner.jobs.subprocess.Popen", _no_popen)
     root = tmp_path / "runs"
     runner = JobRunner(root)
     loop = _loop(tmp_path)
@@ -67,7 +69,7 @@ def test_unresolvable_paths_are_refused_by_name(tiny_t5, dialogsum_dir, tmp_path
 
 def test_planted_queued_run_with_a_bad_path_fails_and_the_queue_moves_on(tiny_t5, dialogsum_dir, tmp_path,
                                                                           monkeypatch):
-    monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+    monkeypatch.setattr("training.runner.jobs.subprocess.Popen", _no_popen)
     root = tmp_path / "runs"
     loop = _loop(tmp_path)
     queued = {"state": "queued", "method": "lora", "num_processes": 1}
@@ -91,7 +93,7 @@ def test_planted_queued_run_with_a_bad_path_fails_and_the_queue_moves_on(tiny_t5
 
 # ---- finding 3: config.json holds absolute paths: the child runs in another folder ----------------
 def test_relative_paths_are_made_absolute_at_submit(tiny_t5, dialogsum_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("training.jobs.subprocess.Popen", _no_popen)
+    monkeypatch.setattr("training.runner.jobs.subprocess.Popen", _no_popen)
     here = tmp_path / "where the app runs"
     (here / "data").mkdir(parents=True)
     (here / "data" / "dialogsum").symlink_to(dialogsum_dir, target_is_directory=True)
@@ -178,7 +180,7 @@ def test_metrics_chunks_keep_every_row_and_skip_overlong_lines(tmp_path, monkeyp
 
 # ---- finding 4: each export in its own private folder --------------------------------------------
 def test_export_never_writes_through_a_planted_link(tmp_path):
-    from ui.train_handlers import TrainHandlers
+    from ui.train.handlers import TrainHandlers
 
     root = tmp_path / "runs"
     run_id = "lora-20260101-000000-417"
@@ -213,8 +215,8 @@ def test_export_never_writes_through_a_planted_link(tmp_path):
 # ---- finding 5: one Train refresh reads each status.json at most once ----------------------------
 def test_refresh_reads_each_status_once_however_many_pickers(tmp_path, monkeypatch):
     import summarizer.runs
-    from ui.train import _refresher
-    from ui.train_monitor import RunReader
+    from ui.train.tab import _refresher
+    from ui.train.monitor import RunReader
 
     root = tmp_path / "runs"
     ids = [f"lora-20260101-000000-{i:03d}" for i in range(1, 31)]
@@ -243,7 +245,7 @@ def test_refresh_reads_each_status_once_however_many_pickers(tmp_path, monkeypat
 def test_meta_model_built_once_for_estimate_and_target_checks(tiny_t5, dialogsum_dir, monkeypatch):
     import transformers
 
-    from summarizer import meta_model
+    from summarizer.inference import meta_model
 
     meta_model._describe.cache_clear()
     builds = []

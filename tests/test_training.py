@@ -16,23 +16,28 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from summarizer.generation import GenerationSettings
-from summarizer.models import ModelSlots, SlotConfig, resolve_source
+from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.slots import ModelSlots
+from summarizer.inference.slot_config import SlotConfig
+from summarizer.inference.model_sources import resolve_source
 from summarizer.runs import finished_runs
-from training import common, estimate, full, lora, ppo
-from training.jobs import JobRunner
+from summarizer.runs import RunFolder, write_json
+from training.config import parse_config, parser_for
+from training.runner import estimate
+from training import full, lora, ppo
+from training.runner.jobs import JobRunner
 
 TINY = ["--train_size", "8", "--val_size", "2", "--batch_size", "4", "--max_source_tokens", "96",
         "--max_target_tokens", "32", "--eval_steps", "2"]
 GREEDY = GenerationSettings(max_new_tokens=8)
 
 
-def _run(module, argv) -> common.RunFolder:
+def _run(module, argv) -> RunFolder:
     assert module.main(argv) == 0
-    return common.RunFolder(argv[argv.index("--run_dir") + 1])
+    return RunFolder(argv[argv.index("--run_dir") + 1])
 
 
-def _check_finished(run: common.RunFolder, method: str):
+def _check_finished(run: RunFolder, method: str):
     status = run.status()
     assert status["state"] == "completed", status.get("error")
     assert status["method"] == method and status["step"] == status["total_steps"]
@@ -47,15 +52,15 @@ def test_config_validated_before_loading(tmp_path, capsys):
     with pytest.raises(ValueError, match="mini_batch_size"):
         ppo.PPORunConfig(batch_size=16, mini_batch_size=5)
     with pytest.raises(SystemExit):
-        common.parse_config(lora.LoraRunConfig, ["--lora_r", "0"])
+        parse_config(lora.LoraRunConfig, ["--lora_r", "0"])
     assert "lora_r must be 1..1024" in capsys.readouterr().err
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"lora_r": 8, "max_steps": 3}))
-    parsed = common.parse_config(lora.LoraRunConfig, ["--config", str(cfg), "--max_steps", "5"])
+    parsed = parse_config(lora.LoraRunConfig, ["--config", str(cfg), "--max_steps", "5"])
     assert (parsed.lora_r, parsed.max_steps, parsed.learning_rate) == (8, 5, 1e-3)  # flag beats file
     cfg.write_text(json.dumps({"lora_rank": 8}))
     with pytest.raises(SystemExit):
-        common.parse_config(lora.LoraRunConfig, ["--config", str(cfg)])
+        parse_config(lora.LoraRunConfig, ["--config", str(cfg)])
     # lab defaults
     p = ppo.PPORunConfig()
     assert (p.learning_rate, p.batch_size, p.mini_batch_size, p.ppo_epochs, p.init_kl_coef, p.adap_kl_ctrl) == \
@@ -139,7 +144,7 @@ def hateful_base(tiny_t5, dialogsum_dir, tmp_path_factory):
     return out
 
 
-def _ppo_run(hateful_base, tiny_classifier, dialogsum_dir, run_dir, seed: int) -> common.RunFolder:
+def _ppo_run(hateful_base, tiny_classifier, dialogsum_dir, run_dir, seed: int) -> RunFolder:
     # lr 1e-3 (not the lab's 1.41e-5): a tiny model must move within a few seconds of steps.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # float sums in a fixed order
@@ -181,7 +186,7 @@ def test_ppo_raises_reward_and_saves_an_adapter(hateful_base, tiny_classifier, d
 
 def _log_odds(slots, slot: str, good: str, bad: str) -> float:
     """Mean over a few prompts of log P(good) - log P(bad) under ``slot`` (teacher forcing)."""
-    model, tok = slots.base().model, slots.tokenizer
+    model, tok = slots.torch_engine.base().model, slots.tokenizer
     prompts = [f"Summarize the following conversation.\n\n#Person1#: {t}\n\nSummary: "
                for t in ("Hi.", "Where is the bank?", "I lost my keys.", "Dinner is ready.")]
     enc = tok(prompts, return_tensors="pt", padding=True)
@@ -259,7 +264,7 @@ def test_lora_through_accelerate_two_processes(tiny_t5, dialogsum_dir, tmp_path)
 
 # ---- Train tab reading and estimate (issue 7 #7, issue 8 "Also") ---------------------------------
 def test_estimate_counts_fixed_costs_and_calibrates(tiny_t5, tmp_path):
-    from training.estimate import estimate
+    from training.runner.estimate import estimate
 
     values = {"base_model": str(tiny_t5), "max_steps": 1, "batch_size": 2, "val_size": 50, "eval_steps": 10}
     rough = estimate("full", values)
@@ -278,7 +283,7 @@ def test_estimate_counts_fixed_costs_and_calibrates(tiny_t5, tmp_path):
 
 
 def test_log_tail_collapses_progress_bars():
-    from training.run_files import collapse_progress
+    from training.runner.run_files import collapse_progress
 
     log = "start\n" + "".join(f"\r{p}%|###" for p in range(0, 101, 10)) + "\nwarning: x\r\n" + \
         "\n".join(f"line {i}" for i in range(100)) + "\n"
@@ -289,7 +294,7 @@ def test_log_tail_collapses_progress_bars():
 
 
 def test_metrics_read_incrementally_and_downsampled(tmp_path):
-    from training.run_files import MetricsTail, downsample
+    from training.runner.run_files import MetricsTail, downsample
 
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 30_001)))
@@ -310,7 +315,7 @@ def test_metrics_read_incrementally_and_downsampled(tmp_path):
 
 def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir):
     small = {"base_model": str(tiny_t5), "dataset": str(dialogsum_dir)}
-    common.parser_for(lora.LoraRunConfig)  # HfArgumentParser rewrites the fields' types in place
+    parser_for(lora.LoraRunConfig)  # HfArgumentParser rewrites the fields' types in place
     for bad, field in [({"seed": "abc"}, "seed"), ({"max_steps": 2.5}, "max_steps"),
                        ({"dataset": "/etc"}, "dataset"), ({"base_model": "/etc"}, "base_model"),
                        ({"base_model": str(tiny_classifier)}, "seq2seq"), ({"target_modules": "zz"}, "target_modules"),
@@ -326,17 +331,17 @@ def test_settings_checked_before_launch(tiny_t5, tiny_classifier, dialogsum_dir)
 def test_run_settings_restored_from_config(tiny_t5, dialogsum_dir, tmp_path):
     """What a reload and "Clone settings" put back into the form: the run's method and settings,
     validated by its config class (a tampered config.json restores nothing)."""
-    from ui.train import run_settings
+    from ui.train.handlers import run_settings
 
     root = tmp_path / "runs"
     run_id = "lora-20260101-000000-001"
     (root / run_id).mkdir(parents=True)
     config = lora.LoraRunConfig(base_model=str(tiny_t5), dataset=str(dialogsum_dir), lora_r=4, max_steps=7,
                              val_size=3, runs_dir=str(root), run_dir=str(root / run_id))
-    common.write_json(root / run_id / "config.json", config.to_dict())
-    common.write_json(root / run_id / "status.json", {"state": "completed", "method": "lora", "num_processes": 2})
+    write_json(root / run_id / "config.json", config.to_dict())
+    write_json(root / run_id / "status.json", {"state": "completed", "method": "lora", "num_processes": 2})
     runner = JobRunner(root)
     method, values, procs = run_settings(runner, run_id)
     assert (method, values["lora_r"], values["max_steps"], values["val_size"], procs) == ("lora", 4, 7, 3, 2)
-    common.write_json(root / run_id / "config.json", {**config.to_dict(), "lora_r": "4; rm -rf /"})
+    write_json(root / run_id / "config.json", {**config.to_dict(), "lora_r": "4; rm -rf /"})
     assert run_settings(runner, run_id) is None

@@ -1,14 +1,13 @@
-"""Training runs: one module per method, the shared core, the registry and the job runner.
+"""Training runs: one module per method over a shared Trainer loop, the registry, the job runner.
 
 * ``python -m training.full``: full fine-tuning (every weight).
 * ``python -m training.lora``: LoRA adapter (peft) on a frozen base.
 * ``python -m training.ppo``: PPO detoxification of a LoRA adapter (trl), reward = the
   ``nothate`` logit of the toxicity classifier.
 * ``training.registry``: the methods (``METHOD_MODULES``) and what each declares (``MethodSpec``).
-* ``training.config``, ``ranks``, ``seq2seq``, ``run_life``: what the methods share (``common``
-  gathers the names).
-* ``training.jobs`` (with ``launch`` and ``run_actions``): starts runs as child processes, one at
-  a time, FIFO queue on disk; resume, delete and export of finished runs.
+* What the methods share: ``config`` (settings, command line), ``ranks`` (graceful stop, process
+  ranks), ``seq2seq`` (the ``Seq2SeqTrainer`` loop, checkpoints), ``run_life`` (one run's life).
+* ``training.runner``: the job runner the app uses (child processes, queue, checks, estimate).
 
 Each method module exposes ``CONFIG`` (its config dataclass), ``SPEC``, ``train`` and ``main``.
 """

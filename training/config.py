@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import ClassVar, Sequence
 
 from summarizer.data import default_dataset
-from summarizer.models import DEFAULT_BASE_MODEL
+from summarizer.inference.slot_config import DEFAULT_BASE_MODEL
 
 MAX_CONFIG_BYTES = 1_000_000  # a real config.json is about 2 KB
 
@@ -57,7 +57,7 @@ class RunConfig:
                 "runner sets it."})
 
     def __post_init__(self):
-        from training import settings
+        from training.runner import settings
 
         self.dataset = self.dataset or default_dataset()
         errors = settings.type_errors(self)  # first: the range checks compare numbers

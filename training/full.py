@@ -12,12 +12,15 @@ import sys
 from dataclasses import dataclass, field
 from functools import partial
 
-from training import common
+from summarizer.runs import RunFolder
+from training.ranks import StopFlag, is_main_process, log
+from training.seq2seq import Seq2SeqRunConfig, train_seq2seq
+from training import run_life
 from training.registry import ChartPanel, FormField, MethodSpec, fixed_factor
 
 
 @dataclass
-class FullRunConfig(common.Seq2SeqRunConfig):
+class FullRunConfig(Seq2SeqRunConfig):
     """Full fine-tuning settings.
 
     Defaults follow the course lab "Fine-tune a generative AI model for dialogue summarization":
@@ -44,16 +47,16 @@ class FullRunConfig(common.Seq2SeqRunConfig):
         ] if not ok]
 
 
-def train(config: FullRunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def train(config: FullRunConfig, run: RunFolder, stop: StopFlag) -> dict | None:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     model = AutoModelForSeq2SeqLM.from_pretrained(config.base_model)
     n = sum(p.numel() for p in model.parameters())
-    common.log.info("Full fine-tuning: %d trainable parameters (100%%).", n)
-    if common.is_main_process():
+    log.info("Full fine-tuning: %d trainable parameters (100%%).", n)
+    if is_main_process():
         run.update_status(trainable_params=n, total_params=n, trainable_percent=100.0)
-    final = common.train_seq2seq(config, model, tokenizer, run, stop,
+    final = train_seq2seq(config, model, tokenizer, run, stop,
                                  rouge_samples=config.rouge_samples, eval_steps=config.eval_steps)
     return final and {**final, "trainable_params": n}
 
@@ -69,7 +72,7 @@ CONFIG = FullRunConfig
 SPEC = MethodSpec(name="full", title="Full fine-tune", module=__name__, config=FullRunConfig, slot="full",
                   fields=TUNING_FIELDS, chart=LOSS_CHART, card_text="a fully fine-tuned", adapter=False,
                   cost_factor=fixed_factor(1.0), resumable=True)
-main = partial(common.main, FullRunConfig, train)
+main = partial(run_life.main, FullRunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,10 @@ import sys
 from dataclasses import dataclass, field
 from functools import partial
 
-from training import common
+from summarizer.runs import RunFolder
+from training.ranks import StopFlag, is_main_process, log
+from training.seq2seq import Seq2SeqRunConfig, train_seq2seq
+from training import run_life
 from training.full import LOSS_CHART, TUNING_FIELDS
 from training.registry import FormField, MethodSpec, fixed_factor
 
@@ -24,7 +27,7 @@ LORA_TARGETS = {"umt5": ["q", "v"], "longt5": ["q", "v"], "mbart": ["q_proj", "v
 
 
 @dataclass
-class LoraRunConfig(common.Seq2SeqRunConfig):
+class LoraRunConfig(Seq2SeqRunConfig):
     """LoRA settings (see peft's ``LoraConfig`` and Hu et al., 2021, "LoRA", arXiv:2106.09685).
 
     Defaults follow the course lab "Fine-tune a generative AI model for dialogue summarization":
@@ -93,7 +96,7 @@ def add_lora(model, r: int, alpha: float, dropout: float, targets: str | None = 
     return peft.get_peft_model(model, config)
 
 
-def train(config: LoraRunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def train(config: LoraRunConfig, run: RunFolder, stop: StopFlag) -> dict | None:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
@@ -101,11 +104,11 @@ def train(config: LoraRunConfig, run: common.RunFolder, stop: common.StopFlag) -
     model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
     trainable, total = model.get_nb_trainable_parameters()
     percent = 100 * trainable / total
-    common.log.info("LoRA: %d trainable of %d parameters (%.3f%%).", trainable, total, percent)
-    if common.is_main_process():
+    log.info("LoRA: %d trainable of %d parameters (%.3f%%).", trainable, total, percent)
+    if is_main_process():
         run.update_status(trainable_params=trainable, total_params=total,
                           trainable_percent=round(percent, 4))
-    final = common.train_seq2seq(config, model, tokenizer, run, stop,
+    final = train_seq2seq(config, model, tokenizer, run, stop,
                                  rouge_samples=config.rouge_samples, eval_steps=config.eval_steps)
     return final and {**final, "trainable_params": trainable, "trainable_percent": round(percent, 4)}
 
@@ -116,7 +119,7 @@ SPEC = MethodSpec(name="lora", title="LoRA", module=__name__, config=LoraRunConf
                   chart=LOSS_CHART, card_text="a LoRA adapter (peft) for", adapter=True,
                   cost_factor=fixed_factor(0.7),  # no weight gradients or optimizer state for the frozen base
                   resumable=True)
-main = partial(common.main, LoraRunConfig, train)
+main = partial(run_life.main, LoraRunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,12 +21,16 @@ from functools import partial
 from statistics import fmean
 
 from summarizer.toxicity import DEFAULT_TOXICITY_MODEL
-from training import common
+from summarizer.runs import RunFolder
+from training.config import RunConfig
+from training.ranks import StopFlag, cpu_only, log
+from training.seq2seq import load_rows
+from training import run_life
 from training.registry import ChartPanel, FormField, MethodSpec, RunPicker
 
 
 @dataclass
-class PPORunConfig(common.RunConfig):
+class PPORunConfig(RunConfig):
     """PPO detox settings.
 
     Defaults follow the course lab "Fine-tune FLAN-T5 with reinforcement learning (PPO) and
@@ -107,7 +111,7 @@ def load_policy(config: PPORunConfig):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     from trl import AutoModelForSeq2SeqLMWithValueHead
 
-    from summarizer.models import resolve_source
+    from summarizer.inference.model_sources import resolve_source
     from training.lora import add_lora
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
@@ -122,7 +126,7 @@ def load_policy(config: PPORunConfig):
 
 def toxicity_of(model, tokenizer, scorer, prompts, config: PPORunConfig) -> dict[str, float]:
     """Mean reward (nothate logit) and mean P(hate) of sampled summaries of ``prompts``."""
-    from summarizer.generation import GenerationSettings, generate_texts
+    from summarizer.inference.generation import GenerationSettings, generate_texts
 
     settings = GenerationSettings(strategy="sampling", temperature=1.0, top_k=config.top_k,
                                   top_p=config.top_p, max_new_tokens=config.output_max_length,
@@ -136,16 +140,16 @@ def toxicity_of(model, tokenizer, scorer, prompts, config: PPORunConfig) -> dict
 
 def query_dataset(config: PPORunConfig, tokenizer):
     """The train prompts as token ids (``input_ids``, torch) with their text (``query``)."""
-    rows = common.load_rows(config, "train", config.train_size)
+    rows = load_rows(config, "train", config.train_size)
     dataset = rows.map(lambda r: {"input_ids": tokenizer(r["prompt"], truncation=True,
                                                          max_length=config.max_source_tokens)["input_ids"],
                                   "query": r["prompt"]}, remove_columns=rows.column_names)
     dataset.set_format("torch", columns=["input_ids"], output_all_columns=True)
-    common.log.info("PPO on %d dialogues of %s.", len(dataset), config.dataset)
+    log.info("PPO on %d dialogues of %s.", len(dataset), config.dataset)
     return dataset
 
 
-def make_trainer(config: PPORunConfig, policy, tokenizer, dataset, run: common.RunFolder):
+def make_trainer(config: PPORunConfig, policy, tokenizer, dataset, run: RunFolder):
     """trl's ``PPOTrainer`` with the reference = the policy with its adapters disabled."""
     import trl
 
@@ -181,13 +185,13 @@ def measure_sample(model, tokenizer, scorer, sample, config, run, step: int, sta
     if not sample:
         return {}
     found = toxicity_of(model, tokenizer, scorer, sample, config)
-    common.log.info("Step %d: sample mean reward %.3f, mean P(hate) %.3f", step, found["reward"], found["p_hate"])
+    log.info("Step %d: sample mean reward %.3f, mean P(hate) %.3f", step, found["reward"], found["p_hate"])
     run.append_metrics({"step": step, "elapsed": round(time.time() - started, 2),
                         "sample_reward": found["reward"], "sample_p_hate": found["p_hate"]})
     return found
 
 
-def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) -> dict | None:
+def train(config: PPORunConfig, run: RunFolder, stop: StopFlag) -> dict | None:
     from trl.core import LengthSampler
 
     from summarizer.toxicity import ToxicityScorer
@@ -195,10 +199,10 @@ def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) ->
     started = time.time()
     policy, tokenizer = load_policy(config)
     trainable, total = policy.pretrained_model.get_nb_trainable_parameters()
-    common.log.info("PPO policy: %d trainable LoRA parameters of %d.", trainable, total)
-    scorer = ToxicityScorer(config.toxicity_model, device="cpu" if common.cpu_only() else None)
+    log.info("PPO policy: %d trainable LoRA parameters of %d.", trainable, total)
+    scorer = ToxicityScorer(config.toxicity_model, device="cpu" if cpu_only() else None)
     dataset = query_dataset(config, tokenizer)
-    sample = common.load_rows(config, "test", config.toxicity_samples)["prompt"] if config.toxicity_samples else []
+    sample = load_rows(config, "test", config.toxicity_samples)["prompt"] if config.toxicity_samples else []
     before = measure_sample(policy.pretrained_model, tokenizer, scorer, sample, config, run, 0, started)
     trainer = make_trainer(config, policy, tokenizer, dataset, run)
     lengths = LengthSampler(config.output_min_length, config.output_max_length)
@@ -208,7 +212,7 @@ def train(config: PPORunConfig, run: common.RunFolder, stop: common.StopFlag) ->
             return None
         row = {"step": step, "elapsed": 0.0, **ppo_step(config, trainer, tokenizer, scorer, next(batches), lengths)}
         row["elapsed"] = round(time.time() - started, 2)
-        common.log.info("step %d/%d: reward %.3f, KL %.3f, returns %.3f", step, config.max_steps,
+        log.info("step %d/%d: reward %.3f, KL %.3f, returns %.3f", step, config.max_steps,
                         row["reward_mean"], row["kl"], row["returns_mean"])
         run.append_metrics(row)
         run.update_status(step=step, total_steps=config.max_steps)
@@ -250,7 +254,7 @@ SPEC = MethodSpec(
         "its loop (trl 0.11's PPOTrainer with the reward model scored in the same process) is "
         "not data-parallel here: every process would sample and score its own batch and the "
         "reward statistics would differ per process."))
-main = partial(common.main, PPORunConfig, train)
+main = partial(run_life.main, PPORunConfig, train)
 
 if __name__ == "__main__":
     sys.exit(main())

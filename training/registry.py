@@ -72,7 +72,7 @@ class MethodSpec:
         card_text: completes "This is ... `<base>`" in the model card.
         adapter: True when the saved model is a peft adapter (the card's loading code).
         cost_factor: settings -> cost of a step relative to a full fine-tuning step of the same
-            tokens (``training.estimate``); LoRA skips the frozen weights' gradients (~0.7).
+            tokens (``training.runner.estimate``); LoRA skips the frozen weights' gradients (~0.7).
         target_tokens_field: the config field bounding output tokens (the estimate's tokens).
         pickers: dropdowns of finished runs in its form.
         resumable: a failed or cancelled run can resume from its last Trainer checkpoint.

@@ -1,6 +1,6 @@
 """The life of one run in its child process: parse the config, prepare the run folder, train,
 and record the outcome (running → completed / cancelled / failed) and the model card. The main
-process holds the run's ``.alive`` lock throughout (``training/liveness.py``), whoever started it.
+process holds the run's ``.alive`` lock throughout (``training/runner/liveness.py``), whoever started it.
 
 A method module ends with ``main = partial(run_life.main, Config, train)``; ``train(config, run,
 stop)`` writes the model into ``run.model_tmp`` and returns final metrics, or None when stopped.
@@ -15,7 +15,8 @@ import time
 from typing import BinaryIO, Callable, Sequence
 
 from summarizer.runs import RunFolder, new_run_id, runs_dir as default_runs_dir, write_json
-from training import liveness, registry
+from training.runner import liveness
+from training import registry
 from training.config import RunConfig, parse_config
 from training.ranks import StopFlag, is_main_process, log, world_size
 
@@ -45,7 +46,7 @@ def model_card(run_id: str, config: RunConfig, metrics: dict) -> str:
 
 def prepare_run(config: RunConfig) -> tuple[RunFolder, BinaryIO]:
     """The run folder for ``config`` (made if new), with ``config.json`` written, and this
-    process's hold on it (:func:`training.liveness.hold`: keep it open while training).
+    process's hold on it (:func:`training.runner.liveness.hold`: keep it open while training).
 
     Raises:
         SystemExit: another process is training this run already, or its ``.alive`` is not a

@@ -54,9 +54,9 @@ def tokenize_pairs(rows, tokenizer, config: RunConfig):
 
 
 def rouge_on_sample(model, tokenizer, rows, max_new_tokens: int = 64) -> dict[str, float]:
-    """Greedy summaries of ``rows`` scored with ``summarizer.rouge`` (×100, best reference)."""
-    from summarizer.generation import GenerationSettings, generate_texts
-    from summarizer.rouge import score_corpus
+    """Greedy summaries of ``rows`` scored with ``summarizer.evaluation.rouge`` (×100, best reference)."""
+    from summarizer.inference.generation import GenerationSettings, generate_texts
+    from summarizer.evaluation.rouge import score_corpus
 
     was_training = model.training
     model.eval()

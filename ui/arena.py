@@ -22,12 +22,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from summarizer.arena import DB_NAME, ArenaError, ArenaStore, leaderboard, serve_pair
-from summarizer.generation import GenerationSettings
-from summarizer.models import SLOT_LABELS
+from summarizer.arena.leaderboard import leaderboard
+from summarizer.arena.store import ArenaError, ArenaStore, DB_NAME, serve_pair
+from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.slot_config import SLOT_LABELS
 
-from .common import user_errors
-from .context import MODEL_QUEUE, Studio
+from ui.common import user_errors
+from ui.context import MODEL_QUEUE, Studio
 
 ARENA_QUEUE = "arena-store"  # votes, leaderboard, export: quick SQLite work beside model work
 ARENA_CONCURRENCY = 8  # SQLite serialises writes itself (busy_timeout); 8 keeps threads few

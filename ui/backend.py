@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from summarizer.ct2_backend import BACKENDS, COMPUTE_TYPES
+from summarizer.inference.slots import BACKENDS
+from summarizer.inference.ct2_engine import COMPUTE_TYPES
 
-from .common import user_errors
-from .context import MODEL_QUEUE, Studio
+from ui.common import user_errors
+from ui.context import MODEL_QUEUE, Studio
 
 HELP = ("**torch** runs the exact PyTorch models. **ct2** converts each slot once to CTranslate2 "
         "(cached; the first use of a slot takes a while) and generates faster on CPU; "

@@ -1,6 +1,6 @@
 """Pieces the Prompting, Compare and Toxicity tabs share: the dialogue picker, errors, ROUGE text.
 
-Handlers turn ``ValueError`` (bad input, including :class:`summarizer.models.SlotError`) into
+Handlers turn ``ValueError`` (bad input, including :class:`summarizer.inference.slots.SlotError`) into
 ``gr.Error`` so the user sees the message and the app stays up.
 """
 from __future__ import annotations
@@ -11,13 +11,10 @@ import random
 import gradio as gr
 
 from summarizer.data import SPLITS
-from summarizer.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
+from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
 from summarizer.text import check_index, excerpt
-# Re-exported: Compare, Evaluate and the Prompt Lab import it from here. It is the app's one rule
-# for numbers (ints, whole floats, plain decimal text such as "12"; see summarizer.text.as_number).
-from summarizer.text import whole_number as whole_number
 
-from .context import Studio
+from ui.context import Studio
 
 NO_REFERENCE = "no reference"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from summarizer.data import SPLITS, load_split
-from summarizer.models import ModelSlots
+from summarizer.inference.slots import ModelSlots
 from summarizer.text import clean_text, reference_index
 from summarizer.toxicity import ToxicityScorer
 

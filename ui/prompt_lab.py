@@ -16,17 +16,19 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from summarizer.evaluation import EvaluationCancelled
-from summarizer.generation import STRATEGIES, GenerationSettings
-from summarizer.models import SLOT_LABELS, SLOTS
-from summarizer.prompt_lab import (MAX_DIALOGUES, MAX_TEMPLATE_CHARS, MAX_TEMPLATES, PLACEHOLDER,
-                                   PRESET_LABELS, LabResult, display_table, pick_dialogues, preset,
-                                   run_lab)
-from summarizer.rouge import ROUGE_KEYS, ROUGE_NAMES
+from summarizer.evaluation.evaluate import EvaluationCancelled
+from summarizer.inference.generation import GenerationSettings, STRATEGIES
+from summarizer.inference.slot_config import SLOT_LABELS
+from summarizer.inference.slot_config import SLOTS
+from summarizer.prompt_lab.lab import LabResult, MAX_DIALOGUES, display_table, pick_dialogues, run_lab
+from summarizer.prompt_lab.templates import (MAX_TEMPLATES, MAX_TEMPLATE_CHARS, PLACEHOLDER, PRESET_LABELS,
+                                             preset)
+from summarizer.evaluation.rouge import ROUGE_KEYS, ROUGE_NAMES
 
-from .common import user_errors, whole_number
-from .context import Studio
-from .evaluate import results_dir
+from ui.common import user_errors
+from summarizer.text import whole_number
+from ui.context import Studio
+from ui.evaluate.tab import results_dir
 
 SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", "top_k", "top_p",
                  "num_beams", "seed")

@@ -12,13 +12,13 @@ import threading
 import gradio as gr
 from transformers import TextIteratorStreamer
 
-from summarizer.generation import STRATEGIES, GenerationSettings, stream_to
-from summarizer.prompts import MODES, Example, Prompt, build_prompt, shot_costs
+from summarizer.inference.generation import GenerationSettings, STRATEGIES, stream_to
+from summarizer.prompts import Example, MODES, Prompt, build_prompt, shot_costs
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
-from .common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, progress_callback,
-                     rouge_markdown, rouge_report, user_errors)
-from .context import MODEL_QUEUE, Studio
+from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, progress_callback,
+                       rouge_markdown, rouge_report, user_errors)
+from ui.context import MODEL_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
 MAX_EXAMPLES = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
@@ -137,7 +137,7 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
 
     A generator: first the prompt, then the summary as it grows token by token, then the final
     values, whose summary is exactly the non-streamed one (it is the same ``ModelSlots.generate``
-    call, with a streamer attached; see :func:`summarizer.generation.stream_to`). Beam search
+    call, with a streamer attached; see :func:`summarizer.inference.generation.stream_to`). Beam search
     cannot stream, so it shows only the final summary.
     """
     *values, progress = settings_and_progress

@@ -11,9 +11,9 @@ import gradio as gr
 from summarizer.text import MAX_SCORED_CHARS, clean_dialogue, clean_text, excerpt
 from summarizer.toxicity import ToxicityScore
 
-from .common import TextField, user_errors
-from .compare_json import read_results
-from .context import MODEL_QUEUE, Studio
+from ui.common import TextField, user_errors
+from ui.compare.results_json import read_results
+from ui.context import MODEL_QUEUE, Studio
 
 TABLE_HEADERS = ["source", "summary", "reward (nothate logit)", "P(hate)", "tokens read"]
 # Summary gets the most room, but the three short columns always stay on screen (1400 px window).
@@ -64,7 +64,7 @@ def shown_summaries(prompting_summary: str | None, compare_results) -> list[tupl
     """(source, cleaned text) of the Prompting summary and the filled Compare slots' summaries.
 
     ``compare_results`` is the ``/compare`` JSON, object or JSON text, checked by
-    :func:`ui.compare_json.read_results` (the check the handout export uses); ``None`` or an
+    :func:`ui.compare.results_json.read_results` (the check the handout export uses); ``None`` or an
     empty one gives no Compare rows. A slot's source is its own label, not one from the JSON.
 
     Raises:

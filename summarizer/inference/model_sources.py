@@ -1,0 +1,114 @@
+"""Where a slot's model comes from, and loading its weights without trusting pickles.
+
+* :func:`resolve_source`: a finished training run folder -> its ``model/`` folder; a missing
+  local path is refused (hub ids pass through and are checked when loaded).
+* :func:`is_adapter`, :func:`check_kind`: a peft adapter folder (``adapter_config.json``) belongs
+  in the lora/detox slots, a model folder (``config.json``) in base/full.
+* :func:`weights_kwargs`, :func:`has_only_pickle_weights`, :func:`pickle_refusal`,
+  ``PICKLE_ERRORS``: safetensors first; pickle weights go only through transformers' restricted
+  ``torch.load(weights_only=True)``, and a refusal becomes a :class:`SlotError` that says how to
+  re-save the model (``save_pretrained(..., safe_serialization=True)``).
+
+The run-folder test follows the run-folder contract of ``training/`` (``status.json`` beside the
+run's own ``config.json``, which never has transformers' ``model_type``). No torch import here.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from summarizer.runs import read_json
+from summarizer.inference.slot_config import ADAPTER_SLOTS, SlotError
+
+# Weight files torch.load would unpickle; we never trust them to hold only tensors.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def _is_run_folder(path: Path) -> bool:
+    """A training run folder: ``status.json`` and no model files of its own.
+
+    A run folder also holds the run's ``config.json`` (training settings, not a model config):
+    a transformers config always has ``model_type``, a run config never does.
+    """
+    if not (path / "status.json").is_file() or (path / "adapter_config.json").is_file():
+        return False
+    config = read_json(path / "config.json")  # untrusted: size-capped, no symlinks, FIFOs refused
+    return not (isinstance(config, dict) and "model_type" in config)
+
+
+def resolve_source(source: str) -> str:
+    """Map a run folder to its model folder (``<run>/model``); other sources unchanged.
+
+    Raises:
+        SlotError: the path looks local but does not exist, or the run has no finished model.
+    """
+    source = str(source).strip()
+    path = Path(source).expanduser()
+    if path.is_file():
+        raise SlotError(f"{source} is a file, expected a model folder (with config.json, or a "
+                        f"peft adapter folder with adapter_config.json).")
+    if path.is_dir():
+        if _is_run_folder(path):
+            model = path / "model"
+            if not model.is_dir():
+                raise SlotError(f"Run folder {path} has no finished model (no model/ folder).")
+            return str(model)
+        return str(path)
+    from summarizer.data import (is_hub_id)  # one rule for "folder or hub id", shared with the data and Train checks
+
+    if not is_hub_id(source):
+        raise SlotError(f"Model folder {source} does not exist (and it is not a hub id such as "
+                        f"google/flan-t5-base).")
+    return source
+
+
+def is_adapter(source: str) -> bool:
+    """True when a local ``source`` folder holds a peft adapter (``adapter_config.json``)."""
+    return (Path(source) / "adapter_config.json").is_file()
+
+
+def check_kind(slot: str, source: str) -> None:
+    """Raise :class:`SlotError` when a local folder holds the wrong kind of model for ``slot``."""
+    path = Path(source)
+    if not path.is_dir():
+        return  # hub ids are checked when loaded
+    if slot in ADAPTER_SLOTS and not is_adapter(source):
+        kind = "a full model" if (path / "config.json").is_file() else "no model files"
+        raise SlotError(f"The {slot} slot needs a peft adapter folder (with adapter_config.json), "
+                        f"but {source} holds {kind}." + (" Put it in the full slot." if kind == "a full model" else ""))
+    if slot not in ADAPTER_SLOTS and not (path / "config.json").is_file():
+        hint = " It is a peft adapter: put it in the lora or detox slot." if is_adapter(source) else ""
+        raise SlotError(f"The {slot} slot needs a model folder with config.json; {source} has none.{hint}")
+
+
+def weights_kwargs(source: str) -> dict:
+    """``from_pretrained`` keyword arguments that keep pickles out of a local folder.
+
+    A local folder with ``*.safetensors`` weights loads them only (``use_safetensors=True``), so a
+    stray pickle beside them is never read. Hub ids keep transformers' own preference for
+    safetensors (``{}``). A folder with only pickle weights is tried with transformers' restricted
+    ``torch.load(weights_only=True)``; see :func:`pickle_refusal` for what happens when that fails.
+    """
+    path = Path(source)
+    if path.is_dir() and any(path.glob("*.safetensors")):
+        return {"use_safetensors": True}
+    return {}
+
+
+def has_only_pickle_weights(source: str) -> bool:
+    """True for a local folder whose weight files are all pickles (``*.bin``, ``*.pt``, ...)."""
+    path = Path(source)
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return False
+    return any(p.suffix in PICKLE_SUFFIXES for p in path.iterdir())
+
+
+def pickle_refusal(source: str) -> SlotError:
+    """The error for a folder whose pickle weights the restricted unpickler refused."""
+    return SlotError(f"{source} holds pickle weights that cannot be loaded safely; give a folder "
+                     f"with model.safetensors (save it with save_pretrained(..., safe_serialization=True)).")
+
+
+# What a refused or broken pickle raises from torch.load(weights_only=True).
+PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, ImportError,
+                  TypeError, KeyError, IndexError)
