@@ -169,3 +169,34 @@ def test_predictions_file_cap_is_the_callers_choice():
     assert len(load_predictions(data, rows, "train", max_summaries=60)[0]) == 30
     with pytest.raises(PredictionsFileError, match="30 dialogues x 2 model columns = 60 summaries.*at most 59"):
         load_predictions(data, rows, "train", max_summaries=59)
+
+
+@pytest.mark.parametrize("data, message", [
+    # A duplicated header: pandas renamed the second column "base.1", scored as a model.
+    ("id,base,base\na,s1,s2\n", r"Header: column 'base' appears twice \(columns 2 and 3\)"),
+    # A row with an extra field: pandas read 'a' as an index, so the id became 's1' ("unknown id").
+    ("id,base\na,s1,extra\n", r"header has 2 fields but row 2 has 3.*double quotes"),
+    ("id,base\na,s1\nb,s2,x\n", r"header has 2 fields but row 3 has 3"),
+    # A missing field: pandas filled "", scored as ROUGE 0.
+    ("id,base,lora\na,s1\nb,s2,t2\n", r"header has 3 fields but row 2 has 2"),
+    # An empty summary cell.
+    ("id,base,lora\na,s1,\nb,s2,t2\n", r"Column 'lora' has no summary for 1 of 2 dialogues \('a'\).*ROUGE 0"),
+    # A human-summary column, by name (would be model "human" with ROUGE 100) ...
+    ("id,base,human_summary\na,s1,the cat is on the mat\nb,s2,x y\n", r"Column 'human_summary' looks like the human reference"),
+    # ... and by content, whatever its name.
+    ("id,base,mine\na,s1,The cat is on the mat\nb,s2,x y\n", r"Column 'mine' equals a human reference summary of the split on 2 of 2"),
+    ("id,base,\na,s1,s2\n", r"Header: column 3 has no name"),
+])
+def test_predictions_file_refuses_what_it_used_to_score_silently(data, message):
+    rows = [dict(r) for r in ROWS]
+    with pytest.raises(PredictionsFileError, match=message):
+        load_predictions(data, rows, "test")
+
+
+def test_predictions_file_keeps_quoted_commas_blank_lines_and_a_byte_order_mark():
+    rows = [dict(r) for r in ROWS]
+    data = '\ufeffid,base\n"a","one, two"\n\nb,s2\n'
+    matched, summaries = load_predictions(data, rows, "test")
+    assert [r["id"] for r in matched] == ["a", "b"] and summaries == {"base": ["one, two", "s2"]}
+    # A model that matches one reference of two dialogues (under half) is still a model.
+    assert load_predictions("id,m\na,the cat is on the mat\nb,other\n", rows, "test")[1]["m"][1] == "other"

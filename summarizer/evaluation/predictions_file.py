@@ -17,11 +17,19 @@ File layout (UTF-8 CSV with a header):
 A dialogue that appears on several rows (the hub CSV repeats each test dialogue once per
 reference) must have the same summaries on each; it is scored once.
 
+Refused, each with a message naming the column or row and what to do (nothing is scored silently
+as 0 or under a made-up name): a header that names one column twice (pandas would have renamed
+the second ``base.1``); a row with fewer or more fields than the header (an unquoted comma in a
+summary); an empty summary cell (it would score 0); a column that holds the human reference
+summaries (named ``human``/``reference``/``gold``..., or equal to a reference of the split on at
+least half of the dialogues, and on two or more: it would score as a model with ROUGE 100).
+
 The app caps an upload at its Evaluate tab's size (dialogues x models, :func:`match_rows`'
 ``max_summaries``), as it holds the shared model queue; the CLI scores any size.
 """
 from __future__ import annotations
 
+import csv
 import io
 import re
 from typing import Sequence
@@ -34,6 +42,13 @@ MAX_SUMMARY_CHARS = 20_000
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _IGNORED = re.compile(r"^(topic|human_summary_\d+|references?|summary\d*|.+_(rouge1|p_hate|reward|reward_change))$")
 _PER_REFERENCE_ID = re.compile(r"^(?P<base>.+)_\d+$")
+# Model names that mean the human references, not a model (matched case-insensitively).
+_REFERENCE_NAME = re.compile(r"^(human|humans|reference|references|ref|refs|gold|target|label|ground_truth)"
+                             r"([_.-]?(summary|summaries))?([_.-]?\d+)?$", re.IGNORECASE)
+# A model column equal to a reference on at least this share of its dialogues, and on at least
+# REFERENCE_COPY_MIN of them, holds the references (one equal summary alone proves nothing).
+REFERENCE_COPY_SHARE = 0.5
+REFERENCE_COPY_MIN = 2
 
 
 class PredictionsFileError(ValueError):
@@ -46,10 +61,15 @@ def _few(items: Sequence[str], k: int = 3) -> str:
 
 
 def read_table(data: bytes | str):
-    """The CSV as a pandas DataFrame of strings (empty cells are "").
+    """The CSV as a pandas DataFrame of strings, one column per header name.
+
+    Read with the :mod:`csv` module, not ``pandas.read_csv``, because pandas hides three mistakes:
+    it renames a repeated header ``base.1``, fills a short row with "", and turns a row with one
+    extra field into an index (its id then reads as the next field).
 
     Raises:
-        PredictionsFileError: too large, not UTF-8, or not a CSV with a header and rows.
+        PredictionsFileError: too large, not UTF-8, not a CSV with a header and rows, a header
+            naming a column twice, or a row whose field count differs from the header's.
     """
     import pandas as pd
 
@@ -59,13 +79,42 @@ def read_table(data: bytes | str):
         raise PredictionsFileError(f"The predictions file has {len(data):,} bytes, over the limit of "
                                    f"{MAX_FILE_BYTES:,}: score fewer dialogues or models per file.")
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+        text = data.decode("utf-8-sig")
+        csv.field_size_limit(MAX_FILE_BYTES)
+        records = [r for r in csv.reader(io.StringIO(text, newline="")) if any(f.strip() for f in r)]
+    except (UnicodeDecodeError, csv.Error) as err:
         raise PredictionsFileError(f"The predictions file is not a readable UTF-8 CSV with a header "
                                    f"row ({err}).") from err
-    if frame.empty:
+    if len(records) < 2:
         raise PredictionsFileError("The predictions file has no rows: it needs a header and one row per dialogue.")
-    return frame
+    header = [h.strip() for h in records[0]]
+    _check_header(header)
+    _check_field_counts(records, len(header))
+    return pd.DataFrame(records[1:], columns=header, dtype=str)
+
+
+def _check_header(header: Sequence[str]) -> None:
+    """Refuse a header with an unnamed or a repeated column (1-based column numbers)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if not name:
+            raise PredictionsFileError(f"Header: column {i} has no name; name it (the column name is the "
+                                       "model name) or delete the column.")
+        if name in seen:
+            raise PredictionsFileError(f"Header: column {name[:60]!r} appears twice (columns {seen[name]} and {i}); "
+                                       "give each model's column its own name, or delete the copy.")
+        seen[name] = i
+
+
+def _check_field_counts(records: Sequence[Sequence[str]], width: int) -> None:
+    """Refuse rows with fewer or more fields than the header (line numbers count the header as 1)."""
+    bad = [(i + 1, len(r)) for i, r in enumerate(records) if i and len(r) != width]
+    if bad:
+        shown = ", ".join(f"row {line} has {n}" for line, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise PredictionsFileError(
+            f"The header has {width} fields but {shown}: a missing field, or a comma inside a summary "
+            "that is not quoted. Give every row one field per header column; put a summary that "
+            'contains commas in double quotes ("...").')
 
 
 def model_columns(columns: Sequence[str], key: str) -> dict[str, str]:
@@ -80,6 +129,11 @@ def model_columns(columns: Sequence[str], key: str) -> dict[str, str]:
         if col in ("id", "dialogue") or _IGNORED.match(col):
             continue
         name = col[: -len("_summary")] if col.endswith("_summary") else col
+        if _REFERENCE_NAME.match(name):
+            raise PredictionsFileError(
+                f"Column {col[:60]!r} looks like the human reference summaries, not a model's: it would be "
+                "scored as a model (ROUGE near 100). Delete it, or name it human_summary_1 (ignored); if it "
+                "really is a model, rename it.")
         if not _MODEL_NAME.match(name):
             raise PredictionsFileError(
                 f"Column {col[:60]!r}: a model column's name must be 1-40 letters, digits, '_', '.' "
@@ -146,8 +200,37 @@ def match_rows(frame, rows: Sequence[dict], split: str,
             f"{len(unknown)} {what} in the file's {key!r} column are not in the {split} split: "
             f"{_few(unknown)}. Choose the split they come from, or remove those rows.")
     matched = list(found.values())
+    out = {m: [summaries[r["id"]][m] for r in matched] for m in columns}
+    _check_empty(out, columns, matched)
+    _check_not_references(out, columns, matched)
     _check_size(len(matched), len(columns), max_summaries)
-    return matched, {m: [summaries[r["id"]][m] for r in matched] for m in columns}
+    return matched, out
+
+
+def _check_empty(summaries: dict[str, list[str]], columns: dict[str, str], matched: Sequence[dict]) -> None:
+    """Refuse empty summary cells: scored, they would count as ROUGE 0 for that model."""
+    for m, texts in summaries.items():
+        empty = [r["id"] for r, t in zip(matched, texts) if not t]
+        if empty:
+            raise PredictionsFileError(
+                f"Column {columns[m]!r} has no summary for {len(empty)} of {len(matched)} dialogues "
+                f"({_few(empty)}); an empty cell would be scored as ROUGE 0. Fill those cells, or "
+                "remove those dialogues' rows (every model is scored on the same dialogues).")
+
+
+def _check_not_references(summaries: dict[str, list[str]], columns: dict[str, str],
+                          matched: Sequence[dict]) -> None:
+    """Refuse a column equal (ignoring case) to one of the dialogue's references on at least
+    :data:`REFERENCE_COPY_SHARE` of the dialogues and at least :data:`REFERENCE_COPY_MIN` of them:
+    it holds the references (ROUGE 100), not a model."""
+    for m, texts in summaries.items():
+        same = sum(any(clean_text(ref).casefold() == t.casefold() for ref in r.get("references") or ())
+                   for r, t in zip(matched, texts))
+        if same >= max(REFERENCE_COPY_MIN, REFERENCE_COPY_SHARE * len(matched)):
+            raise PredictionsFileError(
+                f"Column {columns[m]!r} equals a human reference summary of the split on {same} of "
+                f"{len(matched)} dialogues: it holds the references, not a model's summaries, and would "
+                "score ROUGE near 100. Delete it, or name it human_summary_1 (ignored).")
 
 
 def _check_size(n_dialogues: int, n_models: int, max_summaries: int | None) -> None:
