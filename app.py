@@ -25,7 +25,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; 0.0.0.0 exposes it to your network)")
     s.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     s.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
-    s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
+    s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login: the teacher's")
+    s.add_argument("--student-auth", metavar="USER:PASSWORD", action="append", default=[],
+                   help="a student login (repeatable); students use Prompting, Compare, Toxicity and the "
+                        "Arena, and cannot change slots, train, evaluate or reset the Arena. Needs --auth")
+    s.add_argument("--student-auth-file", metavar="FILE",
+                   help="a file of student logins, one USER:PASSWORD per line")
     s.add_argument("--presenter", action="store_true",
                    help="start in presenter mode: larger text for a projector (a toggle in the page header)")
     add_offline_flag(s)
@@ -35,9 +40,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.auth and ":" not in args.auth:
         p.error("--auth must be USER:PASSWORD")
+    try:
+        args.classroom = classroom_of(args)
+    except ValueError as err:
+        p.error(str(err))
     if args.mcp and importlib.util.find_spec("mcp") is None:
         p.error('--mcp needs the mcp extra: pip install "gradio[mcp]==6.31.0"')
     return args
+
+
+def classroom_of(args: argparse.Namespace):
+    """The teacher and student logins of ``--auth``, ``--student-auth`` and ``--student-auth-file``.
+
+    Raises:
+        ValueError: a malformed login or file, or student logins without ``--auth`` (naming the flag).
+    """
+    from ui.classroom import Classroom, parse_login, read_logins
+
+    students = [parse_login(s, "--student-auth") for s in args.student_auth]
+    if args.student_auth_file:
+        students += read_logins(args.student_auth_file)
+    if students and not args.auth:
+        raise ValueError("--student-auth needs --auth USER:PASSWORD, the teacher's login.")
+    teachers = dict([parse_login(args.auth, "--auth")]) if args.auth else {}
+    return Classroom(teachers, dict(students))
 
 
 def go_offline_if_unreachable() -> bool:
@@ -73,12 +99,14 @@ def make_studio(args: argparse.Namespace):
     from summarizer.data import default_dataset
     from summarizer.inference.slots import ModelSlots
     from summarizer.toxicity import ToxicityScorer
+    from ui.classroom import Classroom
     from ui.context import Studio
 
     slots = ModelSlots(slot_config(args), device=args.device, backend=args.backend,
                        compute_type=args.compute_type)
     return Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
-                  dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir))
+                  dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir),
+                  classroom=getattr(args, "classroom", None) or Classroom())
 
 
 def build_demo(studio, notice: str = "", presenter_mode: bool = False):
@@ -92,6 +120,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     from ui.evaluate import predictions_upload, tab as evaluate
     from ui.train import tab as train
 
+    room = studio.classroom
     with gr.Blocks(title="Dialogue Summarization Studio") as demo:
         with gr.Row():
             gr.Markdown("# Dialogue Summarization Studio\nHow FLAN-T5 summarizes conversations, "
@@ -99,23 +128,26 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             presenter_toggle = presenter.toggle(presenter_mode)
         if notice:
             gr.Markdown(notice, elem_id="first-start-notice")
-        with gr.Accordion("Inference engine", open=False):
+        with gr.Accordion("Inference engine", open=False) as engine_box, \
+                room.section(demo, "the inference engine", student=False):
             backend.build(studio)
         with gr.Tabs():
-            with gr.Tab("Prompting", id="prompting"):
+            with gr.Tab("Prompting", id="prompting"), room.section(demo, "Prompting"):
                 prompting_view = prompting.build(studio)
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare"), room.section(demo, "Compare", teacher_fns=compare.TEACHER_FNS):
                 compare_view = compare.build(studio)
-            with gr.Tab("Toxicity", id="toxicity"):
+            with gr.Tab("Toxicity", id="toxicity"), room.section(demo, "Toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_tab, room.section(demo, "the Train tab", student=False):
                 train_view = train.build(studio)
-            with gr.Tab("Evaluate", id="evaluate"):
+            with gr.Tab("Evaluate", id="evaluate") as evaluate_tab, \
+                    room.section(demo, "the Evaluate tab", student=False):
                 evaluate_view = evaluate.build(studio)
                 predictions_upload.build(studio)
-            with gr.Tab("Prompt Lab", id="prompt-lab"):
-                prompt_lab.build(studio)
-            with gr.Tab("Arena", id="arena"):
+            with gr.Tab("Prompt Lab", id="prompt-lab"), \
+                    room.section(demo, "the Prompt Lab", teacher_fns=prompt_lab.TEACHER_FNS):
+                lab_view = prompt_lab.build(studio)
+            with gr.Tab("Arena", id="arena"), room.section(demo, "the Arena", teacher_fns=arena.TEACHER_FNS):
                 arena_view = arena.build(studio)
         # Every page load shows the server's state now (slots, finished runs, the selected run and
         # its settings), not the start-up one.
@@ -123,6 +155,8 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
         for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
             demo.load(**hook, api_visibility="private")           # form previews, leaderboard
+        room.hide_from_students(demo, [engine_box, train_tab, evaluate_tab, *compare_view["teacher_only"],
+                                        *lab_view["teacher_only"], *arena_view["teacher_only"]])
         presenter.wire(demo, presenter_toggle)
     return demo
 
@@ -131,10 +165,12 @@ def launch(demo, args: argparse.Namespace, **kwargs):
     """Launch bound to ``args.host`` with no share link unless ``--share``."""
     from ui.presenter import CSS
 
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    return demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-        mcp_server=args.mcp, css=CSS, **kwargs)
+    classroom = getattr(args, "classroom", None) or classroom_of(args)
+    # Light requests (page loads, votes, listings) run 8 at a time; model work keeps its own
+    # queues (ui.context.MODEL_QUEUE, GENERATION_QUEUE). A class needs threads for every waiting student.
+    return demo.queue(default_concurrency_limit=8).launch(
+        server_name=args.host, server_port=args.port, share=args.share, auth=classroom.auth(),
+        mcp_server=args.mcp, css=CSS, max_threads=80, **kwargs)
 
 
 def main(argv=None) -> None:

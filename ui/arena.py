@@ -4,7 +4,7 @@ Every handler is a few lines over :mod:`summarizer.arena`. Votes live in ``<runs
 (see :class:`summarizer.arena.ArenaStore`), so a restart mid-class loses nothing.
 
 Endpoints: ``/arena_next`` (-> pair id, dialogue, summaries A and B; model work, on the shared
-``MODEL_QUEUE``), ``/arena_vote`` (pair id, vote -> the revealed models), ``/arena_leaderboard``
+``GENERATION_QUEUE``: batched with other sessions' requests), ``/arena_vote`` (pair id, vote -> the revealed models), ``/arena_leaderboard``
 (scope -> JSON), ``/arena_new_session`` (name -> the new class session), ``/arena_export``
 (scope -> CSV file). Votes and reads run on their own queue (``ARENA_QUEUE``), so the
 leaderboard never waits behind generation.
@@ -28,10 +28,13 @@ from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SLOT_LABELS
 
 from ui.common import user_errors
-from ui.context import MODEL_QUEUE, Studio
+from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
 ARENA_QUEUE = "arena-store"  # votes, leaderboard, export: quick SQLite work beside model work
 ARENA_CONCURRENCY = 8  # SQLite serialises writes itself (busy_timeout); 8 keeps threads few
+# What a student may not do here (ui.classroom): start a new class session, export the votes.
+TEACHER_FNS = {"new_session_clicked", "arena_new_session", "arena_export"}
+TEACHER_CONTROLS = ("class_name", "new_class", "export", "file")
 SCOPES = {"current": "current class session", "all": "all sessions"}
 VOTE_BUTTONS = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both bad"))
 BOARD_COLUMNS = ("model", "source", "votes", "wins", "losses", "ties", "both bad", "win rate % (95% CI)",
@@ -121,7 +124,7 @@ class ArenaEndpoints:
         """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b
         (no model names). Refused, saying how to fill a slot, when fewer than two slots are filled."""
         studio = self.studio
-        with user_errors():
+        with studio.limit.admit(request), user_errors():
             pair = serve_pair(self.store, studio.slots, studio.split("test"), session_of(request), self.rng,
                               self.settings, studio.max_input_tokens)
         return pair.public()
@@ -252,7 +255,7 @@ def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id:
     buttons = vote_view["buttons"]
     pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons]
     board_outputs = [teacher["caption"], teacher["board"]]
-    model_work = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    model_work = dict(concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     store_work = dict(concurrency_id=ARENA_QUEUE, concurrency_limit=ARENA_CONCURRENCY)
     private = dict(api_visibility="private")
     vote_view["next"].click(h["show_next"], None, pair_outputs, **private, **model_work)
@@ -282,4 +285,4 @@ def build(studio: Studio) -> dict:
     pair_id = gr.State("")  # the shown pair's id; made before the handlers, as the page's order was
     handlers = _handlers(api, len(vote_view["buttons"]))
     load = _wire(api, handlers, vote_view, teacher, pair_id)
-    return {"api": api, "refresh": handlers["refresh"], "load": load}
+    return {"api": api, "refresh": handlers["refresh"], "load": load, "teacher_only": [teacher[k] for k in TEACHER_CONTROLS]}

@@ -11,10 +11,15 @@ from summarizer.data import SPLITS, load_split
 from summarizer.inference.slots import ModelSlots
 from summarizer.text import clean_text, reference_index
 from summarizer.toxicity import ToxicityScorer
+from ui.classroom import Classroom, SessionLimit
 
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
 # or GPU is never oversubscribed by concurrent users (Gradio's concurrency_id).
 MODEL_QUEUE = "model-work"
+# Interactive generation (Summarize, Compare, the Arena's pairs): many requests at once reach the
+# slots, which merge them into batches (summarizer.inference.batcher); the slots' lock still runs
+# one batch at a time. Each session may have SESSION_LIMIT of them waiting (ui.classroom.SessionLimit).
+GENERATION_QUEUE, GENERATION_CONCURRENCY, SESSION_LIMIT = "generation", 64, 2
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Studio:
         dataset: DialogSum hub id or local folder.
         runs_dir: folder holding training runs.
         max_input_tokens: encoder limit for prompts (512 for FLAN-T5).
+        classroom: teacher and student logins (:class:`ui.classroom.Classroom`; none = no roles).
+        limit: the per-session cap on waiting generation requests.
     """
 
     slots: ModelSlots
@@ -34,6 +41,8 @@ class Studio:
     dataset: str
     runs_dir: Path
     max_input_tokens: int = 512
+    classroom: Classroom = field(default_factory=Classroom)
+    limit: SessionLimit = field(default_factory=lambda: SessionLimit(SESSION_LIMIT))
     _splits: dict = field(default_factory=dict, repr=False)
     _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> references
     _indexed: set = field(default_factory=set, repr=False)  # splits already in _references

@@ -141,6 +141,10 @@ def _layout_results() -> dict:
         "table_state": gr.State([])}
 
 
+# What a student may not do here (ui.classroom): run the lab or cancel it; they see the tab.
+TEACHER_FNS = {"run", "request_cancel"}
+
+
 def _session_key(request) -> str:
     """This session's key for its Prompt Lab cancel flag (apart from Evaluate's on the same Studio)."""
     return f"prompt-lab:{getattr(request, 'session_hash', None) or 'api'}"
@@ -215,7 +219,9 @@ def _wire(studio: Studio, form: dict, res: dict) -> None:
 
 def build(studio: Studio) -> dict:
     """Build the Prompt Lab tab inside the current ``gr.Blocks``; returns its main components:
-    ``{"run": the Run button, "table": the templates table, "templates": the six template boxes}``."""
+    ``{"run": the Run button, "table": the templates table, "templates": the six template boxes,
+    "teacher_only": Run and Cancel}``."""
     form, res = _layout_form(), _layout_results()
     _wire(studio, form, res)
-    return {"run": res["run"], "table": res["table"], "templates": form["boxes"]}
+    return {"run": res["run"], "table": res["table"], "templates": form["boxes"],
+            "teacher_only": [res["run"], res["cancel"]]}

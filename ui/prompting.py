@@ -7,18 +7,17 @@ page token by token; API clients get the final values.
 """
 from __future__ import annotations
 
+import queue
 import threading
 
 import gradio as gr
-from transformers import TextIteratorStreamer
 
-from summarizer.inference.generation import GenerationSettings, STRATEGIES, stream_to
+from summarizer.inference.generation import GenerationSettings, STRATEGIES
 from summarizer.prompts import Example, MODES, Prompt, build_prompt, shot_costs
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
-from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, progress_callback,
-                       rouge_markdown, rouge_report, user_errors)
-from ui.context import MODEL_QUEUE, Studio
+from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, rouge_markdown, rouge_report, user_errors)
+from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
 MAX_EXAMPLES = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
@@ -125,8 +124,7 @@ def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count
     *values, progress = settings_and_progress
     with user_errors():
         text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
-        summary = studio.slots.generate(["base"], [prompt.text], settings,
-                                        on_batch=progress_callback(progress, "generating"))["base"][0]
+        summary = studio.slots.answer(["base"], [prompt.text], settings)["base"][0]
     return outputs(studio, text, prompt, summary)
 
 
@@ -136,34 +134,35 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
     generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON.
 
     A generator: first the prompt, then the summary as it grows token by token, then the final
-    values, whose summary is exactly the non-streamed one (it is the same ``ModelSlots.generate``
-    call, with a streamer attached; see :func:`summarizer.inference.generation.stream_to`). Beam search
-    cannot stream, so it shows only the final summary.
+    values, whose summary is exactly the non-streamed one: it is the same
+    :meth:`~summarizer.inference.slots.ModelSlots.answer` request (batched with other sessions'
+    requests), with a stream callback for its row. Beam search cannot stream, so it shows only
+    the final summary. When the page stops reading (a reload, Gradio's cancel), the request is
+    withdrawn; other sessions' requests in the same batch go on.
     """
     *values, progress = settings_and_progress
     with user_errors():
         text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
     yield prompt.text, describe_prompt(prompt), "", "", None
-    streamer = TextIteratorStreamer(studio.slots.tokenizer, skip_special_tokens=True)
-    result: dict = {}
+    updates: queue.SimpleQueue = queue.SimpleQueue()
+    cancel, result = threading.Event(), {}
 
-    def generate():  # in its own thread, so that this generator can read the streamer meanwhile
+    def generate():  # in its own thread, so that this generator can read the stream meanwhile
         try:
-            with stream_to(streamer):
-                result["summary"] = studio.slots.generate(["base"], [prompt.text], settings)["base"][0]
+            result["summary"] = studio.slots.answer(["base"], [prompt.text], settings, cancel=cancel,
+                                                    streams={0: updates.put})["base"][0]
         except Exception as err:  # handed to the generator below, which raises it for the user
             result["error"] = err
         finally:
-            streamer.end()  # also ends the stream when generate failed before streaming
+            updates.put(None)  # also ends the stream when generating failed before streaming
 
     worker = threading.Thread(target=generate, daemon=True)
     worker.start()
-    partial = ""
-    for piece in streamer:
-        if not piece:  # end() flushes an empty piece
-            continue
-        partial += piece
-        yield prompt.text, describe_prompt(prompt), partial.strip(), "", None
+    try:
+        while (partial := updates.get()) is not None:
+            yield prompt.text, describe_prompt(prompt), partial, "", None
+    finally:
+        cancel.set()  # nothing once the answer is in; withdraws it when the page stopped reading
     worker.join()
     if "error" in result:
         with user_errors():
@@ -219,13 +218,16 @@ def build(studio: Studio) -> dict:
     shortest = ShortestTrain(studio)
 
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
-                          strategy, temperature, top_k, top_p, num_beams, seed, progress=gr.Progress()):
-        """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`)."""
-        yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
-                         min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed, progress,
-                         shortest=shortest)
+                          strategy, temperature, top_k, top_p, num_beams, seed, request: gr.Request,
+                          progress=gr.Progress()):
+        """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`);
+        at most ``SESSION_LIMIT`` requests of one session wait at a time."""
+        with studio.limit.admit(request):
+            yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
+                                          min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed,
+                                          progress, shortest=shortest)
 
     run.click(summarize_clicked, [dialogue, mode, indices, count, *controls],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
-              concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+              concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     return {"summary": summary}

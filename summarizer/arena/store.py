@@ -299,7 +299,7 @@ def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settin
     model_a, model_b = pick_models([s for s in SLOTS if slots.is_filled(s)], rng)
     row = rows[rng.randrange(len(rows))]
     prompt = build_prompt("zero-shot", row["dialogue"], tokenizer=slots.tokenizer, max_tokens=max_input_tokens)
-    out = slots.generate([model_a, model_b], [prompt.text], settings)
+    out = slots.answer([model_a, model_b], [prompt.text], settings)  # batched with other voters' pairs
     pair = ServedPair(secrets.token_urlsafe(18), str(row["id"]), row["dialogue"], model_a,
                       slots.source(model_a), model_b, slots.source(model_b), out[model_a][0], out[model_b][0])
     store.record_pair(pair, browser_session)

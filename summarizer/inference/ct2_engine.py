@@ -13,6 +13,7 @@ start token (T5: ``<pad>``) is written by the converter into the model's ``confi
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -133,11 +134,14 @@ class CT2Model:
         return self._translator(self.folder, self.device, self.compute_type, self.threads)
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings, batch_size: int = 8,
-                 max_input_tokens: int = 512, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+                 max_input_tokens: int = 512, on_batch: Callable[[int, int], None] | None = None,
+                 streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:
         """One summary per prompt (same contract as :func:`summarizer.inference.generation.generate_texts`).
 
         Prompts are tokenized and truncated to ``max_input_tokens`` as on the torch path, grouped
         in length-sorted batches of ``batch_size``; the seed applies from the first batch.
+        ``streams`` (prompt index -> callback) get each row's text so far after every token
+        (``translate_batch``'s step callback; greedy and sampling only).
 
         Raises:
             BackendError: a setting CTranslate2 cannot honour.
@@ -150,7 +154,8 @@ class CT2Model:
         results = [""] * len(prompts)
         done = 0
         for batch in length_sorted_batches([len(s) for s in sources], batch_size):
-            out = translator.translate_batch([sources[i] for i in batch], **opts)
+            extra = self._stream_callback(batch, streams) if streams and opts["beam_size"] == 1 else {}
+            out = translator.translate_batch([sources[i] for i in batch], **opts, **extra)
             for i, r in zip(batch, out):
                 ids = tok.convert_tokens_to_ids(r.hypotheses[0])
                 results[i] = tok.decode(ids, skip_special_tokens=True).strip()
@@ -158,6 +163,21 @@ class CT2Model:
             if on_batch:
                 on_batch(done, len(prompts))
         return results
+
+    def _stream_callback(self, batch: list[int], streams: dict[int, Callable[[str], None]]) -> dict:
+        """``translate_batch``'s ``callback``: one step result per row and token (its ``batch_id``
+        is the row in this batch), decoded to the row's text so far for rows with a stream."""
+        wanted = {k: streams[i] for k, i in enumerate(batch) if i in streams}
+        if not wanted:
+            return {}
+        tokens: dict[int, list[int]] = {k: [] for k in wanted}
+
+        def step(result) -> bool:
+            if result.batch_id in wanted:
+                tokens[result.batch_id].append(result.token_id)
+                wanted[result.batch_id](self.tokenizer.decode(tokens[result.batch_id], skip_special_tokens=True).strip())
+            return False  # False: go on decoding
+        return {"callback": step}
 
 
 class CT2Engine:
@@ -253,6 +273,44 @@ class CT2Engine:
         models = {slot: self.model(slot) for slot in slots}
         return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch)
                 for slot, model in models.items()}
+
+    def generate_rows(self, rows: Sequence[tuple[str, str]], settings: GenerationSettings,
+                      streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:
+        """One text per ``(slot, prompt)`` row, in row order: one ``translate_batch`` per slot.
+
+        CTranslate2 does not merge separate calls, so the rows of several requests are given to
+        each slot's translator as one batch. Slots run side by side in threads (CTranslate2
+        releases the GIL), except when sampling, whose seed is per translator and call.
+
+        Raises:
+            SlotError: a slot is empty, cannot be converted or loaded, or a setting is unsupported.
+        """
+        try:
+            translate_options(settings)
+        except BackendError as err:
+            raise SlotError(str(err)) from err
+        streams = streams or {}
+        by_slot: dict[str, list[int]] = {}
+        for i, (slot, _) in enumerate(rows):
+            by_slot.setdefault(slot, []).append(i)
+        models = {slot: self.model(slot) for slot in by_slot}  # loaded here, under the slots' lock
+
+        def run(slot: str) -> list[str]:
+            index = by_slot[slot]
+            own = {k: streams[i] for k, i in enumerate(index) if i in streams}
+            return models[slot].generate([rows[i][1] for i in index], settings, batch_size=len(index),
+                                         streams=own)
+
+        out = [""] * len(rows)
+        if len(by_slot) > 1 and settings.strategy != "sampling":
+            with ThreadPoolExecutor(max_workers=len(by_slot), thread_name_prefix="ct2-slot") as pool:
+                texts = dict(zip(by_slot, pool.map(run, by_slot)))
+        else:
+            texts = {slot: run(slot) for slot in by_slot}
+        for slot, index in by_slot.items():
+            for i, text in zip(index, texts[slot]):
+                out[i] = text
+        return out
 
 
 def load_tokenizer(source: str, slot: str):

@@ -7,13 +7,12 @@ the input order.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 from transformers import GenerationConfig
+from transformers.generation.streamers import BaseStreamer
 
 from summarizer.text import as_number
 from summarizer.text import excerpt as _short
@@ -153,23 +152,47 @@ def _coerce(key: str, value):
     raise ValueError(f"{name} must be {allowed}, got {shown}{kind}")
 
 
-# The streamer that generate_texts hands to model.generate, set by stream_to() in the thread that
-# generates. A context variable, so that whoever generates through ModelSlots (its lock, its
-# adapters) can stream without a second copy of that code.
-_STREAMER: contextvars.ContextVar = contextvars.ContextVar("streamer", default=None)
+def batch_key(settings: GenerationSettings) -> tuple:
+    """What two requests must share to be generated in one batch with unchanged results.
 
-
-@contextlib.contextmanager
-def stream_to(streamer) -> Iterator[None]:
-    """Within this block (same thread), a :func:`generate_texts` call with exactly one prompt and
-    no beam search passes ``streamer`` (e.g. ``transformers.TextIteratorStreamer``) to
-    ``model.generate``, which feeds it each new token. The returned texts are unchanged.
+    Greedy decoding reads only the lengths, beam search also the beam count; every other field is
+    ignored by them, so requests that differ only there share a batch. Sampling draws from torch's
+    one generator, seeded per call, so a sampled request shares a batch with no other (the key
+    holds every field; an identical request is answered from the same call instead).
     """
-    token = _STREAMER.set(streamer)
-    try:
-        yield
-    finally:
-        _STREAMER.reset(token)
+    if settings.strategy == "greedy":
+        return ("greedy", settings.max_new_tokens, settings.min_new_tokens)
+    if settings.strategy == "beam":
+        return ("beam", settings.max_new_tokens, settings.min_new_tokens, settings.num_beams)
+    return tuple(sorted(settings.to_dict().items()))
+
+
+class RowStreamer(BaseStreamer):
+    """A ``model.generate`` streamer for a batch: each row's text so far goes to its own callback.
+
+    transformers' ``TextStreamer`` takes one row; this one takes ``put`` calls of shape (B,) or
+    (B, 1) (one new token per row; the first call is the decoder start token of an
+    encoder-decoder, which is skipped) and calls ``callbacks[row](text)`` with the row's decoded
+    text after each token. Rows without a callback are not decoded. Greedy and sampling only
+    (transformers refuses a streamer with beam search).
+    """
+
+    def __init__(self, tokenizer, callbacks: dict[int, Callable[[str], None]]):
+        self.tokenizer, self.callbacks = tokenizer, callbacks
+        self.tokens: dict[int, list[int]] = {row: [] for row in callbacks}
+        self.started = False
+
+    def put(self, value) -> None:
+        if not self.started:  # the decoder start token (T5: <pad>), not generated text
+            self.started = True
+            return
+        ids = value.reshape(-1).tolist()  # (B,)
+        for row, callback in self.callbacks.items():
+            self.tokens[row].append(ids[row])
+            callback(self.tokenizer.decode(self.tokens[row], skip_special_tokens=True).strip())
+
+    def end(self) -> None:
+        pass
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -182,7 +205,8 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 def generate_texts(model, tokenizer, prompts: Sequence[str], settings: GenerationSettings,
                    batch_size: int = 8, max_input_tokens: int = 512,
                    adapter_names: Sequence[str] | None = None,
-                   on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+                   on_batch: Callable[[int, int], None] | None = None,
+                   streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:
     """Generate one text per prompt, batched by length, returned in the order of ``prompts``.
 
     Args:
@@ -196,6 +220,8 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
             model with no adapter); prompts with different adapters can share a batch
             (peft's mixed-batch inference).
         on_batch: called as ``on_batch(done, total)`` after each batch, for progress bars.
+        streams: prompt index -> called with that prompt's text so far after each new token
+            (:class:`RowStreamer`; not with beam search). The returned texts are unchanged.
 
     Returns:
         N decoded strings, special tokens removed and whitespace stripped.
@@ -213,9 +239,9 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
         enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                         truncation=True, max_length=max_input_tokens).to(device)
         extra = {"adapter_names": [adapter_names[i] for i in batch]} if adapter_names else {}
-        streamer = _STREAMER.get()
-        if streamer is not None and len(prompts) == 1 and config.num_beams == 1:  # streamers take 1 row, no beams
-            extra["streamer"] = streamer
+        row_streams = {k: streams[i] for k, i in enumerate(batch) if i in streams} if streams else {}
+        if row_streams and config.num_beams == 1:  # transformers streams no beam search
+            extra["streamer"] = RowStreamer(tokenizer, row_streams)
         out = model.generate(**enc, generation_config=config, **extra)  # (B, T_out)
         for i, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True)):
             results[i] = text.strip()

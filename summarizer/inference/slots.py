@@ -9,6 +9,12 @@ or ``ct2`` (:class:`~summarizer.inference.ct2_engine.CT2Engine`: every slot on i
 CTranslate2 conversion). Both engines answer the same methods (``is_loaded``, ``drop``, ``load``,
 ``tokenizer_of``, ``parameters``, ``generate``), so callers of :meth:`ModelSlots.generate` do not
 see which one runs.
+
+Two ways to generate: :meth:`ModelSlots.generate` runs one caller's prompts now (Evaluate, the
+Prompt Lab, the CLIs); :meth:`ModelSlots.answer` is for interactive requests (Prompting, Compare,
+the Arena): it merges requests that arrive together into one batch
+(:mod:`summarizer.inference.batcher`) and answers identical ones once
+(:mod:`summarizer.inference.answer_cache`).
 """
 from __future__ import annotations
 
@@ -17,9 +23,11 @@ from typing import Callable, Sequence
 
 import torch
 
+from summarizer.inference.answer_cache import AnswerCache
+from summarizer.inference.batcher import BatchLimits, Request, RequestBatcher
 from summarizer.inference.ct2_engine import BackendError, COMPUTE_TYPES, CT2Engine, load_tokenizer
 from summarizer.inference.devices import pick_device, pick_dtype
-from summarizer.inference.generation import GenerationSettings
+from summarizer.inference.generation import GenerationSettings, batch_key
 from summarizer.inference.model_sources import check_kind, resolve_source
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.inference.torch_engine import TorchEngine
@@ -39,10 +47,13 @@ class ModelSlots:
         compute_type: CTranslate2 weights/compute type, ``auto`` (int8 on CPU, int8_float16 on
             CUDA), ``int8``, ``float32`` or ``int8_float16``; ignored by the torch backend.
         on_progress: called with one line per conversion stage (ct2 backend); default: logging.
+        limits: how :meth:`answer` merges concurrent requests (window, rows and tokens per batch).
 
     Attributes:
         torch_engine: the PyTorch engine (kept when switching to ct2, so switching back reloads nothing).
         ct2_engine: the CTranslate2 engine while ``backend == "ct2"``, else None.
+        batcher: the :class:`~summarizer.inference.batcher.RequestBatcher` behind :meth:`answer`.
+        answers: the :class:`~summarizer.inference.answer_cache.AnswerCache` behind :meth:`answer`.
 
     All public methods may be called from several threads; model work is serialised by one lock.
 
@@ -52,15 +63,19 @@ class ModelSlots:
 
     def __init__(self, config: SlotConfig | None = None, device: str | None = None,
                  dtype: torch.dtype | None = None, backend: str = "torch", compute_type: str = "auto",
-                 on_progress: Callable[[str], None] | None = None):
+                 on_progress: Callable[[str], None] | None = None, limits: BatchLimits | None = None):
         self.config = config or SlotConfig()
         self.device = pick_device(device)
         self.dtype = dtype or pick_dtype(self.device)
         self._lock = threading.RLock()
+        self._state_lock = threading.Lock()  # sources, versions and the engine change under it too
         self.on_progress = on_progress
         self.torch_engine = TorchEngine(self.config, self.device, self.dtype)
         self.ct2_engine: CT2Engine | None = None
         self._tokenizer: tuple[str, object] | None = None  # (base source, tokenizer) without a model
+        self._versions = dict.fromkeys(SLOTS, 0)  # bumped on every change of a slot (answer keys)
+        self.batcher = RequestBatcher(self._generate_rows, limits)
+        self.answers = AnswerCache()
         self.backend, self.compute_type = "torch", "auto"
         self.set_backend(backend, compute_type)
 
@@ -91,7 +106,8 @@ class ModelSlots:
                           if backend == "ct2" else None)
             except BackendError as err:
                 raise SlotError(str(err)) from err
-            self.ct2_engine, self.backend, self.compute_type = engine, backend, compute_type
+            with self._state_lock:
+                self.ct2_engine, self.backend, self.compute_type = engine, backend, compute_type
 
     def source(self, slot: str) -> str | None:
         self._check_slot(slot)
@@ -112,7 +128,9 @@ class ModelSlots:
         with self._lock:
             if source == getattr(self.config, slot):
                 return
-            setattr(self.config, slot, source)
+            with self._state_lock:
+                setattr(self.config, slot, source)
+                self._versions[slot] += 1
             for engine in (self.torch_engine, self.ct2_engine):
                 if engine is not None:
                     engine.drop(slot)
@@ -224,3 +242,55 @@ class ModelSlots:
             self._check_slot(slot)
         with self._lock:
             return self.engine.generate(slots, prompts, settings, batch_size, on_batch)
+
+    def answer(self, slots: Sequence[str], prompts: Sequence[str], settings: GenerationSettings, *,
+               cancel: threading.Event | None = None, streams: dict[int, Callable[[str], None]] | None = None,
+               on_start: Callable[[int], None] | None = None) -> dict[str, list[str]]:
+        """:meth:`generate` for interactive requests: batched with concurrent ones, identical ones
+        answered once.
+
+        The request's rows (every slot for every prompt, slot-major: row ``k * N + i`` is slot
+        ``k``, prompt ``i``) wait for the next batch of :attr:`batcher`; a request identical to a
+        running or recent one (same engine, slot sources and versions, rows and settings) gets
+        that answer. Greedy results equal :meth:`generate`'s; a sampled request runs in a batch
+        of its own, so its seed reproduces it.
+
+        Args:
+            slots, prompts, settings: as for :meth:`generate`.
+            cancel: set it to withdraw the request (:class:`~summarizer.inference.batcher.Cancelled`).
+            streams: row index -> called with that row's text so far (not with beam search).
+            on_start: called with the number of requests in the batch when it starts.
+
+        Returns:
+            ``{slot: [N summaries]}``.
+
+        Raises:
+            SlotError: a slot is unknown or empty, or its model cannot be loaded.
+            ValueError: a setting is out of range.
+            Cancelled: ``cancel`` was set first.
+        """
+        for slot in slots:
+            self._check_slot(slot)
+            if not self.is_filled(slot):
+                raise SlotError(EMPTY_SLOT_HELP[slot])
+        settings.validate()
+        rows = [(s, p) for s in slots for p in prompts]
+        with self._state_lock:  # not the slots' lock, which a running batch holds
+            state = (self.backend, self.compute_type,
+                     tuple((s, getattr(self.config, s), self._versions[s]) for s in ("base", *slots)))
+        key = (state, tuple(rows), batch_key(settings))
+        # about 4 characters per token for English text; the cap bounds memory, not exactness
+        tokens = sum(len(p) for _, p in rows) // 4 + len(rows)
+
+        def compute(fan_out):
+            request = Request(rows, settings, tokens, cancel, fan_out, on_start)
+            return self.batcher.submit(request)
+
+        texts = self.answers.get(key, len(rows), compute, streams, cancel)
+        n = len(prompts)
+        return {s: texts[k * n:(k + 1) * n] for k, s in enumerate(slots)}
+
+    def _generate_rows(self, rows, settings, streams) -> list[str]:
+        """One batch of :attr:`batcher`: the engine's ``generate_rows`` under the slots' lock."""
+        with self._lock:
+            return self.engine.generate_rows(rows, settings, streams)

@@ -11,6 +11,7 @@ a mixed batch): the base slot stays pristine, unlike the course lab, which wrapp
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -71,8 +72,12 @@ class TorchEngine:
         elif slot == "full":
             self._full = None
         elif slot in self._adapters:
-            self._base.model.delete_adapter(slot)
             del self._adapters[slot]
+            if not self._adapters:  # peft keeps the deleted adapter active: the base reloads clean
+                self._base = None
+                return
+            self._base.model.delete_adapter(slot)
+            self._base.model.set_adapter(next(iter(self._adapters)))
 
     def loaded_base_tokenizer(self):
         """The loaded base's tokenizer, or None when the base is not loaded."""
@@ -201,33 +206,91 @@ class TorchEngine:
         return {s: out[s] for s in slots}
 
     def _generate_shared(self, slots, prompts, settings, batch_size, on_batch) -> dict[str, list[str]]:
-        """Generate for base/adapter slots on the shared base model."""
+        """Generate for base/adapter slots on the shared base model, every slot for every prompt."""
+        rows = [(s, p) for s in slots for p in prompts]
+        texts = self._shared_rows(rows, settings, batch_size, on_batch)
+        n = len(prompts)
+        return {s: texts[k * n:(k + 1) * n] for k, s in enumerate(slots)}
+
+    def _shared_rows(self, rows, settings, batch_size, on_batch=None, streams=None) -> list[str]:
+        """One text per (base or adapter slot, prompt) row on the shared base, in row order.
+
+        ``batch_size`` counts prompts per slot: a mixed batch holds that many rows per slot.
+        """
+        slots = list(dict.fromkeys(s for s, _ in rows))
         for slot in slots:
             if slot in ADAPTER_SLOTS:
                 self._ensure_adapter(slot)
         base = self.base()
+        prompts = [p for _, p in rows]
         if not self._adapters:  # plain model: only the base slot can be asked for here
-            return {"base": generate_texts(base.model, base.tokenizer, prompts, settings,
-                                           batch_size=batch_size, on_batch=on_batch)}
+            return generate_texts(base.model, base.tokenizer, prompts, settings, batch_size=batch_size,
+                                  on_batch=on_batch, streams=streams)
         if settings.strategy != "beam":
             # One mixed batch: each row runs with its own adapter (peft mixed-batch inference).
-            names = [BASE_ADAPTER if s == "base" else s for s in slots for _ in prompts]
-            texts = generate_texts(base.model, base.tokenizer, list(prompts) * len(slots), settings,
-                                   batch_size=batch_size * len(slots), adapter_names=names,
-                                   on_batch=on_batch)
-            n = len(prompts)
-            return {s: texts[k * n:(k + 1) * n] for k, s in enumerate(slots)}
+            names = [BASE_ADAPTER if s == "base" else s for s, _ in rows]
+            return generate_texts(base.model, base.tokenizer, prompts, settings,
+                                  batch_size=batch_size * len(slots), adapter_names=names,
+                                  on_batch=on_batch, streams=streams)
         # peft's mixed batches do not expand adapter names over beams, so beams run per slot.
-        out = {}
+        out = [""] * len(rows)
         for slot in slots:
-            if slot == "base":
-                with base.model.disable_adapter():
-                    out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
-                                               batch_size=batch_size, on_batch=on_batch)
-            else:
+            index = [i for i, (s, _) in enumerate(rows) if s == slot]
+            context = base.model.disable_adapter() if slot == "base" else contextlib.nullcontext()
+            if slot != "base":
                 base.model.set_adapter(slot)
-                out[slot] = generate_texts(base.model, base.tokenizer, prompts, settings,
-                                           batch_size=batch_size, on_batch=on_batch)
+            with context:
+                texts = generate_texts(base.model, base.tokenizer, [prompts[i] for i in index], settings,
+                                       batch_size=batch_size, on_batch=on_batch)
+            for i, text in zip(index, texts):
+                out[i] = text
+        return out
+
+    def generate_rows(self, rows: Sequence[tuple[str, str]], settings: GenerationSettings,
+                      streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:
+        """One text per ``(slot, prompt)`` row, in row order, all rows in as few batches as the
+        engine allows: base and adapter rows in one mixed batch on the shared base, full rows on
+        the full model (in a thread beside them, as :meth:`generate` does). Used by
+        :class:`~summarizer.inference.batcher.RequestBatcher` for rows of several requests.
+
+        Args:
+            rows: (slot, prompt) pairs; slots filled.
+            settings: shared decoding settings (one :func:`~summarizer.inference.generation.batch_key`).
+            streams: row index -> called with that row's text so far (greedy and sampling).
+
+        Raises:
+            SlotError: a slot is empty or cannot be loaded.
+        """
+        streams = streams or {}
+        full = [i for i, (s, _) in enumerate(rows) if s == "full"]
+        shared = [i for i, (s, _) in enumerate(rows) if s != "full"]
+
+        def part(index):
+            return [rows[i] for i in index], {k: streams[i] for k, i in enumerate(index) if i in streams}
+
+        def run_full():
+            model = self.full()
+            picked, own = part(full)
+            return generate_texts(model.model, model.tokenizer, [p for _, p in picked], settings,
+                                  batch_size=len(picked), streams=own)
+
+        out = [""] * len(rows)
+        texts_full = None
+        alongside = full and shared and settings.strategy != "sampling" and self._parallel_full()
+        if full and not alongside:
+            texts_full = run_full()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="full-slot") as pool:
+            if alongside:
+                self.full()  # loaded here: loading needs the lock this thread holds
+                future = pool.submit(run_full)
+            if shared:
+                picked, own = part(shared)
+                for i, text in zip(shared, self._shared_rows(picked, settings, len(picked), streams=own)):
+                    out[i] = text
+            if alongside:
+                texts_full = future.result()
+        for i, text in zip(full, texts_full or []):
+            out[i] = text
         return out
 
 

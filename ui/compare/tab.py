@@ -25,12 +25,14 @@ from summarizer.prompts import build_prompt
 from summarizer.runs import finished_runs
 from summarizer.text import clean_dialogue
 
-from ui.common import FreeNumber, dialogue_picker, progress_callback, rouge_report, user_errors
+from ui.common import FreeNumber, dialogue_picker, rouge_report, user_errors
 from summarizer.text import whole_number
-from ui.context import MODEL_QUEUE, Studio
+from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, MODEL_QUEUE, Studio
 from ui.compare.handout import write_handout
 
 PICKABLE = ("full", "lora", "detox")
+# What a student may not do here (ui.classroom): change a slot; they compare with the teacher's.
+TEACHER_FNS = {"apply_clicked", *(f"set_{slot}" for slot in PICKABLE)}
 MAX_SOURCE_CHARS = 1000  # a hub id or folder path; longer is not a path this machine can open
 
 
@@ -47,8 +49,7 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
     filled = [s for s in SLOTS if studio.slots.is_filled(s)]
     progress(0, desc=studio.slots.loading_note(filled))
     prompt = build_prompt("zero-shot", text, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
-    summaries = studio.slots.generate(filled, [prompt.text], settings,
-                                      on_batch=progress_callback(progress, "generating"))
+    summaries = studio.slots.answer(filled, [prompt.text], settings)  # batched with other sessions' requests
     progress(0.9, desc="scoring toxicity")
     scores = dict(zip(filled, studio.toxicity.score([summaries[s][0] for s in filled])))
     refs = studio.references_for(text)
@@ -257,14 +258,14 @@ def build(studio: Studio) -> dict:
                           interactive=False, elem_id="compare-handout", scale=3, height=170)
     with gr.Accordion("All results as JSON", open=False):
         results = gr.JSON(label="Results", elem_id="compare-json")
-    with gr.Accordion("Models in the slots", open=False):
+    with gr.Accordion("Models in the slots", open=False) as slots_box:
         pickers, statuses = slot_pickers(studio)
         refresh = gr.Button("Refresh finished runs", elem_id="compare-refresh")
 
-    def compare_clicked(dialogue, max_new_tokens, progress=gr.Progress()):
+    def compare_clicked(dialogue, max_new_tokens, request: gr.Request, progress=gr.Progress()):
         """Reads the dialogue box and max new tokens; updates prompt notes, the four summary and
         score boxes, and the JSON."""
-        with user_errors():
+        with studio.limit.admit(request), user_errors():
             out = compare_slots(studio, dialogue, max_new_tokens, progress)
         cells = [v for row in out["slots"] for v in (row["summary"], score_line(row))]
         return ["\n".join(out["prompt_notes"]) or "none: the whole dialogue fits", *cells, out]
@@ -276,7 +277,7 @@ def build(studio: Studio) -> dict:
 
     outputs = [notes, *[box for panel in panels for box in panel], results]
     run.click(compare_clicked, [dialogue, max_new], outputs, api_name="compare",
-              concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+              concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     def export_clicked(results):
         """Reads the results JSON; updates the handout files (Markdown and CSV)."""
         with user_errors():
@@ -284,5 +285,5 @@ def build(studio: Studio) -> dict:
 
     refresh.click(refresh_clicked, None, list(pickers.values()), api_name="refresh_runs")
     export.click(export_clicked, results, handout, api_name="export_compare")
-    return {"results": results, "pickers": pickers, "refresh": refresh_clicked,
+    return {"results": results, "pickers": pickers, "refresh": refresh_clicked, "teacher_only": [slots_box],
             "load": lambda: page_state(studio), "load_outputs": [*statuses, *pickers.values()]}
