@@ -10,7 +10,7 @@ import pytest
 
 from summarizer.inference.generation import GenerationSettings
 from summarizer.prompt_lab.templates import MAX_TEMPLATE_CHARS, TemplateError, check_templates, fill, preset
-from summarizer.prompt_lab.lab import best_template, pick_dialogues, run_lab
+from summarizer.prompt_lab.lab import MIN_VERDICT_N, best_template, display_table, pick_dialogues, run_lab, verdict
 from summarizer.prompts import TARGET_TEMPLATE, ZERO_SHOT_TEMPLATE, count_tokens
 from tests.app_server import serving
 from tests.browser import new_driver, open_tab_with_numbers, requires_chromium
@@ -77,8 +77,11 @@ def test_two_templates_on_fake_slots_give_hand_checked_numbers(tokenizer):
     assert t1["template_tokens"] == count_tokens(tokenizer, "Perfect: ")
     assert t1["prompt_tokens_mean"] == pytest.approx(sum(count_tokens(tokenizer, fill(templates[0], r["dialogue"]))
                                                          for r in ROWS) / 2)
-    # T1 beats T2 on every dialogue, so its paired CI excludes 0: T1 is marked best.
-    assert (t1["best"], t2["best"]) == (True, False) and result.meta["best"] == "T1"
+    # T1 beats T2 on both dialogues, but two dialogues cannot show it: the exact paired test's
+    # smallest p is 2 / 2**2 = 0.5, so no template is marked and the table says why.
+    assert (t1["best"], t2["best"]) == (False, False) and result.meta["best"] is None
+    assert result.meta["verdict"] == "no verdict" and t2["rouge1_diff_p"] == pytest.approx(0.5)
+    assert display_table(result)["best (exact paired test)"].tolist() == ["no verdict: N < 6"] * 2
     out = result.outputs[1]
     assert (out["id"], out["reference_1"], out["T2_summary"]) == ("b", "x y", "x y z")
     assert out["T2_rouge1"] == pytest.approx(80)
@@ -99,6 +102,70 @@ def test_best_is_marked_only_when_its_ci_excludes_every_other(tokenizer):
     three = [clearly[0], clearly[1], [0.9, 0.8, 0.85, 0.95, 0.9, 0.87]]  # excludes one but not the other
     assert best_template(three, {"n_resamples": 500, "confidence": 0.95, "seed": 0}) is None
     assert best_template(clearly[:1], {"n_resamples": 10, "confidence": 0.95, "seed": 0}) is None
+
+
+BOOT95 = {"n_resamples": 500, "confidence": 0.95, "seed": 0}
+
+
+def test_no_verdict_below_the_n_the_exact_test_needs():
+    """One template better on every dialogue: marked from N = 6 (p = 2/64), never below."""
+    assert MIN_VERDICT_N == 6
+    for n in range(1, 9):
+        better, worse = [0.6 + 0.01 * i for i in range(n)], [0.2 + 0.01 * i for i in range(n)]
+        index, why = verdict([worse, better], BOOT95)
+        assert (index, why) == ((1, "best") if n >= MIN_VERDICT_N else (None, "no verdict")), n
+
+
+def _se(rate: float, sims: int) -> float:
+    return (rate * (1 - rate) / sims) ** 0.5
+
+
+def test_false_best_rate_of_equal_templates_by_simulation():
+    """Equal templates (calibration's model): the rule before issue 17 marked one in far more than
+    5% of runs at small N; the exact test marks none below N = 6 and at most 5% from there (up to
+    2.5 Monte Carlo standard errors of the simulated share)."""
+    from summarizer.prompt_lab.calibration import false_best_rate
+
+    sims = 1000
+    for n in (2, 3, 5):
+        assert false_best_rate("bootstrap", 2, n, 300) > 0.05 + 2.5 * _se(0.05, 300), n
+        assert false_best_rate("exact", 2, n, sims) == 0, n
+    for n in (6, 8, 12, 20):  # 20: Monte Carlo permutations (above 16 dialogues)
+        rate = false_best_rate("exact", 2, n, sims, seed=n)
+        assert 0 < rate <= 0.05 + 2.5 * _se(0.05, sims), (n, rate)
+    for n in (6, 12):
+        assert false_best_rate("exact", 6, n, 300, seed=n) <= 0.05 + 2.5 * _se(0.05, 300), n
+
+
+def test_false_best_size_is_at_most_five_percent_exactly():
+    """The ★ rate of two equal templates is exactly the share of sign patterns of the per-dialogue
+    differences that get a verdict (each pattern equally likely under the null): at most 5%."""
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for n in (6, 7, 8, 10):
+        size = rng.uniform(0.01, 0.3, size=n)  # |a_i - b_i|, no ties
+        marked = 0
+        for signs in itertools.product((-1, 1), repeat=n):
+            d = size * np.array(signs)
+            marked += best_template([list(0.5 + d / 2), list(0.5 - d / 2)], BOOT95) is not None
+        assert 0 < marked / 2 ** n <= 0.05, (n, marked)
+
+
+def test_differences_to_t1_are_holm_adjusted_and_the_interval_says_unadjusted(tokenizer):
+    """Six equal templates: the unadjusted ΔROUGE-1 CIs call one 'different from T1' in far more
+    than 5% of runs; Holm-adjusted exact p < 0.05 does so in at most 5% (within Monte Carlo error)."""
+    from summarizer.prompt_lab.calibration import false_differs_rate
+
+    assert false_differs_rate("none", 6, 12, 300) > 0.05 + 2.5 * _se(0.05, 300)
+    assert false_differs_rate("holm", 6, 12, 300) <= 0.05 + 2.5 * _se(0.05, 300)
+    slots = FakeSlots(tokenizer)
+    result = run_lab(slots, "base", ["Perfect: {dialogue}", "Close: {dialogue}"], ROWS, GREEDY, **BOOT)
+    shown = display_table(result)
+    assert "ΔROUGE-1 vs T1 [95% CI, unadjusted]" in shown.columns
+    assert shown["p vs T1 (exact, Holm-adjusted)"].tolist() == ["", "0.500"]
 
 
 @pytest.mark.parametrize("take_turns", [True, False])

@@ -20,7 +20,8 @@ from summarizer.evaluation.evaluate import EvaluationCancelled
 from summarizer.inference.generation import GenerationSettings, STRATEGIES
 from summarizer.inference.slot_config import SLOT_LABELS
 from summarizer.inference.slot_config import SLOTS
-from summarizer.prompt_lab.lab import LabResult, MAX_DIALOGUES, display_table, pick_dialogues, run_lab
+from summarizer.prompt_lab.lab import (LabResult, MAX_DIALOGUES, MIN_VERDICT_N, display_table, pick_dialogues,
+                                      run_lab)
 from summarizer.prompt_lab.templates import (MAX_TEMPLATES, MAX_TEMPLATE_CHARS, PLACEHOLDER, PRESET_LABELS,
                                              preset)
 from summarizer.evaluation.rouge import ROUGE_KEYS, ROUGE_NAMES
@@ -60,16 +61,29 @@ def by_template(result: LabResult):
     return table.rename_axis("Measure").reset_index()
 
 
+NO_BEST = {
+    "not separated": "**No template is marked best**: the exact paired test does not separate the leader "
+                     "from every other (p ≥ 0.05).",
+    "no verdict": "**No verdict on the best template**: with {n} dialogues the exact paired test cannot reach "
+                  "p < 0.05 (it needs N ≥ {min_n}); the bootstrap intervals are also too narrow at this N. "
+                  "Raise N.",
+    "one template": "One template: nothing to compare.",
+}
+DIFFERENCES_NOTE = ("ΔROUGE-1 intervals vs T1 are unadjusted (with six equal templates one of the five "
+                    "excludes 0 in 27% of runs at N = 20); read the Holm-adjusted p-value beside them: below "
+                    "0.05 means that template differs from T1, with at most a 5% chance of any false claim.")
+
+
 def _status(result: LabResult, out) -> str:
     m = result.meta
     g = m["generation"]
-    best = (f"**Best: {m['best']}**." if m["best"] else
-            "**No template is marked best**: the intervals do not separate the leader from every other.")
+    best = (f"**Best: {m['best']}**." if m["best"] else NO_BEST.get(m.get("verdict"), NO_BEST["not separated"])
+            .format(n=m["n_dialogues"], min_n=m.get("min_verdict_n", MIN_VERDICT_N)))
     return (f"**{m['n_dialogues']} dialogues** of {m.get('dataset', '')} ({m.get('split', '')}, "
             f"picked by seed {m.get('dialogue_seed')}) × {len(result.table)} templates with the "
             f"{SLOT_LABELS.get(m['model'], m['model'])} model, {g['strategy']} decoding, max "
-            f"{g['max_new_tokens']} new tokens. {best} {m['best_rule']} ROUGE rule: {m['rule']} "
-            f"over the references. Files in `{out}`.")
+            f"{g['max_new_tokens']} new tokens. {best} {m['best_rule']} {DIFFERENCES_NOTE} ROUGE rule: "
+            f"{m['rule']} over the references. Files in `{out}`.")
 
 
 def templates_from_boxes(texts) -> tuple[list[str], list[str]]:
@@ -85,12 +99,14 @@ def _layout_form() -> dict:
         f"Compare prompt templates on the same dialogues. Write up to {MAX_TEMPLATES} templates with a "
         f"`{PLACEHOLDER}` placeholder (at most {MAX_TEMPLATE_CHARS:,} characters each; write a literal "
         "brace as `{{` or `}}`), or pick a preset. Empty boxes are skipped. T1 is the baseline of the "
-        "differences. A template is marked best only when its paired 95% CI against every other excludes 0.")
+        f"differences. A template is marked ★ best only when the exact paired test against every other gives "
+        f"p < 0.05, which needs at least {MIN_VERDICT_N} dialogues; with fewer, no verdict is given.")
     with gr.Row():
         view = {"model": gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
                                      elem_id="lab-model"),
                 "split": gr.Dropdown(["test", "validation", "train"], value="test", label="Split"),
-                "n": gr.Slider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (N)", elem_id="lab-n"),
+                "n": gr.Slider(1, MAX_DIALOGUES, value=20, step=1,
+                                label=f"Dialogues (N; a best template needs N ≥ {MIN_VERDICT_N})", elem_id="lab-n"),
                 "dialogue_seed": gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",
                                            elem_id="lab-dialogue-seed")}
     view["boxes"], view["pickers"] = [], []

@@ -105,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or Path("results") / f"prompt-lab-{datetime.now():%Y%m%d-%H%M%S}"
     paths = result.write(out)
     print(display_table(result).to_string(index=False))
-    print(f"\n{result.meta['best_rule']} Best: {result.meta['best'] or 'none'}.")
+    none = (f"no verdict (N < {result.meta['min_verdict_n']})" if result.meta["verdict"] == "no verdict"
+            else "none")
+    print(f"\n{result.meta['best_rule']} Best: {result.meta['best'] or none}.")
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
