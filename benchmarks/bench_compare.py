@@ -94,8 +94,9 @@ def child(paths: dict, mode: str, tokens: int, repeats: int, compute_type: str) 
     ``rss-torch-four`` or ``rss-ct2-four`` (load, generate once, report resident memory)."""
     from summarizer.inference.generation import GenerationSettings
     from summarizer.inference.slot_config import SLOTS
-    from summarizer.inference.slots import ModelSlots
+    from summarizer.inference.answer_cache import AnswerCache
     from summarizer.inference.slot_config import SlotConfig
+    from summarizer.inference.slots import ModelSlots
 
     settings = GenerationSettings(max_new_tokens=tokens, min_new_tokens=tokens)
     if mode.startswith("rss"):
@@ -106,6 +107,7 @@ def child(paths: dict, mode: str, tokens: int, repeats: int, compute_type: str) 
         return {"rss_mib": rss_mib()}
     torch_slots = ModelSlots(SlotConfig(**paths))
     ct2_slots = ModelSlots(SlotConfig(**paths), backend="ct2", compute_type=compute_type)
+    ct2_slots.answers = AnswerCache(max_entries=0)  # every repeat computes (the same prompt each time)
     prompt = _prompt(torch_slots.tokenizer)
     four = list(SLOTS)
 
@@ -115,7 +117,9 @@ def child(paths: dict, mode: str, tokens: int, repeats: int, compute_type: str) 
     cases = {"one_base": lambda: torch_slots.generate(["base"], [prompt], settings),
              "torch_compare_sequential": lambda: torch_compare(False),
              "torch_compare_parallel": lambda: torch_compare(True),
-             "ct2_compare": lambda: ct2_slots.generate(four, [prompt], settings),
+             "ct2_compare_sequential": lambda: ct2_slots.generate(four, [prompt], settings),
+             # the Compare tab's path: the four translators side by side (CT2Engine.generate_rows)
+             "ct2_compare": lambda: ct2_slots.answer(four, [prompt], settings),
              "ct2_one_base": lambda: ct2_slots.generate(["base"], [prompt], settings)}
     for run in cases.values():  # warm-up, and the ct2 conversions
         run()
@@ -159,6 +163,8 @@ def main() -> None:
     print(f"flan-t5-{args.size} shape, random weights, {args.tokens} new tokens (fixed), greedy, "
           f"batch of 1 dialogue, {torch.get_num_threads()} threads, median of {args.repeats} interleaved")
     print(f"one base summary, torch:            {t['one_base']:.2f} s")
+    print(f"Compare, ct2 {ct}, slots one after another: {t['ct2_compare_sequential']:.2f} s  "
+          f"(ratio {t['ct2_compare_sequential'] / t['one_base']:.2f})")
     print(f"one base summary, ct2 {ct}:        {t['ct2_one_base']:.2f} s  "
           f"(ratio {t['ct2_one_base'] / t['one_base']:.2f})")
     print(f"compare (4 slots), torch sequential: {t['torch_compare_sequential']:.2f} s  "

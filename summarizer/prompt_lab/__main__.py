@@ -20,9 +20,9 @@ from typing import Sequence
 
 from summarizer.cli import (add_bootstrap_flags, add_dataset_flag, add_generation_flags, add_model_flags,
                             add_offline_flag, new_parser, set_offline_env, settings_from_args, slot_config)
-from summarizer.prompt_lab.templates import MAX_TEMPLATES, MAX_TEMPLATE_CHARS, PLACEHOLDER, PRESET_LABELS
 from summarizer.prompt_lab.lab import MAX_DIALOGUES, display_table, pick_dialogues, run_lab
-from summarizer.prompt_lab.templates import check_templates, preset
+from summarizer.prompt_lab.templates import (MAX_TEMPLATES, MAX_TEMPLATE_CHARS, PLACEHOLDER, PRESET_LABELS,
+                                             check_templates, preset)
 from summarizer.evaluation.rouge import RULES
 
 DESCRIPTION = ("Compare prompt templates on DialogSum: K templates x N dialogues, one model; ROUGE-1/2/L/Lsum "

@@ -1,0 +1,165 @@
+"""A class at once: N concurrent ``gradio_client`` sessions pressing Summarize, then Compare.
+
+Usage: ``python benchmarks/bench_class.py [--size tiny|small|base] [--n 30] [--backend torch ct2]``
+
+Builds FLAN-T5-shaped models with random weights from configs (no download; the base, a second
+full model and two LoRA adapters of ``benchmarks/bench_compare.py``) and a tiny toxicity
+classifier, starts ``python app.py`` on them in a child process (one per backend), and measures
+through the running app, as a class uses it:
+
+* one alone: the median latency of 3 Summarize (or Compare) requests sent one after another;
+* N at once: N separate client sessions (threads released together), each with its own DialogSum
+  test dialogue (so nothing is answered from the identical-request cache); the last answer's
+  latency / one alone (targets at N = 30 with the base shape: Summarize <= 4, Compare <= 6;
+  before batching it was about N), and p50 / p95 of the N latencies / one alone.
+
+Summarize is zero-shot, greedy, exactly ``--tokens`` new tokens (min = max), as in the issue's
+measurement. All figures of a row come from one run on this machine; they are ratios, so the
+load of a shared machine cancels out in part, not wholly.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TINY = dict(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", choices=("tiny", "small", "base"), default="base",
+                   help="model shape, random weights (default: %(default)s, the flan-t5-base shape)")
+    p.add_argument("--n", type=int, default=30, help="concurrent sessions (default: %(default)s)")
+    p.add_argument("--backend", nargs="+", choices=("torch", "ct2"), default=["torch", "ct2"],
+                   help="engines to measure (default: both)")
+    p.add_argument("--compute-type", default="int8", help="CTranslate2 compute type (default: %(default)s)")
+    p.add_argument("--tokens", type=int, default=40, help="new tokens per summary (default: %(default)s)")
+    p.add_argument("--skip-compare", action="store_true", help="measure Summarize only")
+    return p.parse_args(argv)
+
+
+def build(size: str, folder: Path) -> tuple[dict[str, str], str]:
+    """(slot -> model folder, toxicity classifier folder) with random weights."""
+    import bench_compare
+    from tests.tiny_models import build_classifier
+
+    if size == "tiny":
+        bench_compare.SIZES["tiny"] = TINY
+    paths = bench_compare.build_models(size, folder)
+    classifier = folder / "toxicity"
+    build_classifier(classifier, steps=5)
+    return paths, str(classifier)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(paths: dict[str, str], toxicity: str, backend: str, compute: str, runs: Path):
+    """The app in a child process; returns (process, url) once it answers."""
+    from gradio_client import Client
+
+    from summarizer.data import default_local_dataset
+
+    port = free_port()
+    cmd = [sys.executable, "app.py", "--offline", "--base-model", paths["base"], "--full-model", paths["full"],
+           "--lora-model", paths["lora"], "--detox-model", paths["detox"], "--toxicity-model", toxicity,
+           "--dataset", str(default_local_dataset()), "--runs-dir", str(runs), "--port", str(port),
+           "--backend", backend, "--compute-type", compute]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(600):
+        try:
+            Client(url, verbose=False)
+            return proc, url
+        except Exception:  # noqa: BLE001 - not up yet
+            if proc.poll() is not None:
+                raise SystemExit(f"the app exited with {proc.returncode}: {' '.join(cmd)}")
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the app did not start within 5 minutes")
+
+
+def call(url: str, what: str, dialogue: str, tokens: int):
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, httpx_kwargs={"timeout": 1200})
+    if what == "summarize":
+        args = (dialogue, "zero-shot", "", 2, tokens, tokens, "greedy", 0.7, 50, 1.0, 4, 42)
+        return client, lambda: client.predict(*args, api_name="/summarize")
+    return client, lambda: client.predict(dialogue, tokens, api_name="/compare")
+
+
+def measure(url: str, what: str, dialogues: list[str], n: int, tokens: int) -> dict:
+    """One alone (median of 3, sequential) and N at once, in seconds."""
+    alone = []
+    for dialogue in dialogues[:3]:
+        _, run = call(url, what, dialogue, tokens)
+        started = time.perf_counter()
+        run()
+        alone.append(time.perf_counter() - started)
+    runs = [call(url, what, d, tokens)[1] for d in dialogues[3:3 + n]]  # sessions made before the bell
+    barrier, latencies, lock = threading.Barrier(n), [], threading.Lock()
+
+    def student(run):
+        barrier.wait()
+        started = time.perf_counter()
+        run()
+        with lock:
+            latencies.append(time.perf_counter() - started)
+    threads = [threading.Thread(target=student, args=(run,)) for run in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    one = statistics.median(alone)
+    q = statistics.quantiles(latencies, n=20)
+    return {"one": one, "last": max(latencies), "p50": statistics.median(latencies), "p95": q[-1]}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from summarizer.data import default_local_dataset, load_split
+
+    if default_local_dataset() is None:
+        raise SystemExit("DialogSum not found: set DIALOGSUM_DIR or put it in ../shared/data/dialogsum")
+    dialogues = list(load_split(str(default_local_dataset()), "test")["dialogue"])[:3 + args.n]
+    targets = {"summarize": 4, "compare": 6}
+    with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp:
+        os.environ.setdefault("STUDIO_CT2_CACHE", str(Path(tmp) / "ct2"))
+        print(f"building {args.size}-shaped models with random weights ...", flush=True)
+        paths, toxicity = build(args.size, Path(tmp))
+        print(f"\nN = {args.n} sessions, {args.size} shape, {args.tokens} new tokens, {os.cpu_count()} cores\n")
+        print("| engine | request | one alone | last of N | last / one (target) | p50 / one | p95 / one |")
+        print("|---|---|---|---|---|---|---|")
+        for backend in args.backend:
+            proc, url = start_app(paths, toxicity, backend, args.compute_type, Path(tmp) / f"runs-{backend}")
+            try:
+                for what in ["summarize"] + ([] if args.skip_compare else ["compare"]):
+                    m = measure(url, what, dialogues, args.n, args.tokens)
+                    name = backend if backend == "torch" else f"ct2 {args.compute_type}"
+                    print(f"| {name} | {what} | {m['one']:.2f} s | {m['last']:.2f} s | "
+                          f"**{m['last'] / m['one']:.2f}** (<= {targets[what]}) | {m['p50'] / m['one']:.2f} | "
+                          f"{m['p95'] / m['one']:.2f} |", flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
