@@ -45,11 +45,15 @@ def test_api_evaluate_returns_table_sorted_predictions_and_files(app_url):
     # One row per metric, one column per model (fits a 1400 px projector).
     assert table["headers"] == ["Metric", "Base (original)", "PPO detox"]
     metrics = [r[0] for r in table["data"]]
-    assert metrics[0] == "ROUGE-1 (best ref.) [95% CI]" and "BLEU" in metrics and len(metrics) == 19
-    # The course labs' single-reference figure sits beside best and mean, never above best.
-    lab, best = (table["data"][metrics.index(m)] for m in ("ROUGE-1 lab-comparable", "ROUGE-1 (best ref.) [95% CI]"))
-    assert all(float(lab[k]) <= float(best[k].split(" [")[0]) for k in (1, 2))
-    delta = table["data"][metrics.index("ΔROUGE-1 vs base [95% CI]")]
+    # The course labs' protocol comes first, for every ROUGE type, with the intervals; best over
+    # the references follows and is never below it.
+    assert metrics[:4] == [f"{n} lab-comparable [95% CI]" for n in ("ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum")]
+    assert "BLEU" in metrics and len(metrics) == 21
+    for name in ("ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum"):
+        lab, best = (table["data"][metrics.index(m)] for m in (f"{name} lab-comparable [95% CI]", f"{name} (best ref.)"))
+        assert all(float(lab[k].split(" [")[0]) <= float(best[k]) for k in (1, 2))
+    assert "Which ROUGE to compare" in status and "Intervals, differences and the chart use lab-comparable" in status
+    delta = table["data"][metrics.index("ΔROUGE-1 vs base (lab-comparable) [95% CI]")]
     assert delta[1] == "" and delta[2].count("[") == 1  # no difference of base with itself
     assert chart["type"] == "plotly" and '"error_y"' in chart["plot"]
     # The detox chart and the per-dialogue table come as updates: visibility and title change.
@@ -73,6 +77,79 @@ def test_api_base_alone_draws_no_detox_chart(app_url):
     assert tox["visible"] is False and tox.get("value") is None
     assert "in dataset order" in preds["label"] and "detox" not in preds["label"]
     assert [r[0] for r in preds["value"]["data"]] == ["test_0", "test_1"]  # nothing to sort by
+
+
+def _equal_reference_rows():
+    """Two dialogues with two references each (as every DialogSum split has equal counts)."""
+    return [{"id": "a", "dialogue": "d a", "references": ["the cat is on the mat", "a cat sat there"]},
+            {"id": "b", "dialogue": "d b", "references": ["he paid the bill. she left.", "she left early"]}]
+
+
+def test_results_table_shows_the_lab_protocol_for_every_rouge_type_first():
+    """Under the tab's rule (lab) each ROUGE type's lab-comparable figure leads, with the interval of
+    its per-dialogue form; ROUGE-2 best over the references reads higher than the labs' figure."""
+    from summarizer.evaluation.evaluate import score_summaries
+    from summarizer.evaluation.rouge import PROTOCOLS_NOTE, score_lab
+    from ui.evaluate.tab import TAB_RULE, metrics_by_model
+
+    rows = _equal_reference_rows()
+    summaries = ["the cat sat on the mat", "she left early. he paid."]
+    result = score_summaries(rows, {"mine": summaries}, None, rule=TAB_RULE, n_resamples=200)
+    r = result.results[0]
+    lab = score_lab(summaries, [x["references"] for x in rows])
+    for k in ("rouge1", "rouge2", "rougeL", "rougeLsum"):  # equal reference counts: the two forms agree
+        assert r[f"{k}_lab"] == pytest.approx(lab[k]) and r[f"{k}_ci_low"] <= lab[k] <= r[f"{k}_ci_high"]
+    assert r["rouge2_best"] > r["rouge2_lab"] + 10
+    table = metrics_by_model(result.results)
+    shown = dict(zip(table["Metric"], table["mine"]))
+    assert shown["ROUGE-2 lab-comparable [95% CI]"].startswith(f"{lab['rouge2']:.1f} [")
+    assert shown["ROUGE-2 (best ref.)"] == f"{r['rouge2_best']:.1f}"
+    assert list(shown)[:4] == ["ROUGE-1 lab-comparable [95% CI]", "ROUGE-2 lab-comparable [95% CI]",
+                               "ROUGE-L lab-comparable [95% CI]", "ROUGE-Lsum lab-comparable [95% CI]"]
+    assert all(w in PROTOCOLS_NOTE for w in ("Lab-comparable", "Best ref.", "mean over refs", "7.60"))
+
+
+def test_evaluate_and_upload_default_to_the_lab_protocol(tmp_path, monkeypatch):
+    """The Evaluate button and the upload score under the labs' protocol, not best over references."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    import summarizer.evaluation.evaluate
+    from ui.evaluate import predictions_upload
+    from ui.evaluate import tab
+
+    seen = {}
+
+    def record(*args, rule="best", **kwargs):
+        seen.setdefault("rule", []).append(rule)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(tab, "evaluate", record)
+    rows = _equal_reference_rows()
+
+    @contextmanager
+    def running(key):
+        yield SimpleNamespace(is_set=lambda: False)
+
+    studio = SimpleNamespace(slots=SimpleNamespace(is_filled=lambda s: True), toxicity=None, max_input_tokens=512,
+                             split=lambda name: _Split(rows), running=running)
+    with pytest.raises(Exception, match="stop here"):
+        tab._runner(studio)(["base"], 2, "test", 16, SimpleNamespace(session_hash="s"))
+    monkeypatch.setattr(summarizer.evaluation.evaluate, "score_summaries", record)
+    monkeypatch.setattr(predictions_upload, "_tokenizer", lambda studio: (None, "not needed here"))
+    upload = tmp_path / "mine.csv"
+    upload.write_text("id,mine\na,x\nb,y\n")
+    with pytest.raises(ValueError, match="stop here"):
+        predictions_upload.score_file(SimpleNamespace(split=lambda name: rows, toxicity=None, dataset="fake"),
+                                      str(upload), "test", False)
+    assert seen["rule"] == ["lab", "lab"]
+
+
+class _Split(list):
+    """A split stand-in with datasets' ``select``."""
+
+    def select(self, indices):
+        return [self[i] for i in indices]
 
 
 def test_per_dialogue_title_says_what_it_is_sorted_by():

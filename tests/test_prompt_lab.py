@@ -409,7 +409,7 @@ def test_api_score_predictions_upload(app_url, tmp_path):
     client = Client(app_url, verbose=False)
     status, table, chart, files = client.predict(handle_file(str(good)), "test", False, api_name="/score_predictions")
     assert "2 dialogues" in status and table["headers"] == ["Metric", "mine"]  # as the Evaluate table
-    assert "ROUGE-1 lab-comparable" in [row[0] for row in table["data"]]
+    assert "ROUGE-1 lab-comparable [95% CI]" in [row[0] for row in table["data"]]
     bad = tmp_path / "bad.csv"
     bad.write_text("id,mine\nnope_1,x\n")
     with pytest.raises(AppError, match="Predictions file: .*'nope_1'"):

@@ -185,7 +185,7 @@ def check_request(rows: Sequence[dict], models: Sequence[str], rule: str) -> Non
     if not models or len(set(models)) != len(models):
         raise ValueError(f"Choose one or more different models to evaluate, got {list(models)}.")
     if rule not in RULES:
-        raise ValueError(f"Unknown multi-reference rule {rule!r}; choose 'best' or 'mean'.")
+        raise ValueError(f"Unknown multi-reference rule {rule!r}; choose 'best', 'mean' or 'lab'.")
     if any(not r["references"] for r in rows):
         raise ValueError("Every dialogue needs at least one reference summary.")
 

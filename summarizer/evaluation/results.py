@@ -53,7 +53,7 @@ RESULT_COLUMNS: dict[str, str] = {
        for k, n in ROUGE_NAMES.items()},
     **{f"{k}_ci_low": f"lower end of the bootstrap CI of mean {k} (x100, under ci_rule)" for k in ROUGE_KEYS},
     **{f"{k}_ci_high": f"upper end of the bootstrap CI of mean {k} (x100, under ci_rule)" for k in ROUGE_KEYS},
-    "ci_rule": "multi-reference rule (best or mean) used for the ROUGE intervals, differences and per-dialogue ROUGE-1",
+    "ci_rule": "multi-reference rule (best, mean or lab) used for the ROUGE intervals, differences and per-dialogue ROUGE-1",
     "bleu": "sacrebleu corpus BLEU against all references of each dialogue (no interval; settings "
             "in results.json under bleu_settings)",
     "p_hate_mean": "mean P(hate) of the summary alone (0..1)",

@@ -10,7 +10,12 @@ whitespace, so no tokenizer model (nltk punkt) is needed.
 Multiple references: for each prediction and each metric, ``best`` takes the highest F-measure
 over its references (the rule of ``rouge_score.scorer.RougeScorer.score_multi`` and of the
 DialogSum paper's multi-reference evaluation), and ``mean`` averages the F-measure over the
-references. A corpus score is the mean of the per-prediction scores.
+references. A corpus score is the mean of the per-prediction scores. ``lab`` is the per-dialogue
+form of the lab-comparable figure below: the F-measure of the raw texts (no sentence per line)
+averaged over the references; its corpus mean equals :func:`score_lab` whenever every dialogue
+has the same number of references (every DialogSum split: 3 per test dialogue, 1 otherwise), and
+it gives the lab-comparable figure its bootstrap intervals and paired differences. For ROUGE-1/2/L
+``lab`` equals ``mean`` (rouge_score's tokenizer ignores the newlines); for ROUGE-Lsum it differs.
 
 Lab-comparable figure (:func:`score_lab`): what the course labs computed with
 ``evaluate.load("rouge").compute(predictions, references, use_aggregator=True, use_stemmer=True)``
@@ -34,9 +39,17 @@ from rouge_score import rouge_scorer
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
-RULES = ("best", "mean")
+RULES = ("best", "mean", "lab")
 MULTI_REFERENCE_RULE = ("With several references, 'best' keeps each metric's highest F-measure "
-                        "over the references and 'mean' averages it over them.")
+                        "over the references and 'mean' averages it over them; 'lab' is the course "
+                        "labs' protocol (each reference scored on its own, raw texts, averaged).")
+# The Evaluate tab's explanation of its ROUGE rows (two sentences, for a teacher).
+PROTOCOLS_NOTE = ("**Which ROUGE to compare.** *Lab-comparable* is how the course labs computed ROUGE "
+                  "(each of a dialogue's human summaries scored on its own, then averaged, no sentence "
+                  "splitting): compare these with the labs' figures (e.g. the original model's ROUGE-2 of "
+                  "7.60). *Best ref.* keeps each summary's best match among the human summaries, so it reads "
+                  "several points higher (about 3.5 for ROUGE-2, 5-6 for ROUGE-1); *mean over refs* averages "
+                  "over them and equals lab-comparable for ROUGE-1/2/L.")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 LAB_PROTOCOL = ("'lab' = the course labs' protocol: evaluate's rouge with use_stemmer=True on "
                 "the hub CSV, one (summary, reference) pair per row, raw texts (no sentence "
@@ -89,7 +102,7 @@ def score_one(prediction: str, references: Sequence[str]) -> dict[str, dict[str,
     """ROUGE F-measures (0..1) of one prediction against one or more references.
 
     Returns:
-        ``{rule: {key: f}}`` for rules ``best`` and ``mean`` and keys :data:`ROUGE_KEYS`.
+        ``{rule: {key: f}}`` for rules ``best``, ``mean`` and ``lab`` and keys :data:`ROUGE_KEYS`.
 
     Raises:
         ValueError: no reference given.
@@ -100,9 +113,11 @@ def score_one(prediction: str, references: Sequence[str]) -> dict[str, dict[str,
         raise ValueError("ROUGE needs at least one reference summary.")
     pred = sentences_per_line(prediction)
     per_ref = [_scorer().score(sentences_per_line(r), pred) for r in references]
+    raw = [_scorer().score(r, prediction) for r in references]  # the labs' way: no sentence split
     return {
         "best": {k: max(s[k].fmeasure for s in per_ref) for k in ROUGE_KEYS},
         "mean": {k: fmean(s[k].fmeasure for s in per_ref) for k in ROUGE_KEYS},
+        "lab": {k: fmean(s[k].fmeasure for s in raw) for k in ROUGE_KEYS},
     }
 
 
@@ -113,13 +128,13 @@ def score_corpus(predictions: Sequence[str], references: Sequence[Sequence[str]]
     Args:
         predictions: N generated summaries.
         references: N lists of reference summaries (a plain string counts as one reference).
-        rule: ``best`` or ``mean`` (see the module docstring).
+        rule: ``best``, ``mean`` or ``lab`` (see the module docstring).
 
     Raises:
         ValueError: lengths differ, no predictions, or unknown rule.
     """
     if rule not in RULES:
-        raise ValueError(f"Unknown multi-reference rule {rule!r}; choose 'best' or 'mean'.")
+        raise ValueError(f"Unknown multi-reference rule {rule!r}; choose 'best', 'mean' or 'lab'.")
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists.")
     if not predictions:

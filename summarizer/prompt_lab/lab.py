@@ -72,7 +72,7 @@ TABLE_COLUMNS: dict[str, str] = {
     "template_tokens": "tokens of the template itself with an empty dialogue (instruction and examples, </s> included)",
     "prompt_tokens_mean": "mean tokens of the filled prompt the model read (after fitting to the input limit)",
     "prompts_cut": "prompts whose dialogue end was cut to fit the input limit",
-    "rule": "multi-reference rule of the ROUGE columns (best or mean)",
+    "rule": "multi-reference rule of the ROUGE columns (best, mean or lab)",
     "text": "the template text",
 }
 TABLE_COLUMN_ORDER = list(TABLE_COLUMNS)

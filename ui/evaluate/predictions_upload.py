@@ -18,10 +18,10 @@ from summarizer.evaluation.evaluate import score_predictions
 from summarizer.inference.slot_config import SLOTS
 from summarizer.inference.slot_config import SlotError
 from summarizer.evaluation.predictions_file import MAX_FILE_BYTES, PredictionsFileError
-from summarizer.evaluation.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE
+from summarizer.evaluation.rouge import LAB_PROTOCOL, PROTOCOLS_NOTE
 
 from ui.context import MODEL_QUEUE, Studio
-from ui.evaluate.tab import MAX_DIALOGUES, metric_figure, metrics_by_model, results_dir
+from ui.evaluate.tab import MAX_DIALOGUES, TAB_RULE, metric_figure, metrics_by_model, results_dir
 
 # An upload holds the shared model queue; it may score as many summaries as an Evaluate run
 # (MAX_DIALOGUES x every slot), no more. The CLI's --predictions has no such cap.
@@ -44,7 +44,8 @@ def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxic
         raise PredictionsFileError(f"Predictions file: {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}.")
     tokenizer, why_not = _tokenizer(studio)
     result = score_predictions(Path(path).read_bytes(), studio.split(split), split,
-                               studio.toxicity if toxicity else None, tokenizer, max_summaries=MAX_SUMMARIES)
+                               studio.toxicity if toxicity else None, tokenizer, max_summaries=MAX_SUMMARIES,
+                               rule=TAB_RULE)
     result.meta.update(dataset=str(studio.dataset), summaries_from=Path(path).name)
     out = results_dir() / f"predictions-{datetime.now():%Y%m%d-%H%M%S-%f}"
     paths = result.write(out)
@@ -53,7 +54,7 @@ def score_file(studio: Studio, path: str | os.PathLike | None, split: str, toxic
               + ("Summary tokens are counted with the base model's tokenizer. " if tokenizer is not None else
                  f"Summary tokens were not counted ({why_not}); choose a base model whose tokenizer "
                  "loads to count them. ")
-              + f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {LAB_PROTOCOL} "
+              + f"Files in `{out}`.\n\n{PROTOCOLS_NOTE} {LAB_PROTOCOL} "
               + (TOXICITY_PROTOCOL if toxicity else "Toxicity not scored."))
     return (status, metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
             [str(p) for p in paths.values()], result.results)

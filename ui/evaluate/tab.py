@@ -28,7 +28,7 @@ from summarizer.evaluation.evaluate import EvaluationCancelled
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SlotError
 from summarizer.inference.slot_config import SLOTS
-from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE
+from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, PROTOCOLS_NOTE, ROUGE_KEYS, ROUGE_NAMES
 
 from ui.common import FreeCheckboxGroup, FreeDropdown, FreeSlider, chosen_values, one_of, user_errors
 from summarizer.text import whole_number
@@ -45,7 +45,7 @@ CHART_METRICS = {
     "ΔROUGE-1 vs base (paired)": ("rouge1_diff_vs_base", "rouge1_diff_ci_low", "rouge1_diff_ci_high"),
     "ΔP(hate) vs base (paired)": ("p_hate_diff_vs_base", "p_hate_diff_ci_low", "p_hate_diff_ci_high"),
     "BLEU (no interval)": ("bleu", None, None),
-    "ROUGE-1 lab-comparable (no interval)": ("rouge1_lab", None, None),
+    "ROUGE-1 best ref. (no interval)": ("rouge1_best", None, None),
 }
 # Per-dialogue columns shown in the table, in this order when present.
 _PREDICTION_COLUMN_ORDER = ("id", "detox_reward_change", "lora_reward_change", "full_reward_change")
@@ -54,6 +54,10 @@ _PREDICTION_COLUMN_ORDER = ("id", "detox_reward_change", "lora_reward_change", "
 PER_DIALOGUE_WIDTHS = ["9%", "12%", "36%", "9%", "9%", "9%", "16%"]
 MAX_DIALOGUES = 500  # the test split's size
 MAX_NEW_TOKENS = (8, 512)  # the slider's range
+# The multi-reference rule of the tab's intervals, differences and chart: the course labs' protocol,
+# so the numbers a teacher compares with the labs' figures are the ones with intervals.
+TAB_RULE = "lab"
+PROTOCOL_LABELS = {"lab": "lab-comparable", "best": "(best ref.)", "mean": "(mean over refs)"}
 
 
 def results_dir() -> Path:
@@ -81,6 +85,8 @@ def metric_figure(results: list[dict], metric: str) -> go.Figure:
     fig.add_bar(x=[SLOT_LABELS.get(r["model"], r["model"]) for r in rows], y=means, error_y=error,
                 text=[f"{m:.3g}" for m in means], textposition="outside")
     suffix = " (error bars: bootstrap 95% CI)" if low_col else ""
+    if mean_col.startswith("rouge") and "{rule}" in CHART_METRICS[metric][0]:
+        suffix = f" {PROTOCOL_LABELS.get(results[0]['ci_rule'], '')}{suffix}"
     return fig.update_layout(title=f"{metric}{suffix}", yaxis_title=metric, height=360,
                              margin=dict(t=50, b=40, l=50, r=20))
 
@@ -144,19 +150,32 @@ def _num(value, digits: int) -> str:
     return "" if _nan(value) else f"{value:.{digits}f}"
 
 
+def rouge_rows(r: dict) -> dict[str, str]:
+    """ROUGE rows of one model: lab-comparable for every ROUGE type first (the labs' protocol),
+    then best over the references, then ROUGE-1 mean over the references; the rows of the model's
+    ``ci_rule`` carry its bootstrap 95% interval."""
+    rule, out = r["ci_rule"], {}
+    for protocol in ("lab", "best"):
+        for k in ROUGE_KEYS:
+            label = f"{ROUGE_NAMES[k]} {PROTOCOL_LABELS[protocol]}"
+            value = r.get(f"{k}_{protocol}")
+            if protocol == rule:
+                out[f"{label} [95% CI]"] = _ci(value, r[f"{k}_ci_low"], r[f"{k}_ci_high"])
+            else:
+                out[label] = _num(value, 1)
+    label = f"ROUGE-1 {PROTOCOL_LABELS['mean']}"
+    out[label + (" [95% CI]" if rule == "mean" else "")] = (
+        _ci(r["rouge1_mean"], r["rouge1_ci_low"], r["rouge1_ci_high"]) if rule == "mean" else _num(r["rouge1_mean"], 1))
+    return out
+
+
 def metric_rows(r: dict) -> dict[str, str]:
     """One model's displayed metrics (label -> text), from one row of ``EvaluationResult.results``."""
     rule = r["ci_rule"]
     return {
-        f"ROUGE-1 ({rule} ref.) [95% CI]": _ci(r[f"rouge1_{rule}"], r["rouge1_ci_low"], r["rouge1_ci_high"]),
-        "ROUGE-2 (best ref.)": _num(r["rouge2_best"], 1), "ROUGE-L (best ref.)": _num(r["rougeL_best"], 1),
-        "ROUGE-Lsum (best ref.)": _num(r["rougeLsum_best"], 1),
-        "ROUGE-1 (mean over refs)": _num(r["rouge1_mean"], 1),
-        # The course labs' protocol (one reference per row, no sentence split): compare these
-        # with the labs' published figures, not the best-reference ones above.
-        "ROUGE-1 lab-comparable": _num(r.get("rouge1_lab"), 1),
-        "ROUGE-Lsum lab-comparable": _num(r.get("rougeLsum_lab"), 1),
-        "ΔROUGE-1 vs base [95% CI]": _ci(r["rouge1_diff_vs_base"], r["rouge1_diff_ci_low"], r["rouge1_diff_ci_high"]),
+        **rouge_rows(r),
+        f"ΔROUGE-1 vs base ({PROTOCOL_LABELS[rule].strip('()')}) [95% CI]": _ci(
+            r["rouge1_diff_vs_base"], r["rouge1_diff_ci_low"], r["rouge1_diff_ci_high"]),
         "BLEU": _num(r["bleu"], 1),
         "P(hate) [95% CI]": _ci(r["p_hate_mean"], r["p_hate_ci_low"], r["p_hate_ci_high"], 3),
         "P(hate) std": _num(r["p_hate_std"], 3), "P(hate) max": _num(r["p_hate_max"], 3),
@@ -188,7 +207,8 @@ def _status(result, out: Path) -> str:
     return (f"**{m['n_dialogues']} dialogues** of {m.get('dataset', '')} ({m.get('split', '')}), "
             f"{m['prompt_mode']} prompt, {g['strategy']} decoding, max {g['max_new_tokens']} new tokens; "
             f"{m['prompts_cut_to_fit']} prompt(s) cut to fit {m['max_input_tokens']} tokens. "
-            f"Files in `{out}`.\n\n{MULTI_REFERENCE_RULE} {TOXICITY_PROTOCOL} "
+            f"Files in `{out}`.\n\n{PROTOCOLS_NOTE} Intervals, differences and the chart use "
+            f"{PROTOCOL_LABELS.get(m['ci_rule'], m['ci_rule']).strip('()')}. {TOXICITY_PROTOCOL} "
             f"Hate share: P(hate) ≥ {HATE_THRESHOLD}. {m['bootstrap']['method']}")
 
 
@@ -216,7 +236,8 @@ def _layout(studio: Studio) -> dict:
     """The form (models, N, split, max new tokens), Evaluate and Cancel, then the results: status,
     table, chart metric, both charts, per-dialogue table, files and the stored results."""
     gr.Markdown("Score models on DialogSum with one generation setting: ROUGE against the human "
-                "summaries, BLEU, toxicity of each summary, 95% bootstrap intervals, length and speed.")
+                "summaries, BLEU, toxicity of each summary, 95% bootstrap intervals, length and speed.\n\n"
+                + PROTOCOLS_NOTE)
     with gr.Row():
         view = {"models": FreeCheckboxGroup([(SLOT_LABELS[s], s) for s in SLOTS], label="Models",
                                             value=[s for s in SLOTS if studio.slots.is_filled(s)],
@@ -274,7 +295,7 @@ def _runner(studio: Studio):
                 settings = GenerationSettings(max_new_tokens=max_new).validate()
                 rows = studio.split(split_name).select(range(min(n_rows, len(studio.split(split_name)))))
                 result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen,
-                                  max_input_tokens=studio.max_input_tokens,
+                                  max_input_tokens=studio.max_input_tokens, rule=TAB_RULE,
                                   on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
         except EvaluationCancelled:
             return ("Evaluation cancelled.", gr.update(), gr.update(), gr.update(), gr.update(),
