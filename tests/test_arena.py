@@ -205,6 +205,29 @@ def test_a_model_that_never_wins_gets_a_finite_lowest_rating():
     assert all(math.isfinite(r["rating"]) and math.isfinite(r["rating_low"]) for r in board["rows"])
 
 
+def test_groups_that_never_met_are_ranked_apart_and_the_board_says_so():
+    """base/lora and full/detox never met: no vote says which pair is stronger, so each group is
+    centred on 1000, ranked apart, and the method text (shown under the board) says so."""
+    votes = votes_of([("base", "lora", "A")] * 3 + [("base", "lora", "B")]
+                     + [("full", "detox", "A")] * 9 + [("full", "detox", "B")] * 3)
+    board = leaderboard(votes)
+    assert board["groups"] == 2
+    assert [(r["group"], r["model"]) for r in board["rows"]] == [(1, "base"), (1, "lora"), (2, "full"), (2, "detox")]
+    for g in (1, 2):
+        ratings = [r["rating"] for r in board["rows"] if r["group"] == g]
+        assert sum(ratings) / 2 == pytest.approx(1000)
+        assert all(r["rating_low"] <= r["rating"] <= r["rating_high"] for r in board["rows"] if r["group"] == g)
+    # Within a group the closed form still holds: P(base beats lora) = 3/4.
+    rows = {r["model"]: r for r in board["rows"]}
+    assert 1 / (1 + 10 ** (-(rows["base"]["rating"] - rows["lora"]["rating"]) / 400)) == pytest.approx(0.75)
+    assert "2 groups of models that never met" in board["method"]
+    assert "group 1: base, lora; group 2: detox, full" in board["method"]
+    # One vote across the groups joins them: one scale, no note.
+    joined = leaderboard(votes + votes_of([("lora", "full", "tie")]))
+    assert joined["groups"] == 1 and "never met" not in joined["method"]
+    assert {r["group"] for r in joined["rows"]} == {1}
+
+
 def test_wilson_interval_matches_the_textbook_value():
     low, high = wilson_interval(8, 10)  # Brown, Cai & DasGupta (2001): 8/10 -> [0.490, 0.943]
     assert (round(low, 3), round(high, 3)) == (0.490, 0.943)

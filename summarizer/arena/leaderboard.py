@@ -11,6 +11,12 @@ Pure numpy, no storage: :func:`leaderboard` takes the vote dicts that
   (``1000 + 400 log10(strength)``, so a 400-point gap means 10:1 odds); a tie counts as half a win for each side, and "both bad"
   counts as a tie (FastChat's ``tie (bothbad)`` is a tie in its ratings too); 95% intervals
   from a percentile bootstrap over votes.
+
+Models that never met, directly or through others, form separate **groups** (connected
+components of the graph of pairs that were voted on): the votes say nothing about how one
+group compares with another, so a single scale across them would carry an arbitrary offset.
+Each group is therefore centred on 1000 and ranked apart (rows come group by group, each row has
+its ``group``), and the returned ``method`` text says so whenever there is more than one group.
 """
 from __future__ import annotations
 
@@ -88,7 +94,12 @@ def bradley_terry(W: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tup
     """
     W = np.array(W, dtype=np.float64)
     played = (W + W.T).sum(axis=1) > 0  # (M,)
-    regularized = not _strongly_connected(W[np.ix_(played, played)])
+    # The maximum exists group by group (models that never met are fitted apart), so the prior
+    # is needed only when some group of models that met is not strongly connected.
+    met = [(i, j, "") for i in range(len(W)) for j in range(len(W)) if W[i, j] + W[j, i] > 0 and i < j]
+    groups = groups_of(met, len(W))
+    regularized = any(not _strongly_connected(W[np.ix_(m, m)])
+                      for m in (played & (groups == g) for g in np.unique(groups[played])))
     if regularized:
         W = W + 0.5 * ((W + W.T) > 0)
     N = W + W.T  # (M, M) games between i and j
@@ -110,6 +121,46 @@ def bradley_terry(W: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tup
     return b, regularized
 
 
+def groups_of(coded: Sequence[tuple[int, int, str]], n_models: int) -> np.ndarray:
+    """(M,) group number of each model (1 = the largest group): models linked by a chain of voted
+    pairs share a group (union-find over the votes)."""
+    parent = list(range(n_models))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b, _ in coded:
+        parent[root(a)] = root(b)
+    roots = [root(i) for i in range(n_models)]
+    order = sorted(set(roots), key=lambda r: (-roots.count(r), roots.index(r)))
+    return np.array([order.index(r) + 1 for r in roots])
+
+
+def _centre_groups(log_strength: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Log-strengths shifted so each group's mean (over its models with a value) is 0."""
+    out = np.array(log_strength, dtype=np.float64)
+    for g in np.unique(groups):
+        members = groups == g
+        if np.any(~np.isnan(out[members])):
+            out[members] -= np.nanmean(out[members])
+    return out
+
+
+def groups_note(groups: np.ndarray, keys: Sequence[tuple[str, str]]) -> str:
+    """The leaderboard's sentence about groups that never met ("" for one group)."""
+    n = int(groups.max()) if len(groups) else 0
+    if n <= 1:
+        return ""
+    members = "; ".join(f"group {g}: " + ", ".join(k[0] for k, gk in zip(keys, groups) if gk == g)
+                        for g in range(1, n + 1))
+    return (f" These votes form {n} groups of models that never met each other, directly or through "
+            f"other models ({members}): a rating compares only with ratings of its own group, so each "
+            "group is centred on 1000 and ranked apart; vote across the groups to put them on one scale.")
+
+
 def to_rating(log_strength: np.ndarray) -> np.ndarray:
     """Natural-log strengths on FastChat's scale: ``1000 + 400 * log10(p)``."""
     return BASE_RATING + SCALE * np.asarray(log_strength) / math.log(10)
@@ -126,10 +177,13 @@ def leaderboard(votes: Sequence[dict], n_bootstrap: int = 200, seed: int = 0) ->
         seed: bootstrap seed (same votes and seed give the same intervals).
 
     Returns:
-        ``{"rows": [...], "n_votes", "regularized", "method"}``; rows best rating first, each with
+        ``{"rows": [...], "n_votes", "regularized", "groups", "method"}`` (no ``groups`` without
+        votes); rows group by group
+        (:func:`groups_of`), best rating first within a group, each with ``group``,
         ``model``, ``source``, ``votes``, ``wins``, ``losses``, ``ties``, ``both_bad``,
         ``win_rate`` (wins / (wins + losses), nan without decisive votes), ``win_rate_low/high``,
-        ``rating``, ``rating_low/high``.
+        ``rating``, ``rating_low/high``. With more than one group, ``method`` ends with
+        :func:`groups_note` (shown under the leaderboard).
     """
     keys = sorted({(v["model_a"], v["source_a"]) for v in votes} | {(v["model_b"], v["source_b"]) for v in votes})
     index = {k: i for i, k in enumerate(keys)}
@@ -140,8 +194,10 @@ def leaderboard(votes: Sequence[dict], n_bootstrap: int = 200, seed: int = 0) ->
               f"win each; 95% percentile bootstrap over {n_bootstrap} resamples of the votes.")
     if not keys:
         return {"rows": [], "n_votes": 0, "regularized": False, "method": method}
+    groups = groups_of(coded, len(keys))
     log_p, regularized = bradley_terry(win_matrix(coded, len(keys)))
-    low, high = _bootstrap_ratings(coded, len(keys), n_bootstrap, seed)
+    log_p = _centre_groups(log_p, groups)
+    low, high = _bootstrap_ratings(coded, len(keys), n_bootstrap, seed, groups)
     rows = []
     for k, (model, source) in enumerate(keys):
         mine = [c for c in coded if k in c[:2]]
@@ -151,18 +207,23 @@ def leaderboard(votes: Sequence[dict], n_bootstrap: int = 200, seed: int = 0) ->
         bad = sum(1 for *_, v in mine if v == "both bad")
         decisive = wins + losses
         wl, wh = wilson_interval(wins, decisive)
-        rows.append({"model": model, "source": source, "votes": len(mine), "wins": wins, "losses": losses,
+        rows.append({"group": int(groups[k]), "model": model, "source": source, "votes": len(mine), "wins": wins, "losses": losses,
                      "ties": ties, "both_bad": bad, "win_rate": wins / decisive if decisive else math.nan,
                      "win_rate_low": wl, "win_rate_high": wh, "rating": float(to_rating(log_p[k])),
                      "rating_low": float(low[k]), "rating_high": float(high[k])})
-    rows.sort(key=lambda r: -r["rating"])
-    return {"rows": rows, "n_votes": len(coded), "regularized": regularized, "method": method}
+    rows.sort(key=lambda r: (r["group"], -r["rating"]))
+    return {"rows": rows, "n_votes": len(coded), "regularized": regularized, "groups": int(groups.max()),
+            "method": method + groups_note(groups, keys)}
 
 
-def _bootstrap_ratings(coded, n_models: int, n_bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """2.5% and 97.5% quantiles of the ratings refitted on votes resampled with replacement."""
+def _bootstrap_ratings(coded, n_models: int, n_bootstrap: int, seed: int,
+                       groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """2.5% and 97.5% quantiles of the ratings refitted on votes resampled with replacement, each
+    resample centred per group (as the fit)."""
+    groups = np.ones(n_models, dtype=int) if groups is None else groups
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(len(coded), np.full(len(coded), 1 / len(coded)), size=n_bootstrap)  # (R, V)
-    ratings = np.array([to_rating(bradley_terry(win_matrix(coded, n_models, c))[0]) for c in counts])  # (R, M)
+    ratings = np.array([to_rating(_centre_groups(bradley_terry(win_matrix(coded, n_models, c))[0], groups))
+                        for c in counts])  # (R, M)
     # A model absent from a resample has no rating there (nan): quantiles over the others.
     return np.nanquantile(ratings, 0.025, axis=0), np.nanquantile(ratings, 0.975, axis=0)
