@@ -138,12 +138,15 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                 compare_view = compare.build(studio)
             with gr.Tab("Toxicity", id="toxicity"), room.section(demo, "Toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
-            with gr.Tab("Train", id="train") as train_tab, room.section(demo, "the Train tab", student=False):
-                train_view = train.build(studio)
-            with gr.Tab("Evaluate", id="evaluate") as evaluate_tab, \
-                    room.section(demo, "the Evaluate tab", student=False):
-                evaluate_view = evaluate.build(studio)
-                predictions_upload.build(studio)
+            with gr.Tab("Train", id="train"), room.section(demo, "the Train tab", student=False):
+                train_note = room.teachers_tab_note("Train")
+                with gr.Column() as train_body:
+                    train_view = train.build(studio)
+            with gr.Tab("Evaluate", id="evaluate"), room.section(demo, "the Evaluate tab", student=False):
+                evaluate_note = room.teachers_tab_note("Evaluate")
+                with gr.Column() as evaluate_body:
+                    evaluate_view = evaluate.build(studio)
+                    predictions_upload.build(studio)
             with gr.Tab("Prompt Lab", id="prompt-lab"), \
                     room.section(demo, "the Prompt Lab", teacher_fns=prompt_lab.TEACHER_FNS):
                 lab_view = prompt_lab.build(studio)
@@ -155,8 +158,9 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
         for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
             demo.load(**hook, api_visibility="private")           # form previews, leaderboard
-        room.hide_from_students(demo, [engine_box, train_tab, evaluate_tab, *compare_view["teacher_only"],
-                                        *lab_view["teacher_only"], *arena_view["teacher_only"]])
+        room.hide_from_students(demo, [engine_box, train_body, evaluate_body, *compare_view["teacher_only"],
+                                        *lab_view["teacher_only"], *arena_view["teacher_only"]],
+                                notes=[train_note, evaluate_note])
         presenter.wire(demo, presenter_toggle)
     return demo
 

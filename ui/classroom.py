@@ -108,16 +108,24 @@ class Classroom:
             if block_fn.fn is not None and not reads and (not student or fn_name in teacher_fns):
                 self._teacher_only(block_fn, name)
 
-    def hide_from_students(self, demo: gr.Blocks, components: list) -> None:
-        """On every page load, hide ``components`` (the teacher's controls) from a student's page.
-        Only the view: the server refuses their functions to students whether shown or not."""
+    def teachers_tab_note(self, tab: str) -> gr.Markdown:
+        """A note, shown only on a student's page, in a tab whose contents are the teacher's
+        (Gradio keeps a tab's button when the tab is hidden, so the tab says why it is empty)."""
+        return gr.Markdown(f"The {tab} tab is the teacher's: log in with the teacher's login to use it.",
+                           visible=False)
+
+    def hide_from_students(self, demo: gr.Blocks, components: list, notes: list = ()) -> None:
+        """On every page load, hide ``components`` (the teacher's controls) from a student's page
+        and show ``notes`` there instead. Only the view: the server refuses their functions to
+        students whether shown or not."""
         if not self.enabled:
             return
 
         def show_by_role(request: gr.Request):
-            return [gr.update(visible=self.role_of(request.username) == TEACHER)] * len(components)
+            teacher = self.role_of(request.username) == TEACHER
+            return [gr.update(visible=teacher)] * len(components) + [gr.update(visible=not teacher)] * len(notes)
 
-        demo.load(show_by_role, None, components, api_visibility="private")
+        demo.load(show_by_role, None, [*components, *notes], api_visibility="private")
 
     def _teacher_only(self, block_fn, part: str) -> None:
         if self.enabled:

@@ -3,7 +3,7 @@
 A class of 24 students pressing Summarize at once used to wait 22x one summary, every request
 queued behind all others. :class:`RequestBatcher` keeps one worker thread per set of slots; a
 request (``(slot, prompt)`` rows and settings) waits in its queue, and when the model is free the
-worker takes every waiting request that can share a batch with the oldest one
+worker takes the oldest waiting request and those that can share its batch (closest in prompt length first)
 (:func:`~summarizer.inference.generation.batch_key`: greedy with the same lengths, beam with the
 same beams; a sampled request runs alone so that its seed reproduces it), up to
 :attr:`BatchLimits.max_rows` rows and :attr:`BatchLimits.max_tokens` prompt tokens, and runs them
@@ -46,14 +46,17 @@ class BatchLimits:
     Attributes:
         window_s: seconds the worker waits, when the model was idle, for requests arriving
             together (a class pressing the button at once arrives within tens of milliseconds).
-        max_rows: most (slot, prompt) rows in one batch.
+        max_rows: most (slot, prompt) rows in one batch. On a CPU a batch's cost grows almost
+            linearly with its rows once they are a handful (every row's prompt goes through the
+            encoder; the weights are read once per step for all), so bigger batches save little
+            while the first requests wait for the last: 8 rows, and the rest in the next batch.
         max_tokens: most prompt tokens in one batch (rows x their prompt lengths), which bounds
-            the memory of one encoder pass: 32 rows of the 512-token input limit by default.
+            the memory of one encoder pass: 8 rows of the 512-token input limit by default.
     """
 
     window_s: float = 0.03
-    max_rows: int = 32
-    max_tokens: int = 32 * 512
+    max_rows: int = 8
+    max_tokens: int = 8 * 512
 
 
 @dataclass
@@ -153,10 +156,12 @@ class RequestBatcher:
             self._pending = deque(live)
             if not live:
                 return []
-            first, rows, tokens, batch = live[0], 0, 0, []
-            for r in live:
-                fits = rows + len(r.rows) <= self.limits.max_rows and tokens + r.tokens <= self.limits.max_tokens
-                if r.key == first.key and (fits or not batch):
+            first = live[0]  # the oldest always goes first: nobody waits for ever
+            # then those closest to it in prompt length, so little of the batch is padding
+            same = sorted((r for r in live[1:] if r.key == first.key), key=lambda r: abs(r.tokens - first.tokens))
+            batch, rows, tokens = [first], len(first.rows), first.tokens
+            for r in same:
+                if rows + len(r.rows) <= self.limits.max_rows and tokens + r.tokens <= self.limits.max_tokens:
                     batch.append(r)
                     rows, tokens = rows + len(r.rows), tokens + r.tokens
             for r in batch:
