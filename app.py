@@ -115,7 +115,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import arena, backend, presenter, prompt_lab, prompting, toxicity
+    from ui import arena, backend, presenter, prompt_lab, prompting, toxicity, uploads
     from ui.compare import tab as compare
     from ui.evaluate import predictions_upload, tab as evaluate
     from ui.train import tab as train
@@ -132,7 +132,8 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                 room.section(demo, "the inference engine", student=False):
             backend.build(studio)
         with gr.Tabs():
-            with gr.Tab("Prompting", id="prompting"), room.section(demo, "Prompting"):
+            with gr.Tab("Prompting", id="prompting"), \
+                    room.section(demo, "Prompting", teacher_fns=uploads.TEACHER_FNS):
                 prompting_view = prompting.build(studio)
             with gr.Tab("Compare", id="compare"), room.section(demo, "Compare", teacher_fns=compare.TEACHER_FNS):
                 compare_view = compare.build(studio)
@@ -158,7 +159,8 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
         for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
             demo.load(**hook, api_visibility="private")           # form previews, leaderboard
-        room.hide_from_students(demo, [engine_box, train_body, evaluate_body, *compare_view["teacher_only"],
+        room.hide_from_students(demo, [engine_box, train_body, evaluate_body, *prompting_view["teacher_only"],
+                                        *compare_view["teacher_only"],
                                         *lab_view["teacher_only"], *arena_view["teacher_only"]],
                                 notes=[train_note, evaluate_note])
         presenter.wire(demo, presenter_toggle)

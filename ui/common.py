@@ -11,6 +11,7 @@ import random
 import gradio as gr
 
 from summarizer.data import SPLITS
+from summarizer.uploads import UPLOADED
 from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
 from summarizer.text import check_index, excerpt
 
@@ -40,7 +41,7 @@ def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, s
             (the message names the field, "Split" or "Dialogue number", and its allowed values).
     """
     with user_errors():
-        split = one_of(split, "Split", SPLITS)
+        split = one_of(split, "Split", (*SPLITS, UPLOADED))
         rows = studio.split(split)
         index = check_index(index, len(rows), split)
         row = rows[index]
@@ -61,7 +62,7 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
     the three; Random sets the number then loads. ``api_name`` names the load endpoint.
     """
     with gr.Row():
-        split = ChoiceField(list(SPLITS), value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
+        split = ChoiceField([*SPLITS, UPLOADED], value="test", label="Split", elem_id=f"{prefix}-split", scale=1)
         index = RawNumber(0, precision=0, minimum=0, label="Dialogue number", elem_id=f"{prefix}-index", scale=1)
         load = gr.Button("Load", elem_id=f"{prefix}-load", scale=0)
         rand = gr.Button("Random", elem_id=f"{prefix}-random", scale=0)

@@ -11,6 +11,7 @@ from summarizer.data import SPLITS, load_split
 from summarizer.inference.slots import ModelSlots
 from summarizer.text import clean_text, reference_index
 from summarizer.toxicity import ToxicityScorer
+from summarizer.uploads import UPLOADED
 from ui.classroom import Classroom, SessionLimit
 
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
@@ -34,6 +35,7 @@ class Studio:
         max_input_tokens: encoder limit for prompts (512 for FLAN-T5).
         classroom: teacher and student logins (:class:`ui.classroom.Classroom`; none = no roles).
         limit: the per-session cap on waiting generation requests.
+        uploaded: the teacher's own dialogues, the split ``"uploaded"`` (None until an upload).
     """
 
     slots: ModelSlots
@@ -43,6 +45,7 @@ class Studio:
     max_input_tokens: int = 512
     classroom: Classroom = field(default_factory=Classroom)
     limit: SessionLimit = field(default_factory=lambda: SessionLimit(SESSION_LIMIT))
+    uploaded: object = None  # the teacher's own dialogues (summarizer.uploads), split "uploaded"
     _splits: dict = field(default_factory=dict, repr=False)
     _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> references
     _indexed: set = field(default_factory=set, repr=False)  # splits already in _references
@@ -73,10 +76,26 @@ class Studio:
         return flag is not None
 
     def split(self, name: str):
-        """The DialogSum split ``name`` (cached after the first load)."""
+        """The DialogSum split ``name`` (cached after the first load), or the teacher's uploaded
+        dialogues for ``"uploaded"``.
+
+        Raises:
+            ValueError: ``"uploaded"`` before any upload (the message says where to upload).
+        """
+        if name == UPLOADED:
+            if self.uploaded is None:
+                raise ValueError("Split 'uploaded': no dialogues uploaded yet; the teacher uploads a CSV or "
+                                 "JSONL file under 'Your own dialogues' in the Prompting tab.")
+            return self.uploaded
         if name not in self._splits:
             self._splits[name] = load_split(self.dataset, name)
         return self._splits[name]
+
+    def set_uploaded(self, rows) -> None:
+        """Make ``rows`` (:func:`summarizer.uploads.read_dialogues`) the ``uploaded`` split, for
+        every session; their references are found for a loaded dialogue as DialogSum's are."""
+        self.uploaded = rows
+        self._references.update(reference_index(rows["dialogue"], rows["references"]))
 
     def references_for(self, dialogue: str) -> list[str]:
         """Human summaries of ``dialogue`` if it is a DialogSum dialogue (any split), else ``[]``.

@@ -26,6 +26,7 @@ from summarizer.prompt_lab.templates import (MAX_TEMPLATES, MAX_TEMPLATE_CHARS, 
                                              preset)
 from summarizer.evaluation.rouge import ROUGE_KEYS, ROUGE_NAMES
 
+from summarizer.uploads import UPLOADED
 from ui.common import user_errors
 from summarizer.text import whole_number
 from ui.context import Studio
@@ -104,7 +105,7 @@ def _layout_form() -> dict:
     with gr.Row():
         view = {"model": gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
                                      elem_id="lab-model"),
-                "split": gr.Dropdown(["test", "validation", "train"], value="test", label="Split"),
+                "split": gr.Dropdown(["test", "validation", "train", UPLOADED], value="test", label="Split"),
                 "n": gr.Slider(1, MAX_DIALOGUES, value=20, step=1,
                                 label=f"Dialogues (N; a best template needs N ≥ {MIN_VERDICT_N})", elem_id="lab-n"),
                 "dialogue_seed": gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",

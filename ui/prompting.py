@@ -17,6 +17,7 @@ from summarizer.prompts import Example, MODES, Prompt, build_prompt, shot_costs
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
 from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, rouge_markdown, rouge_report, user_errors)
+from ui import uploads
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
 DEFAULT_SHOTS = 2
@@ -192,6 +193,7 @@ def build(studio: Studio) -> dict:
                 "what the **base** model reads and writes. Prompts longer than "
                 f"{studio.max_input_tokens} tokens are shortened and the notes say how.")
     dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
+    upload = uploads.panel(studio)
     with gr.Row():
         mode = ChoiceRadio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
         indices = TextField("", label=f"{EXAMPLES_FIELD}: train numbers, e.g. 40, 80 (at most {MAX_EXAMPLES}; "
@@ -230,4 +232,4 @@ def build(studio: Studio) -> dict:
     run.click(summarize_clicked, [dialogue, mode, indices, count, *controls],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
-    return {"summary": summary}
+    return {"summary": summary, "teacher_only": [upload["box"]]}

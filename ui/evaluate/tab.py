@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from summarizer.data import SPLITS
+from summarizer.uploads import UPLOADED
 from summarizer.evaluation.evaluate import evaluate
 from summarizer.evaluation.results import HATE_THRESHOLD, TOXICITY_PROTOCOL
 from summarizer.evaluation.evaluate import EvaluationCancelled
@@ -222,7 +223,7 @@ def check_request(chosen, n_dialogues, split_name, max_new_tokens) -> tuple[list
     if not models:
         raise ValueError(f"Models: choose at least one model to evaluate ({', '.join(SLOTS)}).")
     n = whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES)
-    split_name = one_of(split_name, "Split", SPLITS)
+    split_name = one_of(split_name, "Split", (*SPLITS, UPLOADED))
     max_new = whole_number(max_new_tokens, "Max new tokens", *MAX_NEW_TOKENS)
     return models, n, split_name, max_new
 
@@ -244,7 +245,7 @@ def _layout(studio: Studio) -> dict:
                                             elem_id="evaluate-models"),
                 "n": FreeSlider(1, MAX_DIALOGUES, value=20, step=1, label="Dialogues (the first N of the split)",
                                 elem_id="evaluate-n"),
-                "split": FreeDropdown(["test", "validation", "train"], value="test", label="Split",
+                "split": FreeDropdown(["test", "validation", "train", UPLOADED], value="test", label="Split",
                                       info="test: 500 dialogues, three human summaries each"),
                 "max_new": FreeSlider(*MAX_NEW_TOKENS, value=200, step=1, label="Max new tokens",
                                       info="greedy decoding, zero-shot prompt, same for every model",
