@@ -86,14 +86,16 @@ def few_shot(dialogue: str, examples: Sequence[Example]) -> str:
     return shots + TARGET_TEMPLATE.format(dialogue=dialogue)
 
 
-def render(mode: str, dialogue: str, examples: Sequence[Example] = ()) -> str:
-    """The prompt text for ``mode`` without any length check.
+def render(mode: str, dialogue: str, examples: Sequence[Example] = (),
+           zero_shot_template: str = ZERO_SHOT_TEMPLATE) -> str:
+    """The prompt text for ``mode`` without any length check; ``zero-shot`` fills
+    ``zero_shot_template`` (a task's template, :func:`summarizer.tasks.template`).
 
     Raises:
         ValueError: unknown ``mode``, or a one-/few-shot mode without examples.
     """
     if mode == "zero-shot":
-        return zero_shot(dialogue)
+        return zero_shot_template.format(dialogue=dialogue)
     if mode == "raw":
         return dialogue
     if mode in ("one-shot", "few-shot"):
@@ -105,11 +107,12 @@ def render(mode: str, dialogue: str, examples: Sequence[Example] = ()) -> str:
     raise ValueError(f"Unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}.")
 
 
-def _render_unchecked(mode: str, dialogue: str, examples: Sequence[Example]) -> str:
+def _render_unchecked(mode: str, dialogue: str, examples: Sequence[Example],
+                      zero_shot_template: str = ZERO_SHOT_TEMPLATE) -> str:
     """Like :func:`render`, but a shot prompt whose shots were all dropped keeps its target form."""
     if mode in ("one-shot", "few-shot") and not examples:
         return few_shot(dialogue, [])
-    return render(mode, dialogue, examples)
+    return render(mode, dialogue, examples, zero_shot_template)
 
 
 def count_tokens(tokenizer, text: str) -> int:
@@ -220,7 +223,7 @@ def _fit_shots(mode, dialogue, examples, costs, tokenizer, max_tokens, n_full: i
 
 
 def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tokenizer=None,
-                 max_tokens: int = DEFAULT_MAX_TOKENS) -> Prompt:
+                 max_tokens: int = DEFAULT_MAX_TOKENS, zero_shot_template: str = ZERO_SHOT_TEMPLATE) -> Prompt:
     """Build the prompt for ``mode`` and make it fit ``max_tokens``, saying what was changed.
 
     Work is linear in the prompt's length: the full prompt, the shot blocks (one batched call) and
@@ -236,6 +239,8 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
         tokenizer: the model's tokenizer (a fast tokenizer, for offsets); without one the
             prompt is returned unchecked with ``n_tokens=None``.
         max_tokens: the encoder's input limit (512 for FLAN-T5).
+        zero_shot_template: the ``zero-shot`` template, with a ``{dialogue}`` placeholder (default
+            the course's summary prompt; :func:`summarizer.tasks.template` gives each task's).
 
     Returns:
         A :class:`Prompt` whose ``text`` fits ``max_tokens`` tokens.
@@ -248,7 +253,7 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}.")
     examples = list(examples[:1] if mode == "one-shot" else examples)
-    text = render(mode, dialogue, examples)
+    text = render(mode, dialogue, examples, zero_shot_template)
     if tokenizer is None:
         return Prompt(text, mode, None, max_tokens, shots_used=len(examples))
     n = count_tokens(tokenizer, text)
@@ -257,7 +262,7 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
     costs = shot_costs(tokenizer, examples)
     if n > max_tokens and examples:
         examples = examples[:_fit_shots(mode, dialogue, examples, costs, tokenizer, max_tokens, n)]
-        text = _render_unchecked(mode, dialogue, examples)
+        text = _render_unchecked(mode, dialogue, examples, zero_shot_template)
         n = count_tokens(tokenizer, text)
     costs = costs[:len(examples)]
     dropped = requested - len(examples)
@@ -269,9 +274,9 @@ def build_prompt(mode: str, dialogue: str, examples: Sequence[Example] = (), tok
     cut_chars = 0
     if n > max_tokens:
         before = n
-        cut, cut_chars, n = cut_dialogue(lambda d: _render_unchecked(mode, d, examples), dialogue,
-                                         tokenizer, max_tokens, before)
-        text = _render_unchecked(mode, cut, examples)
+        cut, cut_chars, n = cut_dialogue(lambda d: _render_unchecked(mode, d, examples, zero_shot_template),
+                                         dialogue, tokenizer, max_tokens, before)
+        text = _render_unchecked(mode, cut, examples, zero_shot_template)
         notes.append(f"The prompt had {before} tokens, over the {max_tokens}-token limit: cut the "
                      f"last {cut_chars} of {len(dialogue)} characters of the dialogue "
                      f"(kept up to “…{cut[-40:]}”).")

@@ -5,8 +5,9 @@ Run folder::
 
     <runs_dir>/<run_id>/            run id: <method>-YYYYmmdd-HHMMSS-<milliseconds>
         config.json     the method's config (every field), as given to --config
-        status.json     state (queued/running/completed/failed/cancelled), method, slot, pid,
-                        times, step/total_steps, error, final metrics, attempts (resumed runs)
+        status.json     state (queued/running/completed/failed/cancelled), method, slot, task
+                        (summarizer.tasks; also in config.json), pid, times, step/total_steps,
+                        error, final metrics, attempts (resumed runs)
         metrics.jsonl   one JSON object per logged step (a resumed attempt appends)
         train.log       stdout and stderr of the run
         tensorboard/    TensorBoard events (fine-tuning)

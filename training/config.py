@@ -15,6 +15,7 @@ from typing import ClassVar, Sequence
 
 from summarizer.data import default_dataset
 from summarizer.inference.slot_config import DEFAULT_BASE_MODEL
+from summarizer.tasks import DEFAULT_TASK, TASKS
 
 MAX_CONFIG_BYTES = 1_000_000  # a real config.json is about 2 KB
 
@@ -25,6 +26,7 @@ class RunConfig:
 
     Sources: base model ``google/flan-t5-base`` and the zero-shot prompt
     (``summarizer.prompts.ZERO_SHOT_TEMPLATE``) are the labs'; the rest are ours, sized for a CPU.
+    ``task`` (``summarizer.tasks``) changes only how examples and prompts are built.
     """
 
     METHOD: ClassVar[str] = ""
@@ -34,6 +36,11 @@ class RunConfig:
     dataset: str | None = field(default=None, metadata={
         "help": "DialogSum hub id or local folder (default: $DIALOGSUM_DIR, else "
                 "knkarthick/dialogsum)."})
+    task: str = field(default=DEFAULT_TASK, metadata={
+        "help": "What the model learns (summarizer.tasks): 'summary' (the dialogue -> its human "
+                "summary, the course prompt) or 'response' (the dialogue cut after turn k >= 2 -> "
+                "turn k+1, prompt 'Continue the following conversation with the next turn.').",
+        "choices": list(TASKS)})
     train_size: int = field(default=1000, metadata={
         "help": "Number of training dialogues used (the first N of the train split, after the "
                 "length filter)."})
@@ -71,6 +78,7 @@ class RunConfig:
     def errors(self) -> list[str]:
         """Messages for every out-of-range field (methods extend this list)."""
         checks = [
+            (self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {str(self.task)[:40]!r}"),
             (bool(str(self.base_model).strip()), "base_model is empty: give a hub id or model folder"),
             (self.train_size >= 1, f"train_size must be at least 1, got {self.train_size}"),
             (self.val_size >= 0, f"val_size must be 0 or more, got {self.val_size}"),

@@ -15,6 +15,7 @@ import time
 from typing import BinaryIO, Callable, Sequence
 
 from summarizer.runs import RunFolder, new_run_id, runs_dir as default_runs_dir, write_json
+from summarizer.tasks import DEFAULT_TASK, DESCRIPTIONS, template
 from training.runner import liveness
 from training import registry
 from training.config import RunConfig, parse_config
@@ -22,8 +23,10 @@ from training.ranks import StopFlag, is_main_process, log, world_size
 
 
 def model_card(run_id: str, config: RunConfig, metrics: dict) -> str:
-    """A short model card: what it is (the method's ``card_text``), how to load it, the config
-    and the final metrics."""
+    """A short model card: what it is (the method's ``card_text``), its task (``summarizer.tasks``)
+    and prompt, how to load it, the config and the final metrics."""
+    task = getattr(config, "task", DEFAULT_TASK)
+    shown = template(task).replace("\n", "\\n")
     spec = registry.spec(config.METHOD)
     load = (f"from peft import PeftModel\nfrom transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
             f"base = AutoModelForSeq2SeqLM.from_pretrained({config.base_model!r})\n"
@@ -34,8 +37,9 @@ def model_card(run_id: str, config: RunConfig, metrics: dict) -> str:
             f"tokenizer = AutoTokenizer.from_pretrained(\"{run_id}/model\")")
     lines = [f"# {run_id}", "",
              f"This is {spec.card_text} `{config.base_model}` trained by Dialogue Summarization Studio "
-             f"(`python -m {spec.module}`) to summarize DialogSum dialogues with the prompt "
-             "`Summarize the following conversation.\\n\\n{dialogue}\\n\\nSummary: `.", "",
+             f"(`python -m {spec.module} --task {task}`) on DialogSum for the `{task}` task "
+             f"({DESCRIPTIONS[task]}) with the prompt "
+             f"`{shown}`.", "", f"Task: `{task}`.", "",
              "DialogSum is licensed CC BY-NC-SA 4.0: this model is for non-commercial use.", "",
              "## Load", "", "```python", load, "```", "", "## Final metrics", "",
              "| metric | value |", "|---|---|"]
@@ -62,7 +66,8 @@ def prepare_run(config: RunConfig) -> tuple[RunFolder, BinaryIO]:
     write_json(run.config_file, config.to_dict())
     if not run.status_file.exists():
         run.update_status(state="queued", method=config.METHOD, slot=registry.spec(config.METHOD).slot,
-                          run_id=run.run_id, created=time.time(), total_steps=config.max_steps)
+                          run_id=run.run_id, created=time.time(), total_steps=config.max_steps,
+                          task=config.task)
     return run, alive
 
 
@@ -123,7 +128,7 @@ def start(config: RunConfig) -> tuple[RunFolder, BinaryIO | None]:
         # process is the run's; a stale pid of an earlier attempt must not name it.
         by_runner = os.environ.get("STUDIO_JOB_RUNNER") == str(run.path)
         pid = {"pid": status.get("pid") or os.getpid()} if by_runner else {"pid": os.getpid(), "pid_created": None}
-        run.update_status(state="running", method=config.METHOD, started=time.time(),
+        run.update_status(state="running", method=config.METHOD, task=config.task, started=time.time(),
                           step=status.get("step", 0) if run.last_checkpoint() else 0,
                           total_steps=config.max_steps, worker_pid=os.getpid(), error=None, **pid)
         log.info("Run %s (%s) in %s", run.run_id, config.METHOD, run.path)

@@ -9,9 +9,9 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from summarizer.data import LengthFilter, load_split
-from summarizer.prompts import zero_shot
+from summarizer.data import LengthFilter
 from summarizer.runs import RunFolder
+from summarizer.tasks import DEFAULT_TASK, load_examples, prompt
 from training.config import RunConfig
 from training.ranks import StopFlag, agreed_stop, cpu_only, log, mean_over_processes, world_size
 
@@ -37,10 +37,13 @@ class Seq2SeqRunConfig(RunConfig):
 
 
 def load_rows(config: RunConfig, split: str, limit: int):
-    """``limit`` DialogSum dialogues of ``split`` as (prompt, summary, references) rows."""
+    """The first ``limit`` examples of ``config.task`` (:func:`summarizer.tasks.load_examples`) of
+    ``split`` as rows with ``prompt`` (the task's zero-shot prompt), ``summary`` (the target: the
+    first reference; for ``response`` the next turn) and ``references``."""
     length = LengthFilter(config.min_dialogue_chars, config.max_dialogue_chars)
-    rows = load_split(config.dataset, split, length=length, limit=limit)
-    return rows.map(lambda r: {"prompt": zero_shot(r["dialogue"]), "summary": r["references"][0]})
+    task = getattr(config, "task", DEFAULT_TASK)
+    rows = load_examples(config.dataset, split, task, length=length, limit=limit)
+    return rows.map(lambda r: {"prompt": prompt(task, r["dialogue"]), "summary": r["references"][0]})
 
 
 def tokenize_pairs(rows, tokenizer, config: RunConfig):

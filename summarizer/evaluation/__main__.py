@@ -25,6 +25,7 @@ from summarizer.data import default_dataset
 from summarizer.evaluation.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE, RULES
 from summarizer.evaluation.results import EvaluationResult, TOXICITY_PROTOCOL, display_table
 from summarizer.inference.slot_config import SLOTS
+from summarizer.tasks import DEFAULT_TASK, TASKS
 
 DESCRIPTION = ("Evaluate summarization models on DialogSum: ROUGE (best and mean over references), BLEU, "
                "toxicity of the summary alone, bootstrap 95% intervals, length, trainable parameters and "
@@ -62,7 +63,13 @@ def _add_data_flags(data) -> None:
                       help="split (default: %(default)s: 500 dialogues with three references each)")
     data.add_argument("--n", type=int, default=100,
                       help="evaluate the first N dialogues of the split, in file order (default: "
-                           "%(default)s; 0 = the whole split)")
+                           "%(default)s; 0 = the whole split); for --task response the first N with "
+                           "at least three turns")
+    data.add_argument("--task", default=DEFAULT_TASK, choices=TASKS,
+                      help="summary: the dialogue and its human summaries; response: the dialogue "
+                           "cut after turn k (k >= 2, fixed per dialogue id) and turn k+1 as the "
+                           "reference, scored by the same ROUGE, BLEU and reward (summarizer.tasks; "
+                           "default: %(default)s)")
 
 
 def _add_generation_flags(g) -> None:
@@ -144,7 +151,7 @@ def _main_predictions(args: argparse.Namespace) -> int:
     dataset = args.dataset or default_dataset()
     try:
         result = score_predictions_file(args.predictions, dataset, args.split, scorer, tokenizer,
-                                        rule=args.rule, n_resamples=args.bootstrap,
+                                        task=args.task, rule=args.rule, n_resamples=args.bootstrap,
                                         confidence=args.confidence, bootstrap_seed=args.bootstrap_seed)
     except (PredictionsFileError, OSError) as err:
         print(f"error: --predictions {args.predictions}: {err}", file=sys.stderr)
@@ -166,17 +173,17 @@ def _print_report(result: EvaluationResult, rule: str, paths: dict) -> None:
         print(f"{name}: {path}")
 
 
-def load_rows(dataset: str, split: str, n: int) -> list[dict]:
-    """The first ``n`` dialogues (0: all) of ``split``.
+def load_rows(dataset: str, split: str, n: int, task: str = DEFAULT_TASK) -> list[dict]:
+    """The first ``n`` examples (0: all) of ``task`` from ``split`` (:func:`summarizer.tasks.load_examples`).
 
     Raises:
         ValueError: the dataset cannot be loaded, with its name and what to do (the loader's
             ConnectionError, OSError or ValueError, reworded).
     """
-    from summarizer.data import load_split
+    from summarizer.tasks import load_examples
 
     try:
-        return list(load_split(dataset, split, limit=n or None))
+        return list(load_examples(dataset, split, task, limit=n or None))
     except (ConnectionError, OSError, ValueError) as err:
         raise ValueError(f"--dataset {dataset}: cannot load its {split} split ({err}). Give a local "
                          "DialogSum folder with --dataset or $DIALOGSUM_DIR, or a reachable hub id.") from err
@@ -202,12 +209,12 @@ def _evaluate(args: argparse.Namespace, dataset: str) -> EvaluationResult:
     slots = ModelSlots(slot_config_from_args(args), device=args.device, backend=args.backend,
                        compute_type=args.compute_type)
     models = args.models or [m for m in SLOTS if slots.is_filled(m)]
-    rows = load_rows(dataset, args.split, args.n)
+    rows = load_rows(dataset, args.split, args.n, args.task)
     result = evaluate(slots, _scorer(args), rows, settings, models, batch_size=args.batch_size,
                       max_input_tokens=args.max_input_tokens, prompt_mode=args.prompt, rule=args.rule,
                       n_resamples=args.bootstrap, confidence=args.confidence,
                       bootstrap_seed=args.bootstrap_seed, per_model_timing=args.per_model_timing,
-                      on_progress=_progress(args.quiet))
+                      task=args.task, on_progress=_progress(args.quiet))
     result.meta.update(dataset=str(dataset), split=args.split, backend=slots.backend,
                        compute_type=args.compute_type if slots.backend == "ct2" else None)
     return result
@@ -232,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(f"{result.meta['n_dialogues']} dialogues of {dataset} ({args.split}); generation: "
-          f"{result.meta['generation']}; prompt: {args.prompt}")
+          f"{result.meta['generation']}; prompt: {args.prompt}; task: {args.task}")
     _print_report(result, args.rule, paths)
     return 0
 

@@ -34,6 +34,7 @@ from summarizer.evaluation.results import (BOOTSTRAP_METHOD, DIFF_METRICS, Evalu
                                            TOXICITY_TRUNCATION, prediction_rows)
 from summarizer.evaluation.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ci,
                                          paired_difference_ci)
+from summarizer.tasks import DEFAULT_TASK, check_task, examples, task_of, template
 
 TURN_SECONDS = 0.02  # pause between batches in take_turns mode (a batch takes seconds on a CPU)
 CI_METRICS = (*ROUGE_KEYS, "p_hate", "reward")  # per-dialogue metrics that get an interval
@@ -44,12 +45,17 @@ class EvaluationCancelled(RuntimeError):
 
 # ---- the pieces ---------------------------------------------------------------------------
 def build_prompts(rows: Sequence[dict], tokenizer, mode: str = "zero-shot",
-                  max_input_tokens: int = 512) -> tuple[list[str], int]:
-    """Prompts for every row, fitted to ``max_input_tokens``; returns (prompts, number cut to fit)."""
+                  max_input_tokens: int = 512, task: str = DEFAULT_TASK) -> tuple[list[str], int]:
+    """Prompts for every row, fitted to ``max_input_tokens``; returns (prompts, number cut to fit).
+
+    ``zero-shot`` uses ``task``'s template (:func:`summarizer.tasks.template`); ``rows`` are that
+    task's examples (:func:`summarizer.tasks.examples`). Raises ValueError for an unknown task.
+    """
     from summarizer.prompts import build_prompt
 
-    built = [build_prompt(mode, r["dialogue"], tokenizer=tokenizer, max_tokens=max_input_tokens)
-             for r in rows]
+    zero_shot = template(task)
+    built = [build_prompt(mode, r["dialogue"], tokenizer=tokenizer, max_tokens=max_input_tokens,
+                          zero_shot_template=zero_shot) for r in rows]
     return [p.text for p in built], sum(p.truncated_chars > 0 for p in built)
 
 
@@ -262,7 +268,7 @@ def _score_meta(rows: Sequence[dict], models: list[str], rule: str, bootstrap: d
         "toxicity_protocol": TOXICITY_PROTOCOL, "toxicity_model": getattr(scorer, "model_name", None),
         "toxicity_max_tokens": max_length,
         "toxicity_truncation": TOXICITY_TRUNCATION.format(max_length=max_length) if max_length else None,
-        "hate_threshold": HATE_THRESHOLD,
+        "hate_threshold": HATE_THRESHOLD, "task": task_of(rows[0]),
     }
 
 
@@ -288,17 +294,19 @@ def score_predictions(data: bytes, split_rows: Sequence[dict], split: str, score
 
 
 def score_predictions_file(path: Path, dataset, split: str, scorer, tokenizer=None,
-                           **stats) -> EvaluationResult:
-    """:func:`score_predictions` for the CSV at ``path`` and ``split`` of ``dataset``.
+                           task: str = DEFAULT_TASK, **stats) -> EvaluationResult:
+    """:func:`score_predictions` for the CSV at ``path`` and ``split`` of ``dataset``, against
+    ``task``'s examples (:func:`summarizer.tasks.load_examples`; ids are the dialogues' ids).
 
     Raises:
+        ValueError: unknown ``task``.
         summarizer.evaluation.predictions_file.PredictionsFileError: the file cannot be read or matched.
         OSError: the file cannot be opened.
     """
-    from summarizer.data import load_split
+    from summarizer.tasks import load_examples
 
-    result = score_predictions(Path(path).read_bytes(), load_split(dataset, split), split, scorer,
-                               tokenizer, **stats)
+    rows = load_examples(dataset, split, check_task(task))
+    result = score_predictions(Path(path).read_bytes(), rows, split, scorer, tokenizer, **stats)
     result.meta.update(dataset=str(dataset), summaries_from=str(path))
     return result
 
@@ -308,15 +316,18 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
              models: Sequence[str] = ("base",), *, batch_size: int = 8, max_input_tokens: int = 512,
              prompt_mode: str = "zero-shot", rule: str = "best", n_resamples: int = DEFAULT_RESAMPLES,
              confidence: float = DEFAULT_CONFIDENCE, bootstrap_seed: int = 0,
-             per_model_timing: bool = False,
+             per_model_timing: bool = False, task: str = DEFAULT_TASK,
              on_progress: Callable[[float, str], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> EvaluationResult:
-    """Generate every model's summaries once and score them by every metric.
+    """Generate every model's summaries (or, for ``task="response"``, next turns) once and score
+    them by every metric: the same ROUGE, BLEU and toxicity code for every task.
 
     Args:
         slots: a :class:`summarizer.inference.slots.ModelSlots` with the requested slots filled.
         scorer: a :class:`summarizer.toxicity.ToxicityScorer` (None: toxicity columns NaN).
-        rows: dialogues with ``id``, ``dialogue``, ``references`` (list) and optionally ``topic``.
+        rows: dialogues with ``id``, ``dialogue``, ``references`` (list) and optionally ``topic``:
+            DialogSum rows (:func:`summarizer.data.load_split`), turned into ``task``'s examples
+            here, or examples already built for ``task`` (:func:`summarizer.tasks.examples`).
         settings: one decoding configuration for all models.
         models: slot names to evaluate, e.g. ``["base", "lora"]``.
         batch_size: prompts per generation batch (per model; mixed batches hold ``len(models)``x).
@@ -325,6 +336,8 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
         rule: multi-reference rule for intervals, differences and per-dialogue ROUGE-1.
         n_resamples, confidence, bootstrap_seed: bootstrap settings (see :mod:`summarizer.evaluation.stats`).
         per_model_timing: generate each model in its own pass so each gets its own time.
+        task: ``summary`` or ``response`` (:mod:`summarizer.tasks`): the examples and the
+            zero-shot template; recorded as ``task`` and ``task_template`` in the meta.
         on_progress: called as ``on_progress(fraction, message)``.
         should_stop: checked between batches and stages; True cancels.
 
@@ -332,19 +345,20 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
         An :class:`EvaluationResult`.
 
     Raises:
-        ValueError: no rows, no models, a duplicated model, a row without references, or bad settings.
+        ValueError: unknown task (naming ``task``), no rows (also when every dialogue is too short
+            for ``response``), no models, a duplicated model, a row without references, or bad settings.
         summarizer.inference.slots.SlotError: a requested slot is empty or fails to load.
         EvaluationCancelled: ``should_stop`` returned True.
     """
     models = list(models)
-    rows = [dict(r) for r in rows]
+    rows = [dict(r) for r in examples(rows, check_task(task))]
     check_request(rows, models, rule)
     _check_setup(slots, models, settings, prompt_mode)
     stop = should_stop or (lambda: False)
     if on_progress:
         on_progress(0.0, "Loading models")
     slots.load(models)
-    prompts, n_cut = build_prompts(rows, slots.tokenizer, prompt_mode, max_input_tokens)
+    prompts, n_cut = build_prompts(rows, slots.tokenizer, prompt_mode, max_input_tokens, task)
     summaries, seconds = generate_summaries(slots, models, prompts, settings, batch_size,
                                             per_model_timing, on_progress, stop)
     if stop():
@@ -359,6 +373,7 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
     result.meta.update({
         "sources": {m: slots.source(m) for m in models},
         "generation": settings.to_dict(), "prompt_mode": prompt_mode, "batch_size": batch_size,
+        "task": task, "task_template": template(task) if prompt_mode == "zero-shot" else None,
         "max_input_tokens": max_input_tokens, "prompts_cut_to_fit": n_cut,
         "per_model_timing": per_model_timing, "timing_note": TIMING_NOTE,
         "device": str(slots.device), "dtype": str(slots.dtype),

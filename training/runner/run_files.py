@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from summarizer.runs import RUN_ID_RE, SLOTS, open_regular, read_bytes
+from summarizer.tasks import TASKS
 from training import registry
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
@@ -73,7 +74,7 @@ STATUS_FIELDS = {
     "estimate_s": _number, "pid": _count, "pid_created": _number, "worker_pid": _count,
     "cancel_requested": _number, "error": _text, "command": _command, "metrics": _metrics,
     "trainable_params": _count, "total_params": _count, "trainable_percent": _number,
-    "queue_position": _count,
+    "queue_position": _count, "task": lambda v: v if v in TASKS else None,
 }
 
 
