@@ -165,3 +165,18 @@ def test_cli_refuses_an_unknown_task(capsys):
     with pytest.raises(SystemExit) as exit_:
         parse_args(["--task", "reply"])
     assert exit_.value.code == 2 and "argument --task: invalid choice: 'reply'" in capsys.readouterr().err
+
+
+def test_cli_scores_next_turns_produced_elsewhere(dialogsum_dir, tmp_path):
+    from summarizer.evaluation.__main__ import main
+
+    file = tmp_path / "turns.csv"
+    file.write_text(f'id,mine\ntest_0,"{TEST_0_TURN_3}"\ntest_1,Sure.\n')
+    out = tmp_path / "results"
+    assert main(["--predictions", str(file), "--task", "response", "--no-toxicity", "--dataset", str(dialogsum_dir),
+                 "--bootstrap", "50", "--out", str(out), "--offline"]) == 0
+    meta = json.loads((out / "results.json").read_text())
+    assert meta["task"] == "response" and meta["task_template"] is None and meta["ids"] == ["test_0", "test_1"]
+    preds = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert preds.loc[0, "human_summary_1"] == TEST_0_TURN_3 and preds.loc[0, "mine_rouge1"] == pytest.approx(100)
+    assert pd.read_csv(out / "results.csv").loc[0, "rouge1_best"] < 100  # "Sure." is not test_1's next turn

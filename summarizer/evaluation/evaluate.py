@@ -289,7 +289,7 @@ def score_predictions(data: bytes, split_rows: Sequence[dict], split: str, score
     rows, summaries = load_predictions(data, list(split_rows), split, max_summaries)
     tokenizers = {m: tokenizer for m in summaries} if tokenizer is not None else None
     result = score_summaries(rows, summaries, scorer, tokenizers=tokenizers, **stats)
-    result.meta.update(split=split, generation=None, prompt_mode=None)
+    result.meta.update(split=split, generation=None, prompt_mode=None, task_template=None)
     return result
 
 
