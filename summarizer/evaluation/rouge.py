@@ -8,8 +8,9 @@ splits summaries on newlines only); sentences are split after ``.``, ``!`` or ``
 whitespace, so no tokenizer model (nltk punkt) is needed.
 
 Multiple references: for each prediction and each metric, ``best`` takes the highest F-measure
-over its references (the rule of ``rouge_score.scorer.RougeScorer.score_multi`` and of the
-DialogSum paper's multi-reference evaluation), and ``mean`` averages the F-measure over the
+over its references (the rule of ``rouge_score.scorer.RougeScorer.score_multi``; which rule the
+DialogSum paper's figures use has not been checked, so ``best`` is not claimed to be the paper's),
+and ``mean`` averages the F-measure over the
 references. A corpus score is the mean of the per-prediction scores. ``lab`` is the per-dialogue
 form of the lab-comparable figure below: the F-measure of the raw texts (no sentence per line)
 averaged over the references; its corpus mean equals :func:`score_lab` whenever every dialogue
