@@ -17,10 +17,16 @@ components of the graph of pairs that were voted on): the votes say nothing abou
 group compares with another, so a single scale across them would carry an arbitrary offset.
 Each group is therefore centred on 1000 and ranked apart (rows come group by group, each row has
 its ``group``), and the returned ``method`` text says so whenever there is more than one group.
+
+Ratings (:func:`rating_table`): per model and criterion the mean of the 1–5 ratings with a 95%
+Student t-interval, mean ± t(0.975, n−1)·s/√n (Student 1908), clipped to the 1–5 scale; with
+fewer than two ratings there is no interval ("n too small"). The t quantile is computed here
+from the exact t distribution function (Abramowitz & Stegun 1964, 26.7.3–26.7.4), so no scipy.
 """
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Sequence
 
 import numpy as np
@@ -37,6 +43,96 @@ def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, 
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def t_cdf_two_sided(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with ``df`` (whole) degrees of freedom, ``t >= 0``.
+
+    The closed forms of Abramowitz & Stegun (1964), 26.7.3 (odd df) and 26.7.4 (even df), with
+    theta = atan(t / sqrt(df)); a finite sum of df/2 terms, exact up to rounding.
+    """
+    theta = math.atan(t / math.sqrt(df))
+    c2, term, total = math.cos(theta) ** 2, 1.0, 0.0
+    if df % 2 == 0:  # sin(theta) * (1 + 1/2 c^2 + 1*3/(2*4) c^4 + ... up to c^(df-2))
+        for k in range(df // 2):
+            total += term
+            term *= c2 * (2 * k + 1) / (2 * k + 2)
+        return math.sin(theta) * total
+    if df == 1:
+        return 2 * theta / math.pi
+    term = math.cos(theta)  # (2/pi)(theta + sin(theta)(c + 2/3 c^3 + 2*4/(3*5) c^5 + ... up to c^(df-2)))
+    for k in range((df - 1) // 2):
+        total += term
+        term *= c2 * (2 * k + 2) / (2 * k + 3)
+    return 2 / math.pi * (theta + math.sin(theta) * total)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (``0.5 < p < 1``) of Student's t with ``df`` degrees of freedom, by
+    bisection on :func:`t_cdf_two_sided` (e.g. ``t_quantile(0.975, 9)`` = 2.262); above 1000 df
+    the expansion of Abramowitz & Stegun 26.7.5 (error below 1e-12 there) keeps it quick."""
+    if df > 1000:
+        x = NormalDist().inv_cdf(p)
+        g = ((x ** 3 + x) / 4, (5 * x ** 5 + 16 * x ** 3 + 3 * x) / 96,
+             (3 * x ** 7 + 19 * x ** 5 + 17 * x ** 3 - 15 * x) / 384,
+             (79 * x ** 9 + 776 * x ** 7 + 1482 * x ** 5 - 1920 * x ** 3 - 945 * x) / 92160)
+        return x + sum(gk / df ** (k + 1) for k, gk in enumerate(g))
+    target, low, high = 2 * p - 1, 0.0, 1.0
+    while t_cdf_two_sided(high, df) < target:
+        high *= 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if t_cdf_two_sided(mid, df) < target else (low, mid)
+        if high - low < 1e-12:
+            break
+    return (low + high) / 2
+
+
+def mean_interval(values: Sequence[float], lo: float = 1.0, hi: float = 5.0,
+                  level: float = 0.95) -> tuple[float, float, float]:
+    """Mean with its Student t-interval, ``mean ± t((1+level)/2, n−1)·s/√n`` clipped to [lo, hi].
+
+    Returns:
+        (mean, low, high); the bounds are ``nan`` when n < 2 (no spread to estimate), all three
+        ``nan`` when n = 0. ``s`` is the sample standard deviation (n − 1 in the denominator).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = t_quantile((1 + level) / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, max(lo, mean - half), min(hi, mean + half)
+
+
+def rating_table(ratings: Sequence[dict], criteria: Sequence[str] | None = None) -> dict:
+    """Per model (slot, source) and criterion: the mean 1–5 rating with its 95% t-interval.
+
+    Args:
+        ratings: dicts with ``model``, ``source`` and one 1..5 score per criterion (as
+            :meth:`summarizer.arena.ArenaStore.ratings` returns).
+        criteria: the score keys (default :data:`summarizer.arena.store.CRITERIA`).
+
+    Returns:
+        ``{"rows": [...], "n_ratings", "criteria", "method"}``; rows sorted by model then source,
+        each with ``model``, ``source``, ``ratings`` (n) and per criterion ``<c>``, ``<c>_low``,
+        ``<c>_high`` (bounds ``nan`` when n < 2, see :func:`mean_interval`).
+    """
+    if criteria is None:
+        from summarizer.arena.store import CRITERIA as criteria  # the store's names, one source of truth
+    keys = sorted({(r["model"], r["source"]) for r in ratings})
+    rows = []
+    for model, source in keys:
+        mine = [r for r in ratings if (r["model"], r["source"]) == (model, source)]
+        row = {"model": model, "source": source, "ratings": len(mine)}
+        for c in criteria:
+            row[c], row[f"{c}_low"], row[f"{c}_high"] = mean_interval([r[c] for r in mine])
+        rows.append(row)
+    method = ("Ratings 1 (worst) to 5 (best): mean per model and criterion with a 95% Student t-interval "
+              "(mean ± t·s/√n, clipped to 1–5; 'n too small' below 2 ratings), each rating counted as "
+              "independent.")
+    return {"rows": rows, "n_ratings": len(ratings), "criteria": list(criteria), "method": method}
 
 
 def win_matrix(votes: Sequence[tuple[int, int, str]], n_models: int,
@@ -189,9 +285,10 @@ def leaderboard(votes: Sequence[dict], n_bootstrap: int = 200, seed: int = 0) ->
     index = {k: i for i, k in enumerate(keys)}
     coded = [(index[(v["model_a"], v["source_a"])], index[(v["model_b"], v["source_b"])], v["vote"])
              for v in votes]
-    method = ("Win rate = wins / (wins + losses), 95% Wilson interval. Rating: Bradley–Terry maximum "
-              "likelihood (logistic, as Chatbot Arena), 1000 + 400·log10(strength); ties and 'both bad' count as half a "
-              f"win each; 95% percentile bootstrap over {n_bootstrap} resamples of the votes.")
+    method = ("Win rate = wins / (wins + losses), 95% Wilson interval; ties and 'both bad' are left out of it. "
+              "Rating: Bradley–Terry maximum likelihood (logistic, as Chatbot Arena), 1000 + 400·log10(strength); "
+              "a tie or 'both bad' counts as half a win for each model; 95% percentile bootstrap over "
+              f"{n_bootstrap} resamples of the votes.")
     if not keys:
         return {"rows": [], "n_votes": 0, "regularized": False, "method": method}
     groups = groups_of(coded, len(keys))

@@ -3,8 +3,10 @@
 How it works: :func:`serve_pair` picks a random dialogue and two different filled slots in a
 random order ("A" and "B"), generates both summaries and records the *served pair* under an
 unguessable id. :meth:`ArenaStore.vote` accepts one vote (A, B, tie, both bad) per served pair,
-only from the browser session it was served to. :func:`leaderboard` turns the votes into win
-rates and Bradley–Terry ratings.
+only from the browser session it was served to. :meth:`ArenaStore.rate` accepts one 1–5 rating
+of each served summary (A and B) on the four :data:`CRITERIA`, from the same session, under the
+same guarantees. :func:`leaderboard` turns the votes into win rates and Bradley–Terry ratings,
+:func:`~summarizer.arena.leaderboard.rating_table` the ratings into means with t-intervals.
 
 Storage: one SQLite file (``<runs>/arena.sqlite3``) in WAL mode, a new connection per call
 (safe from any thread), ``busy_timeout`` so 30 concurrent voters wait instead of failing, and
@@ -51,9 +53,33 @@ CREATE TABLE IF NOT EXISTS votes (
     model_a TEXT NOT NULL, source_a TEXT NOT NULL, model_b TEXT NOT NULL, source_b TEXT NOT NULL,
     vote TEXT NOT NULL, voted_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS votes_by_class ON votes(class_session);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id TEXT NOT NULL REFERENCES pairs(pair_id),
+    side TEXT NOT NULL CHECK (side IN ('A', 'B')), class_session TEXT NOT NULL,
+    browser_session TEXT NOT NULL, dialogue_id TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL,
+    relevance INTEGER NOT NULL CHECK (relevance BETWEEN 1 AND 5),
+    coherence INTEGER NOT NULL CHECK (coherence BETWEEN 1 AND 5),
+    fluency INTEGER NOT NULL CHECK (fluency BETWEEN 1 AND 5),
+    consistency INTEGER NOT NULL CHECK (consistency BETWEEN 1 AND 5),
+    blind INTEGER NOT NULL, rated_at REAL NOT NULL, UNIQUE (pair_id, side));
+CREATE INDEX IF NOT EXISTS ratings_by_class ON ratings(class_session);
 """
 EXPORT_COLUMNS = ("vote_id", "class_session", "class_name", "browser_session", "dialogue_id",
                   "model_a", "source_a", "model_b", "source_b", "vote", "winner", "voted_at_utc")
+# The four criteria of SummEval (Fabbri et al. 2021, "SummEval: Re-evaluating Summarization
+# Evaluation"), each 1 (worst) to 5 (best). "consistency" is the course's "states something the
+# dialogue does not say", turned so that higher is better: 5 = adds nothing the dialogue does not say.
+CRITERIA = ("relevance", "coherence", "fluency", "consistency")
+CRITERION_HELP = {
+    "relevance": "keeps the dialogue's important points, and only those (5 = all of them)",
+    "coherence": "reads as one well-organised whole (5 = fully)",
+    "fluency": "well-formed, grammatical sentences (5 = no errors)",
+    "consistency": "states nothing the dialogue does not say (5 = adds nothing, 1 = mostly made up)",
+}
+SIDES = ("A", "B")
+SCORES = (1, 2, 3, 4, 5)
+RATING_EXPORT_COLUMNS = ("rating_id", "class_session", "class_name", "browser_session", "pair_id", "side",
+                         "dialogue_id", "model", "source", *CRITERIA, "blind", "rated_at_utc")
 
 
 class ArenaError(ValueError):
@@ -102,6 +128,34 @@ def check_vote(vote) -> str:
         if key.lower() == allowed.lower():
             return allowed
     raise ArenaError(f"vote must be one of {', '.join(repr(v) for v in VOTES)}; got {vote[:20]!r}.")
+
+
+def check_side(side) -> str:
+    """``"A"`` or ``"B"`` (any case); else :class:`ArenaError` naming ``side``."""
+    if not isinstance(side, str) or side.strip().upper() not in SIDES:
+        shown = side[:20] if isinstance(side, str) else type(side).__name__
+        raise ArenaError(f"side must be 'A' or 'B' (which summary of the pair you rate); got {shown!r}.")
+    return side.strip().upper()
+
+
+def check_score(value, field: str) -> int:
+    """A whole number 1..5 (an int, or a string such as ``"4"``); else :class:`ArenaError` naming ``field``."""
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) == 1:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value not in SCORES:
+        shown = repr(value)[:20] if isinstance(value, (int, str)) else type(value).__name__
+        raise ArenaError(f"{field} must be a whole number from 1 (worst) to 5 (best); got {shown}.")
+    return value
+
+
+def check_scores(scores) -> dict[str, int]:
+    """``{criterion: 1..5}`` for every one of :data:`CRITERIA` (no others); :class:`ArenaError` names the field."""
+    if not isinstance(scores, dict):
+        raise ArenaError(f"scores must be a mapping of {', '.join(CRITERIA)} to 1..5; got {type(scores).__name__}.")
+    extra = sorted(str(k)[:20] for k in scores if k not in CRITERIA)
+    if extra:
+        raise ArenaError(f"scores has unknown criteria {', '.join(extra)}; rate {', '.join(CRITERIA)}.")
+    return {c: check_score(scores.get(c), c) for c in CRITERIA}
 
 
 class ArenaStore:
@@ -225,6 +279,78 @@ class ArenaStore:
                        (pair_id, klass["id"], session, *row[1:], vote, time.time()))
         return {"vote": vote, "model_a": row[2], "source_a": row[3], "model_b": row[4], "source_b": row[5],
                 "dialogue_id": row[1], "class_session": klass["name"]}
+
+    def rate(self, pair_id, side, scores, browser_session) -> dict:
+        """Record one rating of summary ``side`` of a served pair, 1..5 on each of :data:`CRITERIA`.
+
+        One rating per summary: the pair must have been served to ``browser_session`` (a pair
+        goes to one session only, so this is one rating per session per served summary). It
+        counts in the class session that is current when it is given. ``blind`` records whether
+        the pair was still unvoted (models unrevealed) at the time. Like a vote, it is committed
+        to disk (WAL, ``synchronous=FULL``) before this returns.
+
+        Args:
+            pair_id: the id :func:`serve_pair` returned.
+            side: ``"A"`` or ``"B"``.
+            scores: ``{"relevance", "coherence", "fluency", "consistency"}`` -> 1..5.
+            browser_session: the rater's session.
+
+        Returns:
+            ``{"rating_id", "pair_id", "side", "dialogue_id", <criteria>, "blind", "class_session"}``;
+            no model name (a blind rating must not reveal the pair before its vote).
+
+        Raises:
+            ArenaError: a bad field, a pair not served to this session, or a second rating of the summary.
+        """
+        pair_id = check_text(pair_id, "pair_id", MAX_PAIR_ID_CHARS, _PAIR_ID)
+        side, scores = check_side(side), check_scores(scores)
+        session = check_text(browser_session, "browser session", MAX_SESSION_CHARS)
+        with self._connect() as db:
+            row = db.execute("SELECT browser_session, dialogue_id, model_a, source_a, model_b, source_b "
+                             "FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone()
+            if row is None or row[0] != session:
+                raise ArenaError(f"pair_id {pair_id[:20]!r} was not served to this session: rate only "
+                                 "the summaries that /arena_next (or the Arena tab) showed you.")
+            if db.execute("SELECT 1 FROM ratings WHERE pair_id = ? AND side = ?", (pair_id, side)).fetchone():
+                raise ArenaError(f"side {side} of pair_id {pair_id[:20]!r} already has your rating: one "
+                                 "rating per summary; rate the other one or ask for the next pair.")
+            blind = db.execute("SELECT 1 FROM votes WHERE pair_id = ?", (pair_id,)).fetchone() is None
+            model, source = row[2:4] if side == "A" else row[4:6]
+            klass = self._current(db)
+            cursor = db.execute(
+                f"INSERT INTO ratings (pair_id, side, class_session, browser_session, dialogue_id, model, source, "
+                f"{', '.join(CRITERIA)}, blind, rated_at) VALUES ({', '.join('?' * (9 + len(CRITERIA)))})",
+                (pair_id, side, klass["id"], session, row[1], model, source, *scores.values(), int(blind),
+                 time.time()))
+        return {"rating_id": cursor.lastrowid, "pair_id": pair_id, "side": side, "dialogue_id": row[1],
+                **scores, "blind": blind, "class_session": klass["name"]}
+
+    def ratings(self, class_session: str | None = None) -> list[dict]:
+        """Every rating (oldest first), or only those of ``class_session`` (an id); ``blind`` as bool."""
+        keys = ("rating_id", "class_session", "class_name", "browser_session", "pair_id", "side", "dialogue_id",
+                "model", "source", *CRITERIA, "blind", "rated_at")
+        query = (f"SELECT r.id, r.class_session, c.name, r.browser_session, r.pair_id, r.side, r.dialogue_id, "
+                 f"r.model, r.source, {', '.join('r.' + c for c in CRITERIA)}, r.blind, r.rated_at FROM ratings r "
+                 "LEFT JOIN class_sessions c ON c.id = r.class_session")
+        with self._connect(write=False) as db:
+            if class_session is None:
+                rows = db.execute(query + " ORDER BY r.id").fetchall()
+            else:
+                rows = db.execute(query + " WHERE r.class_session = ? ORDER BY r.id", (class_session,)).fetchall()
+        return [{**dict(zip(keys, row)), "blind": bool(row[-2])} for row in rows]
+
+    def export_ratings_csv(self, out: str | Path, class_session: str | None = None) -> Path:
+        """Write the ratings as CSV (columns :data:`RATING_EXPORT_COLUMNS`, UTF-8) to ``out``;
+        formula-like text cells get a leading apostrophe, as in :meth:`export_csv`."""
+        out = Path(out)
+        with out.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(RATING_EXPORT_COLUMNS)
+            for r in self.ratings(class_session):
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["rated_at"]))
+                cells = [r[k] for k in RATING_EXPORT_COLUMNS[:-2]] + [int(r["blind"]), when]
+                writer.writerow([spreadsheet_safe(x) for x in cells])
+        return out
 
     def votes(self, class_session: str | None = None) -> list[dict]:
         """Every vote (oldest first), or only those of ``class_session`` (an id)."""
