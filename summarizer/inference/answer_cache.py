@@ -111,10 +111,7 @@ class AnswerCache:
             with self._lock:
                 self.served += 1
             break
-        for row, callback in streams.items():
-            if row < len(answer):
-                callback(answer[row])  # the final text, for a stream that ended before the last token
-        return answer
+        return answer  # streams saw the text as it grew; the caller shows this final one
 
     def _compute(self, key, running: _Running, rows: int, compute) -> list[str]:
         try:

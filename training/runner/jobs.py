@@ -50,7 +50,7 @@ from training.runner.launch import check_processes
 from training.runner.run_files import ACTIVE_STATES, StatusCache
 from training.runner.status_texts import cancel_text, failure_reason, folder_message
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # training/runner/jobs.py -> the project
 MARKER_ENV = "STUDIO_JOB_RUNNER"  # set to the run folder in every child: our marker on re-attach
 RUNNER_LOCK = ".runner.lock"  # one runner ticks a runs folder at a time (also across apps)
 
