@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
 
 # A DialogSum dialogue has at most about 6,000 characters; 20,000 leaves room for pasted
 # conversations while keeping prompt building (one tokenizer pass per cut) fast.
@@ -180,11 +179,6 @@ def check_index(index, n_rows: int, split: str, field: str = "Dialogue number") 
         return whole_number(index, field, 0, n_rows - 1)
     except ValueError as err:
         raise ValueError(f"{err} The {split} split has {n_rows} dialogues.") from None
-
-
-def reference_index(dialogues: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, list[str]]:
-    """Map each cleaned dialogue to its references, so a loaded dialogue finds its summaries."""
-    return {clean_text(d): list(r) for d, r in zip(dialogues, references)}
 
 
 # Leading characters that make a spreadsheet evaluate a CSV cell (OWASP "CSV injection").

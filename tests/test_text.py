@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from summarizer.text import check_index, clean_dialogue, clean_text, parse_indices, reference_index
+from summarizer.text import check_index, clean_dialogue, clean_text, parse_indices
 
 
 def test_clean_text_strips_controls_keeps_newlines_tabs_and_html():
@@ -37,9 +37,11 @@ def test_parse_indices_and_check_index():
         check_index(None, 5, "test")
 
 
-def test_reference_index_keys_are_cleaned():
-    index = reference_index(["a\r\nb "], [["s1", "s2"]])
-    assert index == {"a\nb": ["s1", "s2"]}
+def test_row_index_keys_are_cleaned():
+    from ui.context import row_index
+
+    index = row_index({"id": ["x"], "dialogue": ["a\r\nb "], "references": [["s1", "s2"]]})
+    assert {k: v["references"] for k, v in index.items()} == {"a\nb": ["s1", "s2"]}
 
 
 @pytest.mark.parametrize("value, message", [

@@ -16,6 +16,7 @@ from summarizer.runs import RunFolder
 from training.ranks import StopFlag, is_main_process, log
 from training.seq2seq import Seq2SeqRunConfig, train_seq2seq
 from training import run_life
+from summarizer.tasks import TASKS
 from training.registry import ChartPanel, FormField, MethodSpec, fixed_factor
 
 
@@ -65,7 +66,8 @@ def train(config: FullRunConfig, run: RunFolder, stop: StopFlag) -> dict | None:
 TUNING_FIELDS = (FormField("train_size", "Training dialogues"), FormField("val_size", "Validation dialogues"),
                  FormField("eval_steps", "Validate every N steps"), FormField("max_steps", "Max steps"),
                  FormField("batch_size", "Batch size"), FormField("learning_rate", "Learning rate", float),
-                 FormField("save_steps", "Checkpoint every N steps"))
+                 FormField("save_steps", "Checkpoint every N steps"),
+                 FormField("task", "Task (summary, or the next turn: response)", str, TASKS))
 LOSS_CHART = (ChartPanel("loss", (("loss", "training loss"), ("eval_loss", "validation loss"))),)
 
 CONFIG = FullRunConfig

@@ -24,12 +24,13 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,19}")  # the method part of a run id (summ
 
 @dataclass(frozen=True)
 class FormField:
-    """A number field of a method's Train form: config field ``name``, shown as ``label``;
-    ``kind`` is ``int`` or ``float`` (the form's precision)."""
+    """A field of a method's Train form: config field ``name``, shown as ``label``; ``kind`` is
+    ``int`` or ``float`` (a number box with that precision) or ``str`` with ``choices`` (a dropdown)."""
 
     name: str
     label: str
     kind: type = int
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

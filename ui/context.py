@@ -9,7 +9,8 @@ from pathlib import Path
 
 from summarizer.data import SPLITS, load_split
 from summarizer.inference.slots import ModelSlots
-from summarizer.text import clean_text, reference_index
+from summarizer.tasks import check_task, response_example
+from summarizer.text import clean_text
 from summarizer.toxicity import ToxicityScorer
 from summarizer.uploads import UPLOADED
 from ui.classroom import Classroom, SessionLimit
@@ -21,6 +22,13 @@ MODEL_QUEUE = "model-work"
 # slots, which merge them into batches (summarizer.inference.batcher); the slots' lock still runs
 # one batch at a time. Each session may have SESSION_LIMIT of them waiting (ui.classroom.SessionLimit).
 GENERATION_QUEUE, GENERATION_CONCURRENCY, SESSION_LIMIT = "generation", 64, 2
+
+
+def row_index(rows) -> dict[str, dict]:
+    """Each cleaned dialogue of ``rows`` -> its row (``id``, ``dialogue``, ``references``), so a
+    loaded dialogue finds its summaries (and, for the response task, its turns)."""
+    return {clean_text(d): {"id": i, "dialogue": d, "references": list(r)}
+            for i, d, r in zip(rows["id"], rows["dialogue"], rows["references"])}
 
 
 @dataclass
@@ -47,7 +55,7 @@ class Studio:
     limit: SessionLimit = field(default_factory=lambda: SessionLimit(SESSION_LIMIT))
     uploaded: object = None  # the teacher's own dialogues (summarizer.uploads), split "uploaded"
     _splits: dict = field(default_factory=dict, repr=False)
-    _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> references
+    _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> its row
     _indexed: set = field(default_factory=set, repr=False)  # splits already in _references
     # Cancel buttons: one flag per running job, keyed by browser session ("api" for API clients),
     # kept here so that two apps in one process (the tests) never share them.
@@ -95,10 +103,18 @@ class Studio:
         """Make ``rows`` (:func:`summarizer.uploads.read_dialogues`) the ``uploaded`` split, for
         every session; their references are found for a loaded dialogue as DialogSum's are."""
         self.uploaded = rows
-        self._references.update(reference_index(rows["dialogue"], rows["references"]))
+        self._references.update(row_index(rows))
 
     def references_for(self, dialogue: str) -> list[str]:
         """Human summaries of ``dialogue`` if it is a DialogSum dialogue (any split), else ``[]``.
+
+        Splits are indexed lazily, in order, until the dialogue is found.
+        """
+        row = self.row_for(dialogue)
+        return list(row["references"]) if row else []
+
+    def row_for(self, dialogue: str) -> dict | None:
+        """The DialogSum (or uploaded) row whose dialogue is ``dialogue`` after cleaning, else None.
 
         Splits are indexed lazily, in order, until the dialogue is found.
         """
@@ -108,6 +124,27 @@ class Studio:
                 break
             if name not in self._indexed:
                 rows = self.split(name)
-                self._references.update(reference_index(rows["dialogue"], rows["references"]))
+                self._references.update(row_index(rows))
                 self._indexed.add(name)
-        return list(self._references.get(key, []))
+        return self._references.get(key)
+
+    def task_example(self, task: str, dialogue: str) -> tuple[str, list[str]]:
+        """(what the model reads, its references) for ``dialogue`` under ``task``.
+
+        ``summary``: the dialogue and its human summaries. ``response``: a DialogSum or uploaded
+        dialogue is cut after turn k as the training runs cut it (:func:`summarizer.tasks.response_example`),
+        with turn k+1 as the reference; a pasted conversation is read whole, with no reference.
+
+        Raises:
+            ValueError: unknown task, or a known dialogue too short for the response task.
+        """
+        task = check_task(task, "Task")
+        text = clean_text(dialogue)
+        row = self.row_for(text)
+        if task == "summary" or row is None:
+            return text, list(row["references"]) if row and task == "summary" else []
+        example = response_example(row)
+        if example is None:
+            raise ValueError("Task response: this dialogue has fewer than three turns (or an empty next turn); "
+                             "pick another dialogue or the summary task.")
+        return example["dialogue"], list(example["references"])

@@ -14,6 +14,7 @@ import gradio as gr
 
 from summarizer.inference.generation import GenerationSettings, STRATEGIES
 from summarizer.prompts import Example, MODES, Prompt, build_prompt, shot_costs
+from summarizer.tasks import TASKS, template
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
 from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, rouge_markdown, rouge_report, user_errors)
@@ -24,6 +25,7 @@ DEFAULT_SHOTS = 2
 MAX_EXAMPLES = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
 EXAMPLES_FIELD = "Example dialogues"
 COUNT_FIELD = "How many examples"
+RESPONSE_MODES = ("zero-shot", "raw")  # one- and few-shot examples are solved summaries
 SETTING_NAMES = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", "top_k", "top_p",
                  "num_beams", "seed")
 
@@ -96,41 +98,49 @@ def describe_prompt(prompt: Prompt) -> str:
     return "\n".join(lines + prompt.notes)
 
 
-def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortest=None, progress=None
-            ) -> tuple[str, Prompt, GenerationSettings]:
-    """(cleaned dialogue, built prompt, settings) from the Summarize inputs.
+def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortest=None, progress=None,
+            task: str = "summary") -> tuple[list[str], Prompt, GenerationSettings]:
+    """(references, built prompt, settings) from the Summarize inputs.
+
+    With the ``response`` task a DialogSum or uploaded dialogue is cut after turn k and the
+    reference is turn k+1 (:meth:`Studio.task_example`); the prompt asks for the next turn.
 
     Raises:
         ValueError: any bad input; the message names the field.
     """
     settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, values)))
     mode = one_of(mode, "Prompt", MODES)
-    text = clean_dialogue(dialogue)
+    task = one_of(task, "Task", TASKS)
+    if task == "response" and mode not in RESPONSE_MODES:
+        raise ValueError(f"Prompt: the response task takes {' or '.join(RESPONSE_MODES)} (the examples of one- "
+                         f"and few-shot prompts are summaries); choose one of those or the summary task.")
+    text, references = studio.task_example(task, clean_dialogue(dialogue))
     examples = pick_examples(studio, mode, indices_text, count, shortest)
     if progress:
         progress(0, desc=studio.slots.loading_note())
-    prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
-    return text, prompt, settings
+    prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens,
+                          zero_shot_template=template(task))
+    return references, prompt, settings
 
 
-def outputs(studio: Studio, text: str, prompt: Prompt, summary: str) -> tuple:
+def outputs(references: list[str], prompt: Prompt, summary: str) -> tuple:
     """The five Summarize outputs: prompt, prompt info, summary, ROUGE table, ROUGE JSON."""
-    report = rouge_report(summary, studio.references_for(text))
+    report = rouge_report(summary, references)
     return prompt.text, describe_prompt(prompt), summary, rouge_markdown(report), report
 
 
 def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
-              *settings_and_progress, shortest: ShortestTrain | None = None):
+              *settings_and_progress, shortest: ShortestTrain | None = None, task: str = "summary"):
     """Summarize without streaming (same inputs and outputs as :func:`summarize_streamed`)."""
     *values, progress = settings_and_progress
     with user_errors():
-        text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
+        refs, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress, task)
         summary = studio.slots.answer(["base"], [prompt.text], settings)["base"][0]
-    return outputs(studio, text, prompt, summary)
+    return outputs(refs, prompt, summary)
 
 
 def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
-                       *settings_and_progress, shortest: ShortestTrain | None = None):
+                       *settings_and_progress, shortest: ShortestTrain | None = None, task: str = "summary"):
     """Handler of Summarize. Reads the dialogue box, mode, example indices and count, and the eight
     generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON.
 
@@ -143,7 +153,7 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
     """
     *values, progress = settings_and_progress
     with user_errors():
-        text, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress)
+        refs, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress, task)
     yield prompt.text, describe_prompt(prompt), "", "", None
     updates: queue.SimpleQueue = queue.SimpleQueue()
     cancel, result = threading.Event(), {}
@@ -168,7 +178,7 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
     if "error" in result:
         with user_errors():
             raise result["error"]
-    yield outputs(studio, text, prompt, result["summary"])
+    yield outputs(refs, prompt, result["summary"])
 
 
 def generation_controls() -> list[gr.components.Component]:
@@ -195,6 +205,8 @@ def build(studio: Studio) -> dict:
     dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
     upload = uploads.panel(studio)
     with gr.Row():
+        task = ChoiceRadio(list(TASKS), value="summary", label="Task (response: write the next turn)",
+                           elem_id="prompting-task")
         mode = ChoiceRadio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
         indices = TextField("", label=f"{EXAMPLES_FIELD}: train numbers, e.g. 40, 80 (at most {MAX_EXAMPLES}; "
                                        "blank = the N shortest, which fit best)", elem_id="prompting-examples")
@@ -220,16 +232,16 @@ def build(studio: Studio) -> dict:
     shortest = ShortestTrain(studio)
 
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
-                          strategy, temperature, top_k, top_p, num_beams, seed, request: gr.Request,
+                          strategy, temperature, top_k, top_p, num_beams, seed, task, request: gr.Request,
                           progress=gr.Progress()):
         """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`);
         at most ``SESSION_LIMIT`` requests of one session wait at a time."""
         with studio.limit.admit(request):
             yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
                                           min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed,
-                                          progress, shortest=shortest)
+                                          progress, shortest=shortest, task=task)
 
-    run.click(summarize_clicked, [dialogue, mode, indices, count, *controls],
+    run.click(summarize_clicked, [dialogue, mode, indices, count, *controls, task],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     return {"summary": summary, "teacher_only": [upload["box"]]}

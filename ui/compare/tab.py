@@ -19,13 +19,13 @@ from pathlib import Path
 import gradio as gr
 
 from summarizer.inference.generation import GenerationSettings
-from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SlotError
-from summarizer.inference.slot_config import SLOTS
+from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SLOTS, SlotError
 from summarizer.prompts import build_prompt
-from summarizer.runs import finished_runs
+from summarizer.runs import finished_runs, read_status
+from summarizer.tasks import TASKS, template
 from summarizer.text import clean_dialogue
 
-from ui.common import FreeNumber, dialogue_picker, rouge_report, user_errors
+from ui.common import ChoiceRadio, FreeNumber, dialogue_picker, one_of, rouge_report, user_errors
 from summarizer.text import whole_number
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, MODEL_QUEUE, Studio
 from ui.compare.handout import write_handout
@@ -36,23 +36,29 @@ TEACHER_FNS = {"apply_clicked", *(f"set_{slot}" for slot in PICKABLE)}
 MAX_SOURCE_CHARS = 1000  # a hub id or folder path; longer is not a path this machine can open
 
 
-def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress) -> dict:
-    """Summaries and scores of ``dialogue`` from every filled slot; empty slots say how to fill them.
+def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress, task: str = "summary") -> dict:
+    """Summaries (or, for the ``response`` task, next turns) and scores of ``dialogue`` from every
+    filled slot; empty slots say how to fill them; a slot trained on another task is said.
 
     Returns:
-        ``{"prompt_notes": [...], "references": [...], "slots": [row per slot]}``; a row has
-        ``slot``, ``label``, ``filled``, ``summary`` and, when filled, ``reward``, ``p_hate``,
-        ``rouge1`` and ``rougeL`` (best over references, 0..1; ``None`` without references).
+        ``{"prompt_notes": [...], "references": [...], "slots": [row per slot], "task": ...}``; a row
+        has ``slot``, ``label``, ``filled``, ``summary`` and, when filled, ``reward``, ``p_hate``,
+        ``rouge1`` and ``rougeL`` (best over references, 0..1; ``None`` without references) and
+        ``trained_task`` (the task of the slot's training run, None when it is no run).
     """
     settings = GenerationSettings(max_new_tokens=whole_number(max_new_tokens, "Max new tokens", 1, 512))
-    text = clean_dialogue(dialogue)
+    task = one_of(task, "Task", TASKS)
+    text, refs = studio.task_example(task, clean_dialogue(dialogue))
     filled = [s for s in SLOTS if studio.slots.is_filled(s)]
     progress(0, desc=studio.slots.loading_note(filled))
-    prompt = build_prompt("zero-shot", text, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens)
+    prompt = build_prompt("zero-shot", text, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens,
+                          zero_shot_template=template(task))
     summaries = studio.slots.answer(filled, [prompt.text], settings)  # batched with other sessions' requests
     progress(0.9, desc="scoring toxicity")
     scores = dict(zip(filled, studio.toxicity.score([summaries[s][0] for s in filled])))
-    refs = studio.references_for(text)
+    trained = {slot: run_task(studio.slots.source(slot)) for slot in filled}
+    notes = [f"The {slot} slot's run was trained for the {was} task, not {task}: its output shows that."
+             for slot, was in trained.items() if was and was != task]
     rows = []
     for slot in SLOTS:
         row = {"slot": slot, "label": SLOT_LABELS[slot], "filled": slot in filled}
@@ -60,12 +66,28 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
             summary = summaries[slot][0]
             rouge = rouge_report(summary, refs).get("best", {})
             row.update(summary=summary, reward=scores[slot].reward, p_hate=scores[slot].p_hate,
-                       rouge1=rouge.get("rouge1"), rougeL=rouge.get("rougeL"))
+                       rouge1=rouge.get("rouge1"), rougeL=rouge.get("rougeL"), trained_task=trained[slot])
         else:
             row["summary"] = EMPTY_SLOT_HELP[slot]
         rows.append(row)
-    return {"dialogue": text, "prompt": prompt.text, "prompt_notes": prompt.notes, "references": refs,
-            "slots": rows}
+    return {"dialogue": text, "prompt": prompt.text, "prompt_notes": [*notes, *prompt.notes], "references": refs,
+            "slots": rows, "task": task}
+
+
+def slot_line(studio: Studio, slot: str) -> str:
+    """The slot's one-line description, with the task its training run was trained for."""
+    task = run_task(studio.slots.source(slot))
+    return studio.slots.describe(slot) + (f"; trained for the {task} task" if task else "")
+
+
+def run_task(source: str | None) -> str | None:
+    """The task a slot's training run was trained for (its ``status.json``), or None when the
+    source is no run's ``model`` folder (a hub model, a folder of one's own) or says none."""
+    if not source or Path(source).name != "model":
+        return None
+    status = read_status(Path(source).parent) or {}
+    task = status.get("task")
+    return task if task in TASKS else None
 
 
 def score_line(row: dict) -> str:
@@ -141,7 +163,7 @@ def apply_source(studio: Studio, slot: str, source: str | None, progress=lambda 
         if f"{slot} " in str(err):
             raise
         raise SlotError(f"The {slot} slot's source: {err}") from err
-    return studio.slots.describe(slot)
+    return slot_line(studio, slot)
 
 
 def picker_value(studio: Studio, slot: str, choices: list[tuple[str, str]] | None = None) -> str | None:
@@ -167,7 +189,7 @@ def apply_in_page(studio: Studio, slot: str, source, progress=lambda *a, **k: No
         status = apply_source(studio, slot, source, progress)
     except SlotError as err:
         gr.Warning(str(err))
-        return studio.slots.describe(slot), gr.Dropdown(value=picker_value(studio, slot))
+        return slot_line(studio, slot), gr.Dropdown(value=picker_value(studio, slot))
     return status, gr.Dropdown()
 
 
@@ -191,7 +213,7 @@ def api_setter(studio: Studio, slot: str):
 def page_state(studio: Studio) -> list:
     """Values for every page load: the base box, the three status boxes and the three pickers
     (choices from the runs folder, value = the slot's current source)."""
-    statuses = [studio.slots.describe(slot) for slot in ("base", *PICKABLE)]
+    statuses = [slot_line(studio, slot) for slot in ("base", *PICKABLE)]
     grouped = choices_by_slot(studio)
     pickers = [gr.Dropdown(choices=grouped[slot], value=picker_value(studio, slot, grouped[slot]))
                for slot in PICKABLE]
@@ -224,7 +246,7 @@ def slot_pickers(studio: Studio) -> tuple[dict, list]:
                                         allow_custom_value=True, label=f"{SLOT_LABELS[slot]} source",
                                         elem_id=f"compare-pick-{slot}", scale=4)
             apply = gr.Button("Apply", elem_id=f"compare-apply-{slot}", scale=0)
-        statuses.append(gr.Textbox(studio.slots.describe(slot), label=f"{slot} slot now", interactive=False,
+        statuses.append(gr.Textbox(slot_line(studio, slot), label=f"{slot} slot now", interactive=False,
                                    elem_id=f"compare-source-{slot}"))
 
         apply.click(apply_handler(studio, slot), pickers[slot], [statuses[-1], pickers[slot]], api_visibility="private",
@@ -241,13 +263,15 @@ def build(studio: Studio) -> dict:
         ``load`` with ``load_outputs``: app.py runs ``load`` on every page load so the boxes show
         the server's slots.
     """
-    gr.Markdown("The same dialogue through every filled slot, with the zero-shot prompt and greedy "
-                "decoding. Reward is the hate-speech classifier's `nothate` logit (higher = less "
+    gr.Markdown("The same dialogue through every filled slot, with the zero-shot prompt (of the summary or "
+                "the next-turn task) and greedy decoding. Reward is the hate-speech classifier's `nothate` logit (higher = less "
                 "hateful); ROUGE is the best F-measure ×100 over the human references.")
     dialogue, _, _ = dialogue_picker(studio, "compare", api_name=None)
     with gr.Row():
         max_new = FreeNumber(GenerationSettings().max_new_tokens, precision=0, label="Max new tokens (1..512)",
                              elem_id="compare-max-new", scale=1)
+        task = ChoiceRadio(list(TASKS), value="summary", label="Task (response: the next turn)",
+                           elem_id="compare-task", scale=1)
         run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=2)
     notes = gr.Textbox(label="Prompt notes", interactive=False, elem_id="compare-notes")
     with gr.Row():
@@ -262,11 +286,11 @@ def build(studio: Studio) -> dict:
         pickers, statuses = slot_pickers(studio)
         refresh = gr.Button("Refresh finished runs", elem_id="compare-refresh")
 
-    def compare_clicked(dialogue, max_new_tokens, request: gr.Request, progress=gr.Progress()):
-        """Reads the dialogue box and max new tokens; updates prompt notes, the four summary and
-        score boxes, and the JSON."""
+    def compare_clicked(dialogue, max_new_tokens, task, request: gr.Request, progress=gr.Progress()):
+        """Reads the dialogue box, max new tokens and the task; updates prompt notes, the four
+        summary and score boxes, and the JSON."""
         with studio.limit.admit(request), user_errors():
-            out = compare_slots(studio, dialogue, max_new_tokens, progress)
+            out = compare_slots(studio, dialogue, max_new_tokens, progress, task)
         cells = [v for row in out["slots"] for v in (row["summary"], score_line(row))]
         return ["\n".join(out["prompt_notes"]) or "none: the whole dialogue fits", *cells, out]
 
@@ -276,7 +300,7 @@ def build(studio: Studio) -> dict:
         return [gr.Dropdown(choices=grouped[slot]) for slot in PICKABLE]
 
     outputs = [notes, *[box for panel in panels for box in panel], results]
-    run.click(compare_clicked, [dialogue, max_new], outputs, api_name="compare",
+    run.click(compare_clicked, [dialogue, max_new, task], outputs, api_name="compare",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     def export_clicked(results):
         """Reads the results JSON; updates the handout files (Markdown and CSV)."""

@@ -126,9 +126,12 @@ def build_form(spec: registry.MethodSpec, runner: JobRunner) -> MethodForm:
     runs = listed_runs(runner)
     with gr.Row():
         for f in spec.fields:
-            form.components[f.name] = gr.Number(
-                value=defaults[f.name].default, label=f.label, precision=0 if f.kind is int else None,
-                elem_id=f"train-{spec.name}-{f.name.replace('_', '-')}")
+            elem_id = f"train-{spec.name}-{f.name.replace('_', '-')}"
+            form.components[f.name] = (
+                gr.Dropdown(list(f.choices), value=defaults[f.name].default, label=f.label, elem_id=elem_id)
+                if f.choices else
+                gr.Number(value=defaults[f.name].default, label=f.label, precision=0 if f.kind is int else None,
+                          elem_id=elem_id))
     for picker in spec.pickers:
         form.pickers[picker.name] = form.components[picker.name] = gr.Dropdown(
             choices=run_choices(runs, picker), value="", label=picker.label, allow_custom_value=True,

@@ -1,0 +1,71 @@
+"""The response task in Prompting and Compare: the cut dialogue, its reference, a run's task beside its slot."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from summarizer.data import load_split
+from summarizer.tasks import RESPONSE_TEMPLATE, response_example
+from tests.app_server import running_app
+from training.full import SPEC as FULL
+from training.lora import SPEC as LORA
+
+SETTINGS = (2, 16, 0, "greedy", 0.7, 50, 1.0, 4, 42)  # count, max/min new, strategy, temperature, ...
+
+
+@pytest.fixture(scope="module")
+def response_run(random_adapter, tmp_path_factory):
+    """A run folder whose adapter was 'trained' for the response task (its status says so)."""
+    run = tmp_path_factory.mktemp("runs") / "lora-response"
+    shutil.copytree(random_adapter, run / "model")
+    (run / "status.json").write_text(json.dumps({"state": "completed", "method": "lora", "slot": "lora",
+                                                 "task": "response"}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def served(tiny_t5, tiny_classifier, dialogsum_dir, response_run, tmp_path_factory):
+    with running_app(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path_factory.mktemp("app-runs"),
+                     lora=response_run / "model") as (studio, url):
+        yield studio, Client(url, verbose=False)
+
+
+def test_prompting_with_the_response_task_reads_the_cut_dialogue_and_scores_the_next_turn(served, dialogsum_dir):
+    studio, client = served
+    row = load_split(str(dialogsum_dir), "test")[3]
+    example = response_example(row)
+    prompt, _, summary, _, rouge = client.predict(row["dialogue"], "zero-shot", "", *SETTINGS, "response",
+                                                  api_name="/summarize")
+    assert prompt == RESPONSE_TEMPLATE.format(dialogue=example["dialogue"])
+    assert rouge["references"] == example["references"]  # the next turn, not the summaries
+    pasted, *_ = client.predict("#Person1#: Shall we go?\n#Person2#: Yes.", "zero-shot", "", *SETTINGS, "response",
+                                api_name="/summarize")
+    assert pasted == RESPONSE_TEMPLATE.format(dialogue="#Person1#: Shall we go?\n#Person2#: Yes.")
+    with pytest.raises(AppError, match="Prompt: the response task takes zero-shot or raw"):
+        client.predict(row["dialogue"], "few-shot", "", *SETTINGS, "response", api_name="/summarize")
+    summary_task, *_ = client.predict(row["dialogue"], "zero-shot", "", *SETTINGS, api_name="/summarize")
+    assert "Summary:" in summary_task  # the task defaults to summary for older clients
+
+
+def test_compare_says_when_a_slot_was_trained_for_another_task(served, dialogsum_dir):
+    studio, client = served
+    row = load_split(str(dialogsum_dir), "test")[5]
+    notes, *_, results = client.predict(row["dialogue"], 16, "summary", api_name="/compare")
+    assert "The lora slot's run was trained for the response task, not summary" in notes
+    lora = next(r for r in results["slots"] if r["slot"] == "lora")
+    assert lora["trained_task"] == "response" and results["task"] == "summary"
+    notes, *_, results = client.predict(row["dialogue"], 16, "response", api_name="/compare")
+    assert "trained for" not in notes and results["references"] == response_example(row)["references"]
+    from ui.compare.tab import slot_line
+
+    assert slot_line(studio, "lora").endswith("; trained for the response task")
+
+
+def test_the_train_forms_offer_the_task():
+    for spec in (FULL, LORA):
+        (field,) = [f for f in spec.fields if f.name == "task"]
+        assert field.choices == ("summary", "response") and field.kind is str
