@@ -69,3 +69,16 @@ def test_the_train_forms_offer_the_task():
     for spec in (FULL, LORA):
         (field,) = [f for f in spec.fields if f.name == "task"]
         assert field.choices == ("summary", "response") and field.kind is str
+
+
+def test_evaluate_tab_on_the_response_task_judges_the_next_turn(served, dialogsum_dir):
+    studio, client = served
+    status, table, *_, preds, files = client.predict(["base"], 2, "test", 8, "response", api_name="/evaluate")
+    rows = load_split(str(dialogsum_dir), "test")
+    expected = [response_example(rows[i])["references"][0] for i in range(2)]
+    import pandas as pd
+
+    (predictions,) = [f for f in files if f.endswith("predictions.csv")]
+    assert sorted(pd.read_csv(predictions)["human_summary_1"]) == sorted(expected)
+    (results_json,) = [f for f in files if f.endswith("results.json")]
+    assert json.loads(open(results_json).read())["task"] == "response"

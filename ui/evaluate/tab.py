@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from summarizer.data import SPLITS
+from summarizer.tasks import TASKS, examples
 from summarizer.uploads import UPLOADED
 from summarizer.evaluation.evaluate import evaluate
 from summarizer.evaluation.results import HATE_THRESHOLD, TOXICITY_PROTOCOL
@@ -29,7 +30,7 @@ from summarizer.evaluation.evaluate import EvaluationCancelled
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SlotError
 from summarizer.inference.slot_config import SLOTS
-from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, PROTOCOLS_NOTE, ROUGE_KEYS, ROUGE_NAMES
+from summarizer.evaluation.rouge import PROTOCOLS_NOTE, ROUGE_KEYS, ROUGE_NAMES
 
 from ui.common import FreeCheckboxGroup, FreeDropdown, FreeSlider, chosen_values, one_of, user_errors
 from summarizer.text import whole_number
@@ -249,7 +250,10 @@ def _layout(studio: Studio) -> dict:
                                       info="test: 500 dialogues, three human summaries each"),
                 "max_new": FreeSlider(*MAX_NEW_TOKENS, value=200, step=1, label="Max new tokens",
                                       info="greedy decoding, zero-shot prompt, same for every model",
-                                      elem_id="evaluate-max-new")}
+                                      elem_id="evaluate-max-new"),
+                "task": FreeDropdown(list(TASKS), value="summary", label="Task",
+                                     info="response: each dialogue cut after turn k, judged on turn k+1",
+                                     elem_id="evaluate-task")}
     with gr.Row():
         view["run"] = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
         view["cancel"] = gr.Button("Cancel", variant="stop")
@@ -283,19 +287,22 @@ def _shown(result, out: Path, paths: dict, chosen: list[str]) -> tuple:
 
 def _runner(studio: Studio):
     """The Evaluate button's handler over :func:`evaluate` (its parameters name the API's inputs)."""
-    def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, request: gr.Request,
+    def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, task, request: gr.Request,
                        progress=gr.Progress()):
-        """Reads models, N, split, max new tokens; updates status, table, charts, predictions, files."""
+        """Reads models, N, split, max new tokens and the task; updates status, table, charts,
+        predictions, files. With the response task the first N dialogues that make a next-turn
+        example are evaluated on their next turn."""
         with user_errors():
             chosen, n_rows, split_name, max_new = check_request(chosen, n_dialogues, split_name, max_new_tokens)
+            task = one_of(task, "Task", TASKS)
         empty = [c for c in chosen if not studio.slots.is_filled(c)]
         if empty:
             raise gr.Error(" ".join(f"{SLOT_LABELS[c]}: {EMPTY_SLOT_HELP[c]}." for c in empty))
         try:
             with studio.running(getattr(request, "session_hash", None)) as flag:
                 settings = GenerationSettings(max_new_tokens=max_new).validate()
-                rows = studio.split(split_name).select(range(min(n_rows, len(studio.split(split_name)))))
-                result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen,
+                rows = examples(studio.split(split_name), task, limit=n_rows)
+                result = evaluate(studio.slots, studio.toxicity, list(rows), settings, chosen, task=task,
                                   max_input_tokens=studio.max_input_tokens, rule=TAB_RULE,
                                   on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
         except EvaluationCancelled:
@@ -333,7 +340,7 @@ def build(studio: Studio) -> dict:
     """
     v = _layout(studio)
     outputs = [v[k] for k in ("status", "table", "chart", "tox_chart", "predictions", "files", "results_state")]
-    run_event = v["run"].click(_runner(studio), [v["models"], v["n"], v["split"], v["max_new"]], outputs,
+    run_event = v["run"].click(_runner(studio), [v["models"], v["n"], v["split"], v["max_new"], v["task"]], outputs,
                                api_name="evaluate", concurrency_id=MODEL_QUEUE)
     v["cancel"].click(_canceller(studio), None, v["status"], cancels=[run_event], api_name="cancel_evaluation")
     v["metric"].change(show_metric, [v["results_state"], v["metric"]], v["chart"], queue=False, api_name=False)
