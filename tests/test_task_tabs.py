@@ -82,3 +82,16 @@ def test_evaluate_tab_on_the_response_task_judges_the_next_turn(served, dialogsu
     assert sorted(pd.read_csv(predictions)["human_summary_1"]) == sorted(expected)
     (results_json,) = [f for f in files if f.endswith("results.json")]
     assert json.loads(open(results_json).read())["task"] == "response"
+
+
+def test_prompt_lab_on_the_response_task_fills_templates_with_the_cut_dialogues(served, dialogsum_dir):
+    studio, client = served
+    gen = (8, 0, "greedy", 0.7, 50, 1.0, 4, 42)
+    status, table, chart, outputs, files = client.predict(
+        "base", "test", 2, 0, RESPONSE_TEMPLATE, "", "", "", "", "", *gen, "response", api_name="/prompt_lab")
+    (lab_json,) = [f for f in files if f.endswith(".json")]
+    meta = json.loads(open(lab_json).read())
+    assert meta["task"] == "response"
+    built = [response_example(r) for r in load_split(str(dialogsum_dir), "test")]
+    contexts = {e["dialogue"] for e in built if e}
+    assert all(row[outputs["headers"].index("dialogue")] in contexts for row in outputs["data"])

@@ -26,8 +26,9 @@ from summarizer.prompt_lab.templates import (MAX_TEMPLATES, MAX_TEMPLATE_CHARS, 
                                              preset)
 from summarizer.evaluation.rouge import ROUGE_KEYS, ROUGE_NAMES
 
+from summarizer.tasks import TASKS, examples
 from summarizer.uploads import UPLOADED
-from ui.common import user_errors
+from ui.common import one_of, user_errors
 from summarizer.text import whole_number
 from ui.context import Studio
 from ui.evaluate.tab import results_dir
@@ -106,6 +107,8 @@ def _layout_form() -> dict:
         view = {"model": gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
                                      elem_id="lab-model"),
                 "split": gr.Dropdown(["test", "validation", "train", UPLOADED], value="test", label="Split"),
+                "task": gr.Dropdown(list(TASKS), value="summary", label="Task (response: the next turn)",
+                                    elem_id="lab-task"),
                 "n": gr.Slider(1, MAX_DIALOGUES, value=20, step=1,
                                 label=f"Dialogues (N; a best template needs N ≥ {MIN_VERDICT_N})", elem_id="lab-n"),
                 "dialogue_seed": gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",
@@ -181,8 +184,9 @@ def _preset_applier(studio: Studio):
 def _runner(studio: Studio):
     """The Run button's handler over :func:`run_lab` (its parameters name the API's inputs)."""
     def run(model_name, split_name, n_dialogues, seed, t1, t2, t3, t4, t5, t6, max_new, min_new, strategy,
-            temperature, top_k, top_p, beams, gen_seed, request: gr.Request, progress=gr.Progress()):
-        """Reads model, split, N, dialogue seed, the six templates and eight generation settings;
+            temperature, top_k, top_p, beams, gen_seed, task, request: gr.Request, progress=gr.Progress()):
+        """Reads model, split, N, dialogue seed, the six templates, eight generation settings and
+        the task (response: each dialogue cut after turn k, judged on turn k+1);
         updates status, table, chart, per-dialogue outputs, files and the stored table."""
         texts = (t1, t2, t3, t4, t5, t6)  # MAX_TEMPLATES boxes
         settings_values = (max_new, min_new, strategy, temperature, top_k, top_p, beams, gen_seed)
@@ -194,7 +198,8 @@ def _runner(studio: Studio):
             n = whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES)
             templates, names = templates_from_boxes(texts)
             settings = GenerationSettings.from_dict(dict(zip(SETTING_NAMES, settings_values)))
-            rows_all = studio.split(split_name)
+            task = one_of(task, "Task", TASKS)
+            rows_all = examples(studio.split(split_name), task)
             idx = pick_dialogues(len(rows_all), n, dialogue_seed)
             try:
                 result = run_lab(studio.slots, model_name, templates, [rows_all[i] for i in idx], settings,
@@ -202,7 +207,7 @@ def _runner(studio: Studio):
                                  on_progress=lambda f, msg: progress(f, desc=msg), should_stop=flag.is_set)
             except EvaluationCancelled:
                 return ("Prompt Lab run cancelled.",) + (gr.update(),) * 5
-        result.meta.update(dataset=str(studio.dataset), split=split_name, dialogue_seed=dialogue_seed)
+        result.meta.update(dataset=str(studio.dataset), split=split_name, dialogue_seed=dialogue_seed, task=task)
         out = results_dir() / f"prompt-lab-{datetime.now():%Y%m%d-%H%M%S-%f}"
         paths = result.write(out)
         return (_status(result, out), by_template(result), lab_figure(result.table, "rouge1"),
@@ -225,7 +230,8 @@ def _wire(studio: Studio, form: dict, res: dict) -> None:
     apply_preset = _preset_applier(studio)
     for box, picker in zip(form["boxes"], form["pickers"]):
         picker.change(apply_preset, picker, box, api_visibility="private")
-    inputs = [form["model"], form["split"], form["n"], form["dialogue_seed"], *form["boxes"], *form["controls"]]
+    inputs = [form["model"], form["split"], form["n"], form["dialogue_seed"], *form["boxes"], *form["controls"],
+              form["task"]]
     run_event = res["run"].click(_runner(studio), inputs,
                                  [res[k] for k in ("status", "table", "chart", "outputs", "files", "table_state")],
                                  api_name="prompt_lab", concurrency_id=LAB_QUEUE)
