@@ -31,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "Arena, and cannot change slots, train, evaluate or reset the Arena. Needs --auth")
     s.add_argument("--student-auth-file", metavar="FILE",
                    help="a file of student logins, one USER:PASSWORD per line")
+    s.add_argument("--lesson", metavar="FILE",
+                   help="start with this lesson (a JSON file saved from the page's Lessons panel, e.g. "
+                        "runs/lessons/<name>.json): its slots, engine, uploaded dialogues and page values")
     s.add_argument("--presenter", action="store_true",
                    help="start in presenter mode: larger text for a projector (a toggle in the page header)")
     add_offline_flag(s)
@@ -104,9 +107,29 @@ def make_studio(args: argparse.Namespace):
 
     slots = ModelSlots(slot_config(args), device=args.device, backend=args.backend,
                        compute_type=args.compute_type)
-    return Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
-                  dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir),
-                  classroom=getattr(args, "classroom", None) or Classroom())
+    studio = Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
+                    dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir),
+                    classroom=getattr(args, "classroom", None) or Classroom())
+    if getattr(args, "lesson", None):
+        open_lesson_file(studio, args.lesson)
+    return studio
+
+
+def open_lesson_file(studio, path: str) -> None:
+    """``--lesson FILE``: apply the lesson at start and print what it could not restore.
+
+    Raises:
+        SystemExit: the file is not a lesson (status 2, the message names the file and field).
+    """
+    from summarizer.lessons import LessonError, load_lesson
+    from ui.lessons import apply_lesson
+
+    try:
+        lesson = load_lesson(path)  # a path the user typed: any file may be given
+    except (LessonError, OSError) as err:
+        raise SystemExit(f"error: --lesson {path}: {err}") from None
+    for note in apply_lesson(studio, lesson):
+        print(f"lesson {lesson.name!r}: {note}", flush=True)
 
 
 def build_demo(studio, notice: str = "", presenter_mode: bool = False):
@@ -115,7 +138,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import arena, backend, presenter, prompt_lab, prompting, toxicity, uploads
+    from ui import arena, backend, lessons, presenter, prompt_lab, prompting, toxicity, uploads
     from ui.compare import tab as compare
     from ui.evaluate import predictions_upload, tab as evaluate
     from ui.train import tab as train
@@ -131,6 +154,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
         with gr.Accordion("Inference engine", open=False) as engine_box, \
                 room.section(demo, "the inference engine", student=False):
             backend.build(studio)
+        lesson_view = lessons.layout()
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"), \
                     room.section(demo, "Prompting", teacher_fns=uploads.TEACHER_FNS):
@@ -153,13 +177,15 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                 lab_view = prompt_lab.build(studio)
             with gr.Tab("Arena", id="arena"), room.section(demo, "the Arena", teacher_fns=arena.TEACHER_FNS):
                 arena_view = arena.build(studio)
+        with room.section(demo, "lessons", student=False):  # after the tabs: it fills their fields
+            lessons.wire(studio, lesson_view, [*prompting_view["lesson_fields"], *lab_view["templates"]], demo)
         # Every page load shows the server's state now (slots, finished runs, the selected run and
         # its settings), not the start-up one.
         for view in (compare_view, evaluate_view):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
         for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
             demo.load(**hook, api_visibility="private")           # form previews, leaderboard
-        room.hide_from_students(demo, [engine_box, train_body, evaluate_body, *prompting_view["teacher_only"],
+        room.hide_from_students(demo, [engine_box, lesson_view["box"], train_body, evaluate_body, *prompting_view["teacher_only"],
                                         *compare_view["teacher_only"],
                                         *lab_view["teacher_only"], *arena_view["teacher_only"]],
                                 notes=[train_note, evaluate_note])

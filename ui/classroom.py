@@ -146,6 +146,7 @@ def _guarded(fn, classroom: Classroom, action: str):
     own = next((p.name for p in sig.parameters.values()
                 if p.annotation is gr.Request or "Request" in str(p.annotation)), None)
     params = list(sig.parameters.values())
+    at = len(params)
     if own is None:  # add a request parameter Gradio fills, after the positional inputs (and progress)
         at = next((k for k, p in enumerate(params) if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)),
                   len(params))
@@ -153,14 +154,14 @@ def _guarded(fn, classroom: Classroom, action: str):
                                             default=None, annotation=gr.Request))
 
     def check(args, kwargs):
-        bound = inspect.Signature(params).bind(*args, **kwargs)
-        request = bound.arguments.get(own or "_request")
+        request = inspect.Signature(params).bind(*args, **kwargs).arguments.get(own or "_request")
         message = classroom.refusal(request, action)
         if message:
             raise gr.Error(message, print_exception=False)
-        if own is None:
-            bound.arguments.pop("_request", None)
-        return bound.args, bound.kwargs
+        if own is None:  # take out the request Gradio put in for this check (at its position)
+            args = args[:at] + args[at + 1:] if len(args) > at else args
+            kwargs = {k: v for k, v in kwargs.items() if k != "_request"}
+        return args, kwargs
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)

@@ -54,6 +54,7 @@ class Studio:
     classroom: Classroom = field(default_factory=Classroom)
     limit: SessionLimit = field(default_factory=lambda: SessionLimit(SESSION_LIMIT))
     uploaded: object = None  # the teacher's own dialogues (summarizer.uploads), split "uploaded"
+    lesson: object = None  # the lesson last opened (summarizer.lessons.Lesson): what page loads show
     _splits: dict = field(default_factory=dict, repr=False)
     _references: dict = field(default_factory=dict, repr=False)  # cleaned dialogue -> its row
     _indexed: set = field(default_factory=set, repr=False)  # splits already in _references

@@ -244,4 +244,6 @@ def build(studio: Studio) -> dict:
     run.click(summarize_clicked, [dialogue, mode, indices, count, *controls, task],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
-    return {"summary": summary, "teacher_only": [upload["box"]]}
+    # what a lesson (ui.lessons) saves and restores, in ui.lessons.PAGE_FIELDS order, then the controls
+    lesson_fields = [dialogue, task, mode, indices, count, *controls]
+    return {"summary": summary, "teacher_only": [upload["box"]], "lesson_fields": lesson_fields}
