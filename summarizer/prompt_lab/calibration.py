@@ -22,7 +22,7 @@ from statistics import fmean
 
 import numpy as np
 
-from summarizer.evaluation.stats import paired_difference_ci, paired_permutation_p
+from summarizer.evaluation.stats import paired_difference_ci
 
 
 def equal_templates(rng: np.random.Generator, k: int, n: int) -> list[list[float]]:
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     for n in args.n:
         print(f"| {n} | {false_best_rate('bootstrap', 2, n, args.sims):.1%} | "
               f"{false_best_rate('exact', 2, n, args.sims):.1%} | {false_best_rate('exact', 6, n, args.sims):.1%} |")
-    print(f"\nSix equal templates: share of runs where some template 'differs from T1':")
+    print("\nSix equal templates: share of runs where some template 'differs from T1':")
     print("| N | unadjusted bootstrap CI | Holm-adjusted exact test |")
     print("|---|---|---|")
     for n in args.n:
