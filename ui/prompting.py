@@ -170,7 +170,7 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
     worker = threading.Thread(target=generate, daemon=True)
     worker.start()
     try:
-        while (partial := updates.get()) is not None:
+        for partial in _newest(updates):
             yield prompt.text, describe_prompt(prompt), partial, "", None
     finally:
         cancel.set()  # nothing once the answer is in; withdraws it when the page stopped reading
@@ -179,6 +179,30 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
         with user_errors():
             raise result["error"]
     yield outputs(refs, prompt, result["summary"])
+
+
+def _newest(updates: queue.SimpleQueue):
+    """The texts of ``updates`` until ``None``, skipping those a newer one has overtaken.
+
+    A summary grows by one token per decoding step; with a class sharing a batch, Gradio sends
+    each page's updates more slowly than the batch writes them, so only the newest text waiting
+    is sent (the page never falls behind the model), and the last one always.
+    """
+    finished = False
+    while not finished:
+        text = updates.get()
+        if text is None:
+            return
+        while True:
+            try:
+                newer = updates.get_nowait()
+            except queue.Empty:
+                break
+            if newer is None:
+                finished = True
+                break
+            text = newer
+        yield text
 
 
 def generation_controls() -> list[gr.components.Component]:

@@ -49,14 +49,15 @@ class BatchLimits:
         max_rows: most (slot, prompt) rows in one batch. On a CPU a batch's cost grows almost
             linearly with its rows once they are a handful (every row's prompt goes through the
             encoder; the weights are read once per step for all), so bigger batches save little
-            while the first requests wait for the last: 8 rows, and the rest in the next batch.
+            while the first requests wait for the last: 16 rows (16 Summarize or 4 Compare
+            requests), and the rest in the next batch.
         max_tokens: most prompt tokens in one batch (rows x their prompt lengths), which bounds
-            the memory of one encoder pass: 8 rows of the 512-token input limit by default.
+            the memory of one encoder pass: 16 rows of the 512-token input limit by default.
     """
 
     window_s: float = 0.03
-    max_rows: int = 8
-    max_tokens: int = 8 * 512
+    max_rows: int = 16
+    max_tokens: int = 16 * 512
 
 
 @dataclass
