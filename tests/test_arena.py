@@ -25,6 +25,7 @@ from summarizer.arena.store import ArenaError, ArenaStore, ServedPair
 from summarizer.arena.leaderboard import bradley_terry, to_rating, wilson_interval, win_matrix
 from summarizer.inference.generation import GenerationSettings
 from summarizer.prompts import build_prompt
+from summarizer.text import spreadsheet_safe
 from tests.app_server import running_app
 from tests.browser import click, new_driver, open_tab, requires_chromium, save_screenshot, value, wait_for
 
@@ -301,10 +302,11 @@ def test_thirty_concurrent_clients_leaderboard_session_and_export(served):
     assert {r["model"] for r in board["rows"]} == {"base", "lora"}
     assert all(r["votes"] == 30 for r in board["rows"])
     assert sum(r["wins"] for r in board["rows"]) == votes.count("A") + votes.count("B")
-    path = client.predict("current", api_name="/arena_export")
-    with open(path, encoding="utf-8") as f:
+    votes_csv, ratings_csv = client.predict("current", api_name="/arena_export")
+    with open(votes_csv, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 30 and len({r["browser_session"] for r in rows}) == 30
+    assert Path(ratings_csv).name.startswith("arena-ratings-current-")
     client.predict("", api_name="/arena_new_session")
     assert client.predict("current", api_name="/arena_leaderboard")["n_votes"] == 0
     assert client.predict("all", api_name="/arena_leaderboard")["n_votes"] >= 30
@@ -317,14 +319,71 @@ def test_thirty_concurrent_clients_leaderboard_session_and_export(served):
         client.predict(5, api_name="/arena_new_session")
 
 
+def test_thirty_concurrent_raters_through_the_api_and_the_board_shows_the_means(served):
+    """30 clients each rate both summaries of a served pair (then vote); the leaderboard's ratings
+    equal the mean and t-interval computed here by hand, and the export carries every rating."""
+    studio, url, _ = served
+    client = connect(url)
+    client.predict("rating test", api_name="/arena_new_session")
+
+    def student(k: int) -> list[dict]:
+        me = connect(url)
+        pair = me.predict(api_name="/arena_next")
+        out = [me.predict(pair["pair_id"], side, *(1 + (k + j + (side == "B")) % 5 for j in range(4)),
+                          api_name="/arena_rate") for side in "AB"]
+        me.predict(pair["pair_id"], "tie", api_name="/arena_vote")
+        with pytest.raises(AppError, match="side A of pair_id .* already has your rating"):
+            me.predict(pair["pair_id"], "A", 5, 5, 5, 5, api_name="/arena_rate")
+        return out
+
+    with ThreadPoolExecutor(30) as pool:
+        results = [r for pair in pool.map(student, range(30)) for r in pair]
+    assert len(results) == 60 and all(r["blind"] and "model" not in r for r in results)
+    stored = {(r["pair_id"], r["side"]): r for r in ArenaStore(served[2] / "arena.sqlite3").ratings()}
+    board = client.predict("current", api_name="/arena_leaderboard")["ratings"]
+    assert board["n_ratings"] == 60 and {r["model"] for r in board["rows"]} == {"base", "lora"}
+    t29 = {29: 2.045230, 59: 2.000995}  # t(0.975, df) from the printed table
+    for row in board["rows"]:
+        mine = [r for r in results if stored[(r["pair_id"], r["side"])]["model"] == row["model"]]
+        assert row["ratings"] == len(mine)
+        for c in ("relevance", "coherence", "fluency", "consistency"):
+            x = [r[c] for r in mine]
+            mean = sum(x) / len(x)
+            half = t29[len(x) - 1] * math.sqrt(sum((v - mean) ** 2 for v in x) / (len(x) - 1)) / math.sqrt(len(x))
+            assert (row[c], row[f"{c}_low"], row[f"{c}_high"]) == pytest.approx(
+                (mean, max(1, mean - half), min(5, mean + half)), abs=1e-5)
+    _, ratings_csv = client.predict("current", api_name="/arena_export")
+    with open(ratings_csv, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 60 and {(r["pair_id"], r["side"], int(r["fluency"])) for r in rows} == {
+        (spreadsheet_safe(r["pair_id"]), r["side"], r["fluency"]) for r in results}  # an id may start with "-"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("made-up-pair", "A", 3, 3, 3, 3), "pair_id 'made-up-pair' was not served"),
+    (("PAIR", "C", 3, 3, 3, 3), "side must be 'A' or 'B'"),
+    (("PAIR", "A", 3, 3, 9, 3), "fluency must be a whole number from 1 .* got 9"),
+    (("PAIR", "A", None, 3, 3, 3), "relevance must be a whole number"),
+])
+def test_bad_ratings_through_the_api_name_the_field(served, args, message):
+    client = connect(served[1])
+    pair = client.predict(api_name="/arena_next")
+    args = tuple(pair["pair_id"] if a == "PAIR" else a for a in args)
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/arena_rate")
+    assert client.predict(pair["pair_id"], "B", 1, 2, 3, 4, api_name="/arena_rate")["consistency"] == 4
+
+
 def test_votes_survive_an_app_restart(served, tiny_t5, tiny_classifier, random_adapter, dialogsum_dir):
     _, url, runs = served
     client = connect(url)
     pair = client.predict(api_name="/arena_next")
     client.predict(pair["pair_id"], "A", api_name="/arena_vote")
-    before = client.predict("all", api_name="/arena_leaderboard")["n_votes"]
+    client.predict(pair["pair_id"], "B", 2, 3, 4, 5, api_name="/arena_rate")
+    before = client.predict("all", api_name="/arena_leaderboard")
     with running_app(tiny_t5, tiny_classifier, dialogsum_dir, runs, lora=random_adapter) as (_, url2):
-        assert connect(url2).predict("all", api_name="/arena_leaderboard")["n_votes"] == before
+        after = connect(url2).predict("all", api_name="/arena_leaderboard")
+        assert after["n_votes"] == before["n_votes"] and after["ratings"] == before["ratings"]
 
 
 def test_one_filled_slot_says_how_to_fill_another(served, random_adapter):
@@ -354,7 +413,7 @@ def test_mcp_server_lists_the_arena_tools(tiny_t5, tiny_classifier, dialogsum_di
     finally:
         demo.close()
     names = {tool["name"] for tool in schema}
-    assert {"arena_next", "arena_vote", "arena_leaderboard", "arena_new_session", "arena_export"} <= names
+    assert {"arena_next", "arena_vote", "arena_rate", "arena_leaderboard", "arena_new_session", "arena_export"} <= names
 
 
 @requires_chromium
@@ -368,16 +427,29 @@ def test_the_tab_in_a_browser_hides_names_until_the_vote(served, tmp_path):
         click(driver, "#arena-next")
         first = wait_for(driver, lambda d: value(d, "#arena-summary-a textarea") and value(d, "#arena-dialogue textarea"))
         assert "base" not in driver.find_element("css selector", "#arena-reveal").text  # nothing revealed yet
+        rated_before = len(store.ratings())
+        for criterion, score in zip(("relevance", "coherence", "fluency", "consistency"), (4, 3, 5, 2)):
+            click(driver, f"#arena-rate-a-{criterion} input[value='{score}']")
+        click(driver, "#arena-rate-a")  # blind: rated before the vote
+        wait_for(driver, lambda d: len(store.ratings()) == rated_before + 1)
+        rating = store.ratings()[-1]
+        assert (rating["side"], rating["relevance"], rating["coherence"], rating["fluency"], rating["consistency"],
+                rating["blind"]) == ("A", 4, 3, 5, 2, True)
+        wait_for(driver, lambda d: not d.find_element("css selector", "#arena-rate-a").is_enabled())
         click(driver, "#arena-vote-a")
         reveal = wait_for(driver, lambda d: value(d, "#arena-reveal textarea"))
         assert reveal.startswith("You chose: A is better. A was ") and "LoRA (peft)" in reveal and "Base" in reveal
         # The next pair comes at once: the vote buttons work again on a newly served pair.
         wait_for(driver, lambda d: d.find_element("css selector", "#arena-vote-a").is_enabled())
+        wait_for(driver, lambda d: d.find_element("css selector", "#arena-rate-a").is_enabled())  # the new pair's
+        checked = "return [...document.querySelectorAll('[id^=arena-rate-] input')].filter(e => e.checked).length"
+        wait_for(driver, lambda d: d.execute_script(checked) == 0)  # the new pair's radios start unset
         votes = store.votes()
         assert len(votes) == before + 1 and votes[-1]["vote"] == "A"
         assert value(driver, "#arena-dialogue textarea") and first
         click(driver, "#arena-refresh")
         wait_for(driver, lambda d: "LoRA (peft)" in d.find_element("css selector", "#arena-board").text)
+        wait_for(driver, lambda d: "Fluency" in d.find_element("css selector", "#arena-ratings").text.title())
         save_screenshot(driver, tmp_path, "screenshot-arena.png")
     finally:
         driver.quit()

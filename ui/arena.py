@@ -4,10 +4,14 @@ Every handler is a few lines over :mod:`summarizer.arena`. Votes live in ``<runs
 (see :class:`summarizer.arena.ArenaStore`), so a restart mid-class loses nothing.
 
 Endpoints: ``/arena_next`` (-> pair id, dialogue, summaries A and B; model work, on the shared
-``GENERATION_QUEUE``: batched with other sessions' requests), ``/arena_vote`` (pair id, vote -> the revealed models), ``/arena_leaderboard``
-(scope -> JSON), ``/arena_new_session`` (name -> the new class session), ``/arena_export``
-(scope -> CSV file). Votes and reads run on their own queue (``ARENA_QUEUE``), so the
-leaderboard never waits behind generation.
+``GENERATION_QUEUE``: batched with other sessions' requests), ``/arena_vote`` (pair id, vote -> the revealed models),
+``/arena_rate`` (pair id, side, four 1–5 scores -> the stored rating), ``/arena_leaderboard``
+(scope -> JSON, votes and ratings), ``/arena_new_session`` (name -> the new class session), ``/arena_export``
+(scope -> two CSV files: votes, ratings). Votes, ratings and reads run on their own queue
+(``ARENA_QUEUE``), so the leaderboard never waits behind generation.
+
+Ratings are given in the tab under each summary of the shown pair, before the vote (blind: the
+models are not yet named); an API client may also rate after the vote (stored ``blind`` = 0).
 """
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from summarizer.arena.leaderboard import leaderboard
-from summarizer.arena.store import ArenaError, ArenaStore, DB_NAME, serve_pair
+from summarizer.arena.leaderboard import leaderboard, rating_table
+from summarizer.arena.store import CRITERIA, CRITERION_HELP, SCORES, SIDES, ArenaError, ArenaStore, DB_NAME, serve_pair
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SLOT_LABELS
 
@@ -39,6 +43,9 @@ SCOPES = {"current": "current class session", "all": "all sessions"}
 VOTE_BUTTONS = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both bad"))
 BOARD_COLUMNS = ("model", "source", "votes", "wins", "losses", "ties", "both bad", "win rate % (95% CI)",
                  "rating (95% CI)")
+CRITERION_LABELS = {"relevance": "Relevance", "coherence": "Coherence", "fluency": "Fluency",
+                    "consistency": "Says only what the dialogue says"}
+RATING_COLUMNS = ("model", "source", "ratings", *(f"{CRITERION_LABELS[c].lower()} 1–5 (95% CI)" for c in CRITERIA))
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -56,8 +63,9 @@ def check_scope(scope) -> str:
 def board_data(store: ArenaStore, scope: str) -> dict:
     """The :func:`summarizer.arena.leaderboard` of the chosen votes, with the class session."""
     klass = store.current_class()
-    votes = store.votes(klass["id"] if check_scope(scope) == "current" else None)
-    return {**leaderboard(votes), "class_session": klass, "scope": scope}
+    chosen = klass["id"] if check_scope(scope) == "current" else None
+    return {**leaderboard(store.votes(chosen)), "ratings": rating_table(store.ratings(chosen)),
+            "class_session": klass, "scope": scope}
 
 
 def board_frame(data: dict) -> pd.DataFrame:
@@ -71,13 +79,25 @@ def board_frame(data: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(BOARD_COLUMNS))
 
 
+def ratings_frame(data: dict) -> pd.DataFrame:
+    """The ratings table: per model its number of ratings and each criterion's mean (95% t-interval)."""
+    def cell(row, c):
+        if math.isnan(row[f"{c}_low"]):
+            return f"{row[c]:.1f} (n too small)"
+        return f"{row[c]:.1f} ({row[f'{c}_low']:.1f}–{row[f'{c}_high']:.1f})"
+
+    rows = [[SLOT_LABELS.get(r["model"], r["model"]), r["source"], r["ratings"], *(cell(r, c) for c in CRITERIA)]
+            for r in data["ratings"]["rows"]]
+    return pd.DataFrame(rows, columns=list(RATING_COLUMNS))
+
+
 def board_caption(data: dict) -> str:
     """One paragraph: class session, vote count, method (no user text: names are shown in a table)."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data["class_session"]["started_at"]))
     extra = (" Some model never won or never lost, so one virtual tie per pair that met keeps the "
              "ratings finite." if data["regularized"] else "")
-    return (f"**{data['n_votes']} votes** ({SCOPES[data['scope']]}; this class session started {when}). "
-            f"{data['method']}{extra}")
+    return (f"**{data['n_votes']} votes, {data['ratings']['n_ratings']} ratings** ({SCOPES[data['scope']]}; "
+            f"this class session started {when}). {data['method']}{extra} {data['ratings']['method']}")
 
 
 def reveal_text(result: dict) -> str:
@@ -88,7 +108,7 @@ def reveal_text(result: dict) -> str:
 
 
 class ArenaEndpoints:
-    """The five named endpoints over one :class:`ArenaStore`; method names are the API and MCP names.
+    """The six named endpoints over one :class:`ArenaStore`; method names are the API and MCP names.
 
     Args:
         studio: the app's shared state (slots, DialogSum, runs folder).
@@ -138,14 +158,30 @@ class ArenaEndpoints:
         with user_errors():
             return self.store.vote(pair_id, vote, session_of(request))
 
+    def arena_rate(self, pair_id: str, side: str, relevance: int, coherence: int, fluency: int,
+                   consistency: int, request: gr.Request) -> dict:
+        """Rate summary "A" or "B" of a pair /arena_next served to this session, each criterion a whole
+        number 1 (worst) to 5 (best): relevance, coherence, fluency, consistency (5 = states nothing
+        the dialogue does not say). One rating per summary; before or after the pair's vote.
+
+        Returns rating_id, pair_id, side, dialogue_id, the four scores, blind (true when the pair
+        was not yet voted on) and class_session; no model name. Refuses unknown pairs, second
+        ratings and scores outside 1..5, naming the field.
+        """
+        scores = {"relevance": relevance, "coherence": coherence, "fluency": fluency, "consistency": consistency}
+        with user_errors():
+            return self.store.rate(pair_id, side, scores, session_of(request))
+
     def arena_leaderboard(self, scope: str = "current") -> dict:
         """Leaderboard of the current class session ("current") or of every vote ("all"): rows with
         model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
-        (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method."""
+        (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method; ratings: rows with
+        model, source, ratings (n), per criterion its mean and <criterion>_low/_high (95% t-interval,
+        null below 2 ratings), n_ratings, criteria, method."""
         with user_errors():
             data = board_data(self.store, scope)
-        return {**data, "rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                                 for r in data["rows"]]}
+        ratings = data["ratings"]
+        return {**data, "rows": _json_rows(data["rows"]), "ratings": {**ratings, "rows": _json_rows(ratings["rows"])}}
 
     def arena_new_session(self, name: str = "") -> dict:
         """Start a new class session: the leaderboard restarts empty, old votes are kept.
@@ -153,14 +189,21 @@ class ArenaEndpoints:
         with user_errors():
             return self.store.new_class(name)
 
-    def arena_export(self, scope: str = "current") -> str:
-        """The votes of the current class session ("current") or all ("all") as a CSV file (no summaries)."""
+    def arena_export(self, scope: str = "current") -> list[str]:
+        """The votes and the ratings of the current class session ("current") or all ("all") as two
+        CSV files, [votes, ratings] (no summaries)."""
         with user_errors():
             scope = check_scope(scope)
-            klass = self.store.current_class()
+            chosen = self.store.current_class()["id"] if scope == "current" else None
             folder = Path(tempfile.mkdtemp(prefix="arena-export-"))
-            name = f"arena-votes-{scope}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-            return str(self.store.export_csv(folder / name, klass["id"] if scope == "current" else None))
+            stamp = f"{scope}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            return [str(self.store.export_csv(folder / f"arena-votes-{stamp}", chosen)),
+                    str(self.store.export_ratings_csv(folder / f"arena-ratings-{stamp}", chosen))]
+
+
+def _json_rows(rows: list[dict]) -> list[dict]:
+    """Rows with ``nan`` as ``None`` (JSON has no NaN)."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
 
 
 def voting_panel() -> dict:
@@ -170,9 +213,13 @@ def voting_panel() -> dict:
     view = {"status": gr.Markdown(elem_id="arena-status"),
             "dialogue": gr.Textbox(label="Dialogue", lines=8, max_lines=14, interactive=False,
                                    elem_id="arena-dialogue")}
+    view["scores"], view["rate"] = {}, {}
     with gr.Row():
-        view["summary_a"] = gr.Textbox(label="Summary A", lines=4, interactive=False, elem_id="arena-summary-a")
-        view["summary_b"] = gr.Textbox(label="Summary B", lines=4, interactive=False, elem_id="arena-summary-b")
+        for side in SIDES:
+            with gr.Column():
+                view[f"summary_{side.lower()}"] = gr.Textbox(label=f"Summary {side}", lines=4, interactive=False,
+                                                             elem_id=f"arena-summary-{side.lower()}")
+                view["scores"][side], view["rate"][side] = rating_controls(side)
     with gr.Row():
         view["buttons"] = [gr.Button(label, interactive=False,
                                      elem_id=f"arena-vote-{value.replace(' ', '-').lower()}")
@@ -181,6 +228,15 @@ def voting_panel() -> dict:
         view["next"] = gr.Button("New pair (skip)", variant="primary", elem_id="arena-next", scale=0)
         view["reveal"] = gr.Textbox(label="Your last vote", interactive=False, elem_id="arena-reveal", scale=4)
     return view
+
+
+def rating_controls(side: str) -> tuple[list, gr.Button]:
+    """Four 1–5 radios (one per criterion) and a Rate button for summary ``side``, still blind."""
+    with gr.Accordion(f"Rate summary {side} (optional, before you vote)", open=True):
+        radios = [gr.Radio(list(SCORES), value=None, label=CRITERION_LABELS[c], info=CRITERION_HELP[c],
+                           elem_id=f"arena-rate-{side.lower()}-{c}") for c in CRITERIA]
+        button = gr.Button(f"Rate summary {side}", interactive=False, size="sm", elem_id=f"arena-rate-{side.lower()}")
+    return radios, button
 
 
 def teacher_panel() -> dict:
@@ -194,30 +250,56 @@ def teacher_panel() -> dict:
         view["caption"] = gr.Markdown(elem_id="arena-caption")
         view["board"] = gr.Dataframe(headers=list(BOARD_COLUMNS), interactive=False, wrap=True,
                                      elem_id="arena-board")
+        view["ratings"] = gr.Dataframe(headers=list(RATING_COLUMNS), interactive=False, wrap=True,
+                                       label="Ratings (mean, 95% CI)", elem_id="arena-ratings")
         with gr.Row():
             view["refresh"] = gr.Button("Refresh leaderboard", elem_id="arena-refresh")
             view["class_name"] = gr.Textbox(label="New class session name (optional)", max_length=100,
                                             elem_id="arena-class-name")
             view["new_class"] = gr.Button("Start a new class session", variant="stop", elem_id="arena-new-session")
         with gr.Row():
-            view["export"] = gr.Button("Export votes (CSV)", elem_id="arena-export")
-            view["file"] = gr.File(label="Votes CSV", interactive=False, elem_id="arena-export-file")
+            view["export"] = gr.Button("Export votes and ratings (CSV)", elem_id="arena-export")
+            view["file"] = gr.File(label="Votes and ratings CSV", file_count="multiple", interactive=False,
+                                   elem_id="arena-export-file")
     return view
 
 
 def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
-    """The page's handlers over ``api``: show_next, vote_handler(value), refresh, on_load, new_session_clicked."""
+    """The page's handlers over ``api``: show_next, vote_handler(value), rate_handler(side), refresh,
+    on_load, new_session_clicked."""
     # Updates, not new components: gr.Button(...) here would add stray buttons to the page.
     off, on = [gr.update(interactive=False)] * n_buttons, [gr.update(interactive=True)] * n_buttons
 
+    def cleared() -> list:
+        """Every rating radio back to unset. New Radio values made at call time (outside the Blocks, so
+        no stray component): Gradio 6.31 ignores ``gr.update(value=None)`` on a radio that was an input."""
+        return [gr.Radio(value=None) for _ in range(len(SIDES) * len(CRITERIA))]
+
+    def rate_buttons(interactive: bool) -> list:
+        return [gr.update(interactive=interactive, value=f"Rate summary {side}") for side in SIDES]
+
     def show_next(request: gr.Request):
-        """Reads nothing; updates the pair id, dialogue, both summaries, the status and the buttons."""
+        """Reads nothing; updates the pair id, dialogue, both summaries, the status, the vote buttons,
+        the rating radios (cleared) and the Rate buttons."""
         try:
             pair = api.arena_next(request)
         except gr.Error as err:  # e.g. fewer than two slots: say how to fill one, keep the page usable
-            return ("", "", "", "", f"**{err.message}**", *off)
+            return ("", "", "", "", f"**{err.message}**", *off, *cleared(), *rate_buttons(False))
         return (pair["pair_id"], pair["dialogue"], pair["summary_a"], pair["summary_b"],
-                "Which summary is better?", *on)
+                "Which summary is better? You may rate each one first.", *on, *cleared(), *rate_buttons(True))
+
+    def rate_handler(side: str):
+        def rate_clicked(current_pair, relevance, coherence, fluency, consistency, request: gr.Request):
+            """Reads the shown pair's id and the side's four radios; disables that side's Rate button."""
+            if not current_pair:
+                raise gr.Error("No pair is shown: press New pair, then rate.", print_exception=False)
+            missing = [CRITERION_LABELS[c] for c, v in zip(CRITERIA, (relevance, coherence, fluency, consistency))
+                       if v is None]
+            if missing:
+                raise gr.Error(f"Summary {side}: choose 1–5 for {', '.join(missing)}, then Rate.", print_exception=False)
+            api.arena_rate(current_pair, side, relevance, coherence, fluency, consistency, request)
+            return gr.update(interactive=False, value=f"Summary {side} rated")
+        return rate_clicked
 
     def vote_handler(value: str):
         def vote_clicked(current_pair, request: gr.Request):
@@ -228,17 +310,17 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         return vote_clicked
 
     def refresh(scope_value):
-        """Reads the scope; updates the caption and the leaderboard table."""
+        """Reads the scope; updates the caption, the leaderboard table and the ratings table."""
         with user_errors():
             data = board_data(api.store, scope_value)
-        return board_caption(data), board_frame(data)
+        return board_caption(data), board_frame(data), ratings_frame(data)
 
     def on_load(scope_value):
         """Page load: the leaderboard, or why the Arena cannot store votes (no error pop-up)."""
         try:
             return refresh(scope_value)
         except gr.Error as err:
-            return f"**{err.message}**", gr.update()
+            return f"**{err.message}**", gr.update(), gr.update()
 
     def new_session_clicked(name, scope_value):
         """Reads the name and scope; updates the caption, table and name box."""
@@ -246,15 +328,16 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         gr.Info(f"Started class session {entry['name']!r}; earlier votes are kept (scope: all sessions).")
         return *refresh(scope_value), ""
 
-    return {"show_next": show_next, "vote_handler": vote_handler, "refresh": refresh, "on_load": on_load,
-            "new_session_clicked": new_session_clicked}
+    return {"show_next": show_next, "vote_handler": vote_handler, "rate_handler": rate_handler, "refresh": refresh,
+            "on_load": on_load, "new_session_clicked": new_session_clicked}
 
 
 def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id: gr.State) -> dict:
     """Connect the buttons and the named endpoints; returns the page-load hook's arguments."""
-    buttons = vote_view["buttons"]
-    pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons]
-    board_outputs = [teacher["caption"], teacher["board"]]
+    buttons, scores, rate = vote_view["buttons"], vote_view["scores"], vote_view["rate"]
+    pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons,
+                    *(radio for side in SIDES for radio in scores[side]), *(rate[side] for side in SIDES)]
+    board_outputs = [teacher["caption"], teacher["board"], teacher["ratings"]]
     model_work = dict(concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     store_work = dict(concurrency_id=ARENA_QUEUE, concurrency_limit=ARENA_CONCURRENCY)
     private = dict(api_visibility="private")
@@ -262,6 +345,8 @@ def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id:
     for button, (_, value) in zip(buttons, VOTE_BUTTONS):
         button.click(h["vote_handler"](value), pair_id, [vote_view["reveal"], *buttons], **private, **store_work
                      ).success(h["show_next"], None, pair_outputs, **private, **model_work)
+    for side in SIDES:
+        rate[side].click(h["rate_handler"](side), [pair_id, *scores[side]], rate[side], **private, **store_work)
     teacher["refresh"].click(h["refresh"], teacher["scope"], board_outputs, **private, **store_work)
     teacher["scope"].change(h["refresh"], teacher["scope"], board_outputs, **private, **store_work)
     teacher["new_class"].click(h["new_session_clicked"], [teacher["class_name"], teacher["scope"]],
@@ -269,7 +354,7 @@ def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id:
     teacher["export"].click(api.arena_export, teacher["scope"], teacher["file"], api_name="arena_export",
                             **store_work)
     gr.api(api.arena_next, api_name="arena_next", **model_work)
-    for fn in (api.arena_vote, api.arena_leaderboard, api.arena_new_session):
+    for fn in (api.arena_vote, api.arena_rate, api.arena_leaderboard, api.arena_new_session):
         gr.api(fn, api_name=fn.__name__, **store_work)
     return dict(fn=h["on_load"], inputs=teacher["scope"], outputs=board_outputs, **store_work)
 
