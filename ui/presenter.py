@@ -32,6 +32,8 @@ body.{CLASS} .gradio-container table {{ font-size: 18px; }}
 body.{CLASS} .gradio-container table td,
 body.{CLASS} .gradio-container table th {{ overflow-wrap: break-word; }}
 body.{CLASS} #evaluate-results table {{ table-layout: auto; width: 100%; }}
+/* The metric names (e.g. "ΔROUGE-1 vs base (lab-comparable) [95% CI]") wrap between words. */
+body.{CLASS} #evaluate-results td, body.{CLASS} #evaluate-results td * {{ white-space: normal; }}
 /* The four Compare summaries and score lines show whole at the larger size. */
 body.{CLASS} [id^="compare-summary-"] textarea {{ min-height: 9.5em; }}
 body.{CLASS} [id^="compare-scores-"] textarea {{ min-height: 4.4em; }}

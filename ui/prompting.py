@@ -99,8 +99,9 @@ def describe_prompt(prompt: Prompt) -> str:
 
 
 def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortest=None, progress=None,
-            task: str = "summary") -> tuple[list[str], Prompt, GenerationSettings]:
-    """(references, built prompt, settings) from the Summarize inputs.
+            task: str = "summary") -> tuple[tuple[str, list[str] | None], Prompt, GenerationSettings]:
+    """((text read, its references or None to look them up), built prompt, settings) from the
+    Summarize inputs.
 
     With the ``response`` task a DialogSum or uploaded dialogue is cut after turn k and the
     reference is turn k+1 (:meth:`Studio.task_example`); the prompt asks for the next turn.
@@ -114,18 +115,22 @@ def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortes
     if task == "response" and mode not in RESPONSE_MODES:
         raise ValueError(f"Prompt: the response task takes {' or '.join(RESPONSE_MODES)} (the examples of one- "
                          f"and few-shot prompts are summaries); choose one of those or the summary task.")
-    text, references = studio.task_example(task, clean_dialogue(dialogue))
+    text = clean_dialogue(dialogue)
+    references = None  # a summary's are looked up after generating, so a missing model is named first
+    if task == "response":
+        text, references = studio.task_example(task, text)
     examples = pick_examples(studio, mode, indices_text, count, shortest)
     if progress:
         progress(0, desc=studio.slots.loading_note())
     prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens,
                           zero_shot_template=template(task))
-    return references, prompt, settings
+    return (text, references), prompt, settings
 
 
-def outputs(references: list[str], prompt: Prompt, summary: str) -> tuple:
+def outputs(studio: Studio, read: tuple[str, list[str] | None], prompt: Prompt, summary: str) -> tuple:
     """The five Summarize outputs: prompt, prompt info, summary, ROUGE table, ROUGE JSON."""
-    report = rouge_report(summary, references)
+    text, references = read
+    report = rouge_report(summary, studio.references_for(text) if references is None else references)
     return prompt.text, describe_prompt(prompt), summary, rouge_markdown(report), report
 
 
@@ -136,7 +141,7 @@ def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count
     with user_errors():
         refs, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress, task)
         summary = studio.slots.answer(["base"], [prompt.text], settings)["base"][0]
-    return outputs(refs, prompt, summary)
+    return outputs(studio, refs, prompt, summary)
 
 
 def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
@@ -178,7 +183,7 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
     if "error" in result:
         with user_errors():
             raise result["error"]
-    yield outputs(refs, prompt, result["summary"])
+    yield outputs(studio, refs, prompt, result["summary"])
 
 
 def _newest(updates: queue.SimpleQueue):

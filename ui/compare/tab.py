@@ -48,7 +48,9 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
     """
     settings = GenerationSettings(max_new_tokens=whole_number(max_new_tokens, "Max new tokens", 1, 512))
     task = one_of(task, "Task", TASKS)
-    text, refs = studio.task_example(task, clean_dialogue(dialogue))
+    text, refs = clean_dialogue(dialogue), None  # a summary's references come after generating
+    if task == "response":
+        text, refs = studio.task_example(task, text)
     filled = [s for s in SLOTS if studio.slots.is_filled(s)]
     progress(0, desc=studio.slots.loading_note(filled))
     prompt = build_prompt("zero-shot", text, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens,
@@ -57,6 +59,7 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
     progress(0.9, desc="scoring toxicity")
     scores = dict(zip(filled, studio.toxicity.score([summaries[s][0] for s in filled])))
     trained = {slot: run_task(studio.slots.source(slot)) for slot in filled}
+    refs = studio.references_for(text) if refs is None else refs
     notes = [f"The {slot} slot's run was trained for the {was} task, not {task}: its output shows that."
              for slot, was in trained.items() if was and was != task]
     rows = []

@@ -287,10 +287,10 @@ def _shown(result, out: Path, paths: dict, chosen: list[str]) -> tuple:
 
 def _runner(studio: Studio):
     """The Evaluate button's handler over :func:`evaluate` (its parameters name the API's inputs)."""
-    def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, task, request: gr.Request,
+    def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, request: gr.Request, task="summary",
                        progress=gr.Progress()):
-        """Reads models, N, split, max new tokens and the task; updates status, table, charts,
-        predictions, files. With the response task the first N dialogues that make a next-turn
+        """Reads models, N, split, max new tokens and the task (after the request Gradio puts in);
+        updates status, table, charts, predictions, files. With the response task the first N dialogues that make a next-turn
         example are evaluated on their next turn."""
         with user_errors():
             chosen, n_rows, split_name, max_new = check_request(chosen, n_dialogues, split_name, max_new_tokens)
