@@ -139,6 +139,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     import gradio as gr
 
     from ui import arena, backend, lessons, presenter, prompt_lab, prompting, toxicity, uploads
+    from ui.common import task_selector
     from ui.compare import tab as compare
     from ui.evaluate import predictions_upload, tab as evaluate
     from ui.train import tab as train
@@ -155,12 +156,13 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                 room.section(demo, "the inference engine", student=False):
             backend.build(studio)
         lesson_view = lessons.layout()
+        task_radio, task = task_selector()  # one task for Prompting, Compare, Evaluate and the Prompt Lab
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"), \
                     room.section(demo, "Prompting", teacher_fns=uploads.TEACHER_FNS):
-                prompting_view = prompting.build(studio)
+                prompting_view = prompting.build(studio, task)
             with gr.Tab("Compare", id="compare"), room.section(demo, "Compare", teacher_fns=compare.TEACHER_FNS):
-                compare_view = compare.build(studio)
+                compare_view = compare.build(studio, task)
             with gr.Tab("Toxicity", id="toxicity"), room.section(demo, "Toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
             with gr.Tab("Train", id="train"), room.section(demo, "the Train tab", student=False):
@@ -170,15 +172,17 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             with gr.Tab("Evaluate", id="evaluate"), room.section(demo, "the Evaluate tab", student=False):
                 evaluate_note = room.teachers_tab_note("Evaluate")
                 with gr.Column() as evaluate_body:
-                    evaluate_view = evaluate.build(studio)
+                    evaluate_view = evaluate.build(studio, task)
                     predictions_upload.build(studio)
             with gr.Tab("Prompt Lab", id="prompt-lab"), \
                     room.section(demo, "the Prompt Lab", teacher_fns=prompt_lab.TEACHER_FNS):
-                lab_view = prompt_lab.build(studio)
+                lab_view = prompt_lab.build(studio, task)
             with gr.Tab("Arena", id="arena"), room.section(demo, "the Arena", teacher_fns=arena.TEACHER_FNS):
                 arena_view = arena.build(studio)
         with room.section(demo, "lessons", student=False):  # after the tabs: it fills their fields
-            lessons.wire(studio, lesson_view, [*prompting_view["lesson_fields"], *lab_view["templates"]], demo)
+            page = prompting_view["lesson_fields"]
+            lessons.wire(studio, lesson_view, [page["dialogue"], task_radio, page["prompt_mode"], page["examples"],
+                                               page["shots"], *page["controls"], *lab_view["templates"]], demo)
         # Every page load shows the server's state now (slots, finished runs, the selected run and
         # its settings), not the start-up one.
         for view in (compare_view, evaluate_view):

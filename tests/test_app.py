@@ -219,5 +219,5 @@ def test_request_value_components_share_one_pass_through():
         strategy = common.ChoiceRadio(["greedy", "beam"], label="Strategy")
     assert split.preprocess("dev") == "dev" and strategy.preprocess(["x"]) == ["x"]
     assert split.get_block_name() == "dropdown" and strategy.get_block_name() == "radio"  # gradio's front ends
-    with pytest.raises(gr.Error, match=r"Split must be one of train, validation, test, uploaded, got 'dev'\."):
+    with pytest.raises(gr.Error, match=r"Split must be one of train, validation, test, got 'dev'\."):
         common.load_dialogue(None, "dev", 0)  # the handler checks before touching the studio

@@ -142,7 +142,7 @@ def test_logins_are_checked():
 # ---- the app with teacher and student logins -------------------------------------------------
 TEACHER, STUDENT = ("teacher", "t-pass"), ("student1", "s-pass")
 STUDENT_MAY = {"load_dialogue", "summarize", "compare", "refresh_runs", "export_compare", "toxicity",
-               "score_shown", "arena_next", "arena_vote", "arena_rate", "arena_leaderboard"}
+               "score_shown", "arena_next", "arena_vote", "arena_rate", "arena_leaderboard", "set_task"}
 
 
 @pytest.fixture(scope="module")

@@ -38,27 +38,32 @@ def test_prompting_with_the_response_task_reads_the_cut_dialogue_and_scores_the_
     studio, client = served
     row = load_split(str(dialogsum_dir), "test")[3]
     example = response_example(row)
-    prompt, _, summary, _, rouge = client.predict(row["dialogue"], "zero-shot", "", *SETTINGS, "response",
-                                                  api_name="/summarize")
+    client.predict("response", api_name="/set_task")  # this session's task from now on
+    prompt, _, summary, _, rouge = client.predict(row["dialogue"], "zero-shot", "", *SETTINGS, api_name="/summarize")
     assert prompt == RESPONSE_TEMPLATE.format(dialogue=example["dialogue"])
     assert rouge["references"] == example["references"]  # the next turn, not the summaries
-    pasted, *_ = client.predict("#Person1#: Shall we go?\n#Person2#: Yes.", "zero-shot", "", *SETTINGS, "response",
+    pasted, *_ = client.predict("#Person1#: Shall we go?\n#Person2#: Yes.", "zero-shot", "", *SETTINGS,
                                 api_name="/summarize")
     assert pasted == RESPONSE_TEMPLATE.format(dialogue="#Person1#: Shall we go?\n#Person2#: Yes.")
     with pytest.raises(AppError, match="Prompt: the response task takes zero-shot or raw"):
-        client.predict(row["dialogue"], "few-shot", "", *SETTINGS, "response", api_name="/summarize")
-    summary_task, *_ = client.predict(row["dialogue"], "zero-shot", "", *SETTINGS, api_name="/summarize")
-    assert "Summary:" in summary_task  # the task defaults to summary for older clients
+        client.predict(row["dialogue"], "few-shot", "", *SETTINGS, api_name="/summarize")
+    other = Client(client.src, verbose=False)  # another session: still the default task
+    summary_task, *_ = other.predict(row["dialogue"], "zero-shot", "", *SETTINGS, api_name="/summarize")
+    assert "Summary:" in summary_task
+    with pytest.raises(AppError, match="Task must be one of summary, response"):
+        other.predict("poem", api_name="/set_task")
 
 
 def test_compare_says_when_a_slot_was_trained_for_another_task(served, dialogsum_dir):
     studio, client = served
     row = load_split(str(dialogsum_dir), "test")[5]
-    notes, *_, results = client.predict(row["dialogue"], 16, "summary", api_name="/compare")
+    client.predict("summary", api_name="/set_task")
+    notes, *_, results = client.predict(row["dialogue"], 16, api_name="/compare")
     assert "The lora slot's run was trained for the response task, not summary" in notes
     lora = next(r for r in results["slots"] if r["slot"] == "lora")
     assert lora["trained_task"] == "response" and results["task"] == "summary"
-    notes, *_, results = client.predict(row["dialogue"], 16, "response", api_name="/compare")
+    client.predict("response", api_name="/set_task")
+    notes, *_, results = client.predict(row["dialogue"], 16, api_name="/compare")
     assert "trained for" not in notes and results["references"] == response_example(row)["references"]
     from ui.compare.tab import slot_line
 
@@ -73,7 +78,8 @@ def test_the_train_forms_offer_the_task():
 
 def test_evaluate_tab_on_the_response_task_judges_the_next_turn(served, dialogsum_dir):
     studio, client = served
-    status, table, *_, preds, files = client.predict(["base"], 2, "test", 8, "response", api_name="/evaluate")
+    client.predict("response", api_name="/set_task")
+    status, table, *_, preds, files = client.predict(["base"], 2, "test", 8, api_name="/evaluate")
     rows = load_split(str(dialogsum_dir), "test")
     expected = [response_example(rows[i])["references"][0] for i in range(2)]
     import pandas as pd
@@ -87,8 +93,9 @@ def test_evaluate_tab_on_the_response_task_judges_the_next_turn(served, dialogsu
 def test_prompt_lab_on_the_response_task_fills_templates_with_the_cut_dialogues(served, dialogsum_dir):
     studio, client = served
     gen = (8, 0, "greedy", 0.7, 50, 1.0, 4, 42)
+    client.predict("response", api_name="/set_task")
     status, table, chart, outputs, files = client.predict(
-        "base", "test", 2, 0, RESPONSE_TEMPLATE, "", "", "", "", "", *gen, "response", api_name="/prompt_lab")
+        "base", "test", 2, 0, RESPONSE_TEMPLATE, "", "", "", "", "", *gen, api_name="/prompt_lab")
     (lab_json,) = [f for f in files if f.endswith(".json")]
     meta = json.loads(open(lab_json).read())
     assert meta["task"] == "response"

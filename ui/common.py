@@ -11,6 +11,7 @@ import random
 import gradio as gr
 
 from summarizer.data import SPLITS
+from summarizer.tasks import DEFAULT_TASK, TASKS
 from summarizer.uploads import UPLOADED
 from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
 from summarizer.text import check_index, excerpt
@@ -41,7 +42,7 @@ def load_dialogue(studio: Studio, split: str, index: float) -> tuple[str, str, s
             (the message names the field, "Split" or "Dialogue number", and its allowed values).
     """
     with user_errors():
-        split = one_of(split, "Split", (*SPLITS, UPLOADED))
+        split = split if split == UPLOADED else one_of(split, "Split", SPLITS)  # split() says when none is
         rows = studio.split(split)
         index = check_index(index, len(rows), split)
         row = rows[index]
@@ -211,3 +212,21 @@ def chosen_values(value, field: str, allowed) -> list[str]:
         raise ValueError(f"{field} must be chosen from {', '.join(allowed)}, got {excerpt(unknown[0])}.")
     return [a for a in allowed if a in value]
 
+
+
+def task_selector() -> tuple[gr.Radio, gr.State]:
+    """The page's task (``summary`` or ``response``) for Prompting, Compare, Evaluate and the Prompt
+    Lab: a radio and the session's :class:`gr.State` the tabs read. API clients set it with
+    ``/set_task`` (task; the session keeps it) before ``/summarize``, ``/compare``, ``/evaluate`` or
+    ``/prompt_lab``, whose inputs stay as they were (a State is no API input)."""
+    radio = ChoiceRadio(list(TASKS), value=DEFAULT_TASK, label="Task (response: the model writes the next turn "
+                        "of a dialogue cut after turn k, judged on turn k+1)", elem_id="task")
+    state = gr.State(DEFAULT_TASK)
+
+    def set_task(task):
+        """Reads the task radio; updates this session's task."""
+        with user_errors():
+            return one_of(task, "Task", TASKS)
+
+    radio.change(set_task, radio, state, api_name="set_task")
+    return radio, state

@@ -107,8 +107,6 @@ def _layout_form() -> dict:
         view = {"model": gr.Dropdown([(SLOT_LABELS[s], s) for s in SLOTS], value="base", label="Model",
                                      elem_id="lab-model"),
                 "split": gr.Dropdown(["test", "validation", "train", UPLOADED], value="test", label="Split"),
-                "task": gr.Dropdown(list(TASKS), value="summary", label="Task (response: the next turn)",
-                                    elem_id="lab-task"),
                 "n": gr.Slider(1, MAX_DIALOGUES, value=20, step=1,
                                 label=f"Dialogues (N; a best template needs N ≥ {MIN_VERDICT_N})", elem_id="lab-n"),
                 "dialogue_seed": gr.Number(0, precision=0, minimum=0, label="Dialogue seed (picks the N)",
@@ -184,7 +182,7 @@ def _preset_applier(studio: Studio):
 def _runner(studio: Studio):
     """The Run button's handler over :func:`run_lab` (its parameters name the API's inputs)."""
     def run(model_name, split_name, n_dialogues, seed, t1, t2, t3, t4, t5, t6, max_new, min_new, strategy,
-            temperature, top_k, top_p, beams, gen_seed, task, request: gr.Request, progress=gr.Progress()):
+            temperature, top_k, top_p, beams, gen_seed, request: gr.Request, task="summary", progress=gr.Progress()):
         """Reads model, split, N, dialogue seed, the six templates, eight generation settings and
         the task (response: each dialogue cut after turn k, judged on turn k+1);
         updates status, table, chart, per-dialogue outputs, files and the stored table."""
@@ -225,13 +223,12 @@ def _canceller(studio: Studio):
     return request_cancel
 
 
-def _wire(studio: Studio, form: dict, res: dict) -> None:
+def _wire(studio: Studio, form: dict, res: dict, task: gr.State) -> None:
     """Connect the presets, Run (``/prompt_lab`` on ``LAB_QUEUE``), Cancel and the chart metric."""
     apply_preset = _preset_applier(studio)
     for box, picker in zip(form["boxes"], form["pickers"]):
         picker.change(apply_preset, picker, box, api_visibility="private")
-    inputs = [form["model"], form["split"], form["n"], form["dialogue_seed"], *form["boxes"], *form["controls"],
-              form["task"]]
+    inputs = [form["model"], form["split"], form["n"], form["dialogue_seed"], *form["boxes"], *form["controls"], task]
     run_event = res["run"].click(_runner(studio), inputs,
                                  [res[k] for k in ("status", "table", "chart", "outputs", "files", "table_state")],
                                  api_name="prompt_lab", concurrency_id=LAB_QUEUE)
@@ -240,11 +237,12 @@ def _wire(studio: Studio, form: dict, res: dict) -> None:
                          queue=False, api_visibility="private")
 
 
-def build(studio: Studio) -> dict:
+def build(studio: Studio, task: gr.State | None = None) -> dict:
     """Build the Prompt Lab tab inside the current ``gr.Blocks``; returns its main components:
     ``{"run": the Run button, "table": the templates table, "templates": the six template boxes,
     "teacher_only": Run and Cancel}``."""
+    task = task if task is not None else gr.State("summary")  # the page's task (ui.common.task_selector)
     form, res = _layout_form(), _layout_results()
-    _wire(studio, form, res)
+    _wire(studio, form, res, task)
     return {"run": res["run"], "table": res["table"], "templates": form["boxes"],
             "teacher_only": [res["run"], res["cancel"]]}

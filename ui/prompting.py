@@ -226,16 +226,15 @@ def generation_controls() -> list[gr.components.Component]:
     return controls
 
 
-def build(studio: Studio) -> dict:
+def build(studio: Studio, task: gr.State | None = None) -> dict:
     """Build the Prompting tab; returns its ``summary`` component for the Toxicity tab."""
+    task = task if task is not None else gr.State("summary")  # the page's task (ui.common.task_selector)
     gr.Markdown("Pick a DialogSum dialogue (or paste your own), choose a prompt, and see exactly "
                 "what the **base** model reads and writes. Prompts longer than "
                 f"{studio.max_input_tokens} tokens are shortened and the notes say how.")
     dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
     upload = uploads.panel(studio)
     with gr.Row():
-        task = ChoiceRadio(list(TASKS), value="summary", label="Task (response: write the next turn)",
-                           elem_id="prompting-task")
         mode = ChoiceRadio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
         indices = TextField("", label=f"{EXAMPLES_FIELD}: train numbers, e.g. 40, 80 (at most {MAX_EXAMPLES}; "
                                        "blank = the N shortest, which fit best)", elem_id="prompting-examples")
@@ -261,18 +260,19 @@ def build(studio: Studio) -> dict:
     shortest = ShortestTrain(studio)
 
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
-                          strategy, temperature, top_k, top_p, num_beams, seed, task, request: gr.Request,
+                          strategy, temperature, top_k, top_p, num_beams, seed, task_now, request: gr.Request,
                           progress=gr.Progress()):
         """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`);
         at most ``SESSION_LIMIT`` requests of one session wait at a time."""
         with studio.limit.admit(request):
             yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
                                           min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed,
-                                          progress, shortest=shortest, task=task)
+                                          progress, shortest=shortest, task=task_now)
 
     run.click(summarize_clicked, [dialogue, mode, indices, count, *controls, task],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
-    # what a lesson (ui.lessons) saves and restores, in ui.lessons.PAGE_FIELDS order, then the controls
-    lesson_fields = [dialogue, task, mode, indices, count, *controls]
+    # what a lesson (ui.lessons) saves and restores
+    lesson_fields = {"dialogue": dialogue, "prompt_mode": mode, "examples": indices, "shots": count,
+                     "controls": controls}
     return {"summary": summary, "teacher_only": [upload["box"]], "lesson_fields": lesson_fields}

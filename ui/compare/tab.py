@@ -25,7 +25,7 @@ from summarizer.runs import finished_runs, read_status
 from summarizer.tasks import TASKS, template
 from summarizer.text import clean_dialogue
 
-from ui.common import ChoiceRadio, FreeNumber, dialogue_picker, one_of, rouge_report, user_errors
+from ui.common import FreeNumber, dialogue_picker, one_of, rouge_report, user_errors
 from summarizer.text import whole_number
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, MODEL_QUEUE, Studio
 from ui.compare.handout import write_handout
@@ -258,7 +258,7 @@ def slot_pickers(studio: Studio) -> tuple[dict, list]:
     return pickers, statuses
 
 
-def build(studio: Studio) -> dict:
+def build(studio: Studio, task: gr.State | None = None) -> dict:
     """Build the Compare tab.
 
     Returns:
@@ -266,6 +266,7 @@ def build(studio: Studio) -> dict:
         ``load`` with ``load_outputs``: app.py runs ``load`` on every page load so the boxes show
         the server's slots.
     """
+    task = task if task is not None else gr.State("summary")  # the page's task (ui.common.task_selector)
     gr.Markdown("The same dialogue through every filled slot, with the zero-shot prompt (of the summary or "
                 "the next-turn task) and greedy decoding. Reward is the hate-speech classifier's `nothate` logit (higher = less "
                 "hateful); ROUGE is the best F-measure ×100 over the human references.")
@@ -273,8 +274,6 @@ def build(studio: Studio) -> dict:
     with gr.Row():
         max_new = FreeNumber(GenerationSettings().max_new_tokens, precision=0, label="Max new tokens (1..512)",
                              elem_id="compare-max-new", scale=1)
-        task = ChoiceRadio(list(TASKS), value="summary", label="Task (response: the next turn)",
-                           elem_id="compare-task", scale=1)
         run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=2)
     notes = gr.Textbox(label="Prompt notes", interactive=False, elem_id="compare-notes")
     with gr.Row():

@@ -224,7 +224,7 @@ def check_request(chosen, n_dialogues, split_name, max_new_tokens) -> tuple[list
     if not models:
         raise ValueError(f"Models: choose at least one model to evaluate ({', '.join(SLOTS)}).")
     n = whole_number(n_dialogues, "Dialogues (N)", 1, MAX_DIALOGUES)
-    split_name = one_of(split_name, "Split", (*SPLITS, UPLOADED))
+    split_name = split_name if split_name == UPLOADED else one_of(split_name, "Split", SPLITS)
     max_new = whole_number(max_new_tokens, "Max new tokens", *MAX_NEW_TOKENS)
     return models, n, split_name, max_new
 
@@ -250,10 +250,7 @@ def _layout(studio: Studio) -> dict:
                                       info="test: 500 dialogues, three human summaries each"),
                 "max_new": FreeSlider(*MAX_NEW_TOKENS, value=200, step=1, label="Max new tokens",
                                       info="greedy decoding, zero-shot prompt, same for every model",
-                                      elem_id="evaluate-max-new"),
-                "task": FreeDropdown(list(TASKS), value="summary", label="Task",
-                                     info="response: each dialogue cut after turn k, judged on turn k+1",
-                                     elem_id="evaluate-task")}
+                                      elem_id="evaluate-max-new")}
     with gr.Row():
         view["run"] = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run")
         view["cancel"] = gr.Button("Cancel", variant="stop")
@@ -331,16 +328,17 @@ def show_metric(results, name):
     return metric_figure(results, name)
 
 
-def build(studio: Studio) -> dict:
+def build(studio: Studio, task: gr.State | None = None) -> dict:
     """Build the Evaluate tab's components and events inside the current ``gr.Blocks``.
 
     Returns:
         ``load`` and ``load_outputs``: app.py runs ``load`` on every page load so the Models
         checkboxes show the slots filled now.
     """
+    task = task if task is not None else gr.State("summary")  # the page's task (ui.common.task_selector)
     v = _layout(studio)
     outputs = [v[k] for k in ("status", "table", "chart", "tox_chart", "predictions", "files", "results_state")]
-    run_event = v["run"].click(_runner(studio), [v["models"], v["n"], v["split"], v["max_new"], v["task"]], outputs,
+    run_event = v["run"].click(_runner(studio), [v["models"], v["n"], v["split"], v["max_new"], task], outputs,
                                api_name="evaluate", concurrency_id=MODEL_QUEUE)
     v["cancel"].click(_canceller(studio), None, v["status"], cancels=[run_event], api_name="cancel_evaluation")
     v["metric"].change(show_metric, [v["results_state"], v["metric"]], v["chart"], queue=False, api_name=False)
