@@ -265,11 +265,7 @@ class ArenaStore:
         vote = check_vote(vote)
         session = check_text(browser_session, "browser session", MAX_SESSION_CHARS)
         with self._connect() as db:
-            row = db.execute("SELECT browser_session, dialogue_id, model_a, source_a, model_b, source_b "
-                             "FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone()
-            if row is None or row[0] != session:
-                raise ArenaError(f"pair_id {pair_id[:20]!r} was not served to this session: vote only "
-                                 "on the pair that /arena_next (or the Arena tab) showed you.")
+            row = _served_row(db, pair_id, session, "vote only on the pair")
             if db.execute("SELECT 1 FROM votes WHERE pair_id = ?", (pair_id,)).fetchone():
                 raise ArenaError(f"pair_id {pair_id[:20]!r} already has your vote: one vote per pair; "
                                  "ask for the next pair.")
@@ -306,11 +302,7 @@ class ArenaStore:
         side, scores = check_side(side), check_scores(scores)
         session = check_text(browser_session, "browser session", MAX_SESSION_CHARS)
         with self._connect() as db:
-            row = db.execute("SELECT browser_session, dialogue_id, model_a, source_a, model_b, source_b "
-                             "FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone()
-            if row is None or row[0] != session:
-                raise ArenaError(f"pair_id {pair_id[:20]!r} was not served to this session: rate only "
-                                 "the summaries that /arena_next (or the Arena tab) showed you.")
+            row = _served_row(db, pair_id, session, "rate only the summaries")
             if db.execute("SELECT 1 FROM ratings WHERE pair_id = ? AND side = ?", (pair_id, side)).fetchone():
                 raise ArenaError(f"side {side} of pair_id {pair_id[:20]!r} already has your rating: one "
                                  "rating per summary; rate the other one or ask for the next pair.")
@@ -402,6 +394,22 @@ def pick_models(filled: Sequence[str], rng) -> tuple[str, str]:
             "start the app with --full-model, --lora-model or --detox-model.")
     a, b = rng.sample(list(filled), 2)
     return a, b
+
+
+def _served_row(db, pair_id: str, session: str, what: str) -> tuple:
+    """(browser_session, dialogue_id, model_a, source_a, model_b, source_b) of a pair served to
+    ``session``.
+
+    Raises:
+        ArenaError: the arena did not serve ``pair_id``, or served it to another session; the
+            message says ``what`` the caller may do instead.
+    """
+    row = db.execute("SELECT browser_session, dialogue_id, model_a, source_a, model_b, source_b "
+                     "FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone()
+    if row is None or row[0] != session:
+        raise ArenaError(f"pair_id {pair_id[:20]!r} was not served to this session: {what} "
+                         "that /arena_next (or the Arena tab) showed you.")
+    return row
 
 
 def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settings,
