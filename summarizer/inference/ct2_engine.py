@@ -220,6 +220,12 @@ class CT2Engine:
         """The base tokenizer, or the full model's own for ``full`` (no torch model is loaded)."""
         return self.model("full").tokenizer if slot == "full" else self.base_tokenizer()
 
+    def loaded_tokenizer(self, slot: str):
+        """The full model's tokenizer if its CTranslate2 model is loaded, else None (the base's is
+        the slots' own, :meth:`~summarizer.inference.slots.ModelSlots.base_tokenizer`); never loads."""
+        entry = self.models.get("full") if slot == "full" else None
+        return entry[1].tokenizer if entry else None
+
     def model(self, slot: str) -> CT2Model:
         """``slot``'s CTranslate2 model, converted (cached on disk) and loaded on first use.
 

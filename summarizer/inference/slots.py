@@ -192,8 +192,17 @@ class ModelSlots:
         Raises:
             SlotError: the slot is empty or fails to load.
         """
+        which = "full" if slot == "full" else "base"
+        # Without the lock when already loaded: a running batch holds the lock for seconds, and
+        # every request builds its prompt with the tokenizer before it joins the next batch.
+        loaded = self.engine.loaded_tokenizer(which)
+        cached = self._tokenizer
+        if loaded is None and which == "base" and cached is not None and cached[0] == self.config.base:
+            loaded = cached[1]
+        if loaded is not None:
+            return loaded
         with self._lock:
-            return self.engine.tokenizer_of("full" if slot == "full" else "base")
+            return self.engine.tokenizer_of(which)
 
     def load(self, slots: Sequence[str] = SLOTS) -> None:
         """Load the given filled slots now (empty ones are skipped).

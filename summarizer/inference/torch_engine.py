@@ -81,7 +81,13 @@ class TorchEngine:
 
     def loaded_base_tokenizer(self):
         """The loaded base's tokenizer, or None when the base is not loaded."""
-        return self._base.tokenizer if self._base is not None else None
+        return self.loaded_tokenizer("base")
+
+    def loaded_tokenizer(self, slot: str):
+        """The tokenizer of ``slot`` (``base`` or ``full``) if its model is loaded, else None;
+        never loads (safe without the slots' lock: it reads one attribute)."""
+        model = self._full if slot == "full" else self._base
+        return model.tokenizer if model is not None else None
 
     def load(self, slot: str) -> None:
         if slot == "base":
