@@ -45,7 +45,7 @@ from summarizer.inference.slot_config import ADAPTER_SLOTS, SLOTS, SlotError
 from summarizer.inference.slots import BACKENDS
 from summarizer.preflight import offline as hub_offline
 from summarizer.prompt_lab.templates import MAX_TEMPLATES, check_template
-from summarizer.prompts import MODES
+from summarizer.prompts import DEFAULT_SHOTS, MAX_SHOTS, MODES
 from summarizer.runs import RUN_ID_RE, read_bytes, write_json
 from summarizer.runs import runs_dir as default_runs_dir
 from summarizer.tasks import DEFAULT_TASK, check_task
@@ -58,8 +58,6 @@ MAX_LESSON_BYTES = 20_000_000  # an uploaded set is at most 5 MB as CSV; JSON es
 MAX_NAME_CHARS = 100
 MAX_SOURCE_CHARS = 1_000  # a hub id or a folder path
 MAX_EXAMPLES_CHARS = 200  # "40, 80": at most 10 numbers
-MAX_SHOTS = 10  # as ui/prompting.py MAX_EXAMPLES: more shots never fit 512 tokens
-DEFAULT_SHOTS = 2  # as ui/prompting.py DEFAULT_SHOTS
 MAX_ROW_NUMBER = 10_000_000  # a dialogue number; the split's real size is checked when it is loaded
 MAX_LISTED = 1_000  # lesson files read by list_lessons at most
 MAX_ID_CHARS = 100  # as summarizer/uploads.py

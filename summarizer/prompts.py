@@ -22,6 +22,8 @@ ZERO_SHOT_TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSum
 SHOT_TEMPLATE = "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n{summary}\n\n\n"
 TARGET_TEMPLATE = "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n"
 MODES = ("zero-shot", "one-shot", "few-shot", "raw")
+DEFAULT_SHOTS = 2  # few-shot examples when no numbers are given
+MAX_SHOTS = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
 DEFAULT_MAX_TOKENS = 512  # FLAN-T5's encoder was trained on 512-token inputs (T5 paper, §3.1.2)
 
 

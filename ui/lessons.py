@@ -17,12 +17,12 @@ from summarizer.inference.slot_config import SLOTS, SlotError
 from summarizer.lessons import (Lesson, LessonError, list_lessons, load_lesson, missing_sources, save_lesson,
                                 uploaded_dataset)
 from ui.context import Studio
+from ui.prompting import SETTING_NAMES
 
 TEACHER_FNS = {"save_lesson", "open_lesson"}
 # The page's values a lesson holds, in the order of the components wire() is given.
 PAGE_FIELDS = ("dialogue", "task", "prompt_mode", "examples", "shots")
-GENERATION_FIELDS = ("max_new_tokens", "min_new_tokens", "strategy", "temperature", "top_k", "top_p",
-                     "num_beams", "seed")
+GENERATION_FIELDS = SETTING_NAMES  # the eight generation controls, in the Prompting tab's order
 
 
 def lesson_from_page(studio: Studio, name: str, values: list) -> Lesson:

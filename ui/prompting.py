@@ -13,7 +13,7 @@ import threading
 import gradio as gr
 
 from summarizer.inference.generation import GenerationSettings, STRATEGIES
-from summarizer.prompts import Example, MODES, Prompt, build_prompt, shot_costs
+from summarizer.prompts import DEFAULT_SHOTS, Example, MAX_SHOTS, MODES, Prompt, build_prompt, shot_costs
 from summarizer.tasks import TASKS, template
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
@@ -21,8 +21,7 @@ from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_o
 from ui import uploads
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
-DEFAULT_SHOTS = 2
-MAX_EXAMPLES = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
+MAX_EXAMPLES = MAX_SHOTS  # the tab's name for it (the cap on example numbers and count)
 EXAMPLES_FIELD = "Example dialogues"
 COUNT_FIELD = "How many examples"
 RESPONSE_MODES = ("zero-shot", "raw")  # one- and few-shot examples are solved summaries
