@@ -138,7 +138,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import arena, backend, lessons, presenter, prompt_lab, prompting, toxicity, uploads
+    from ui import arena, backend, lessons, presenter, prompt_lab, prompting, toxicity
     from ui.common import task_selector
     from ui.compare import tab as compare
     from ui.evaluate import predictions_upload, tab as evaluate
@@ -152,41 +152,38 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             presenter_toggle = presenter.toggle(presenter_mode)
         if notice:
             gr.Markdown(notice, elem_id="first-start-notice")
-        with gr.Accordion("Inference engine", open=False) as engine_box, \
-                room.section(demo, "the inference engine", student=False):
+        with gr.Accordion("Inference engine", open=False) as engine_box:
             backend.build(studio)
         lesson_view = lessons.layout()
         task_radio, task = task_selector()  # one task for Prompting, Compare, Evaluate and the Prompt Lab
         with gr.Tabs():
-            with gr.Tab("Prompting", id="prompting"), \
-                    room.section(demo, "Prompting", teacher_fns=uploads.TEACHER_FNS):
+            with gr.Tab("Prompting", id="prompting"):
                 prompting_view = prompting.build(studio, task)
-            with gr.Tab("Compare", id="compare"), room.section(demo, "Compare", teacher_fns=compare.TEACHER_FNS):
+            with gr.Tab("Compare", id="compare"):
                 compare_view = compare.build(studio, task)
-            with gr.Tab("Toxicity", id="toxicity"), room.section(demo, "Toxicity"):
+            with gr.Tab("Toxicity", id="toxicity"):
                 toxicity.build(studio, prompting_view["summary"], compare_view["results"])
-            with gr.Tab("Train", id="train"), room.section(demo, "the Train tab", student=False):
+            with gr.Tab("Train", id="train"):
                 train_note = room.teachers_tab_note("Train")
                 with gr.Column() as train_body:
                     train_view = train.build(studio)
-            with gr.Tab("Evaluate", id="evaluate"), room.section(demo, "the Evaluate tab", student=False):
+            with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_note = room.teachers_tab_note("Evaluate")
                 with gr.Column() as evaluate_body:
                     evaluate_view = evaluate.build(studio, task)
                     predictions_upload.build(studio)
-            with gr.Tab("Prompt Lab", id="prompt-lab"), \
-                    room.section(demo, "the Prompt Lab", teacher_fns=prompt_lab.TEACHER_FNS):
+            with gr.Tab("Prompt Lab", id="prompt-lab"):
                 lab_view = prompt_lab.build(studio, task)
-            with gr.Tab("Arena", id="arena"), room.section(demo, "the Arena", teacher_fns=arena.TEACHER_FNS):
+            with gr.Tab("Arena", id="arena"):
                 arena_view = arena.build(studio)
-        with room.section(demo, "lessons", student=False):  # after the tabs: it fills their fields
-            page = prompting_view["lesson_fields"]
-            lessons.wire(studio, lesson_view, [page["dialogue"], task_radio, page["prompt_mode"], page["examples"],
-                                               page["shots"], *page["controls"], *lab_view["templates"]], demo)
+        page = prompting_view["lesson_fields"]  # after the tabs: a lesson fills their fields
+        lessons.wire(studio, lesson_view, [page["dialogue"], task_radio, page["prompt_mode"], page["examples"],
+                                           page["shots"], *page["controls"], *lab_view["templates"]], demo)
         # Every page load shows the server's state now (slots, finished runs, the selected run and
         # its settings), not the start-up one.
         for view in (compare_view, evaluate_view):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
+        demo.load(compare_view["teacher_load"], None, compare_view["teacher_load_outputs"], api_visibility="private")
         for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
             demo.load(**hook, api_visibility="private")           # form previews, leaderboard
         room.hide_from_students(demo, [engine_box, lesson_view["box"], train_body, evaluate_body, *prompting_view["teacher_only"],
@@ -194,6 +191,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                                         *lab_view["teacher_only"], *arena_view["teacher_only"]],
                                 notes=[train_note, evaluate_note])
         presenter.wire(demo, presenter_toggle)
+    room.guard(demo, studio.activity)  # every event, by the mark on its definition (ui.access)
     return demo
 
 

@@ -147,7 +147,8 @@ STUDENT_MAY = {"load_dialogue", "summarize", "compare", "refresh_runs", "export_
 
 @pytest.fixture(scope="module")
 def classroom_app(tiny_t5, tiny_classifier, random_adapter, dialogsum_dir, tmp_path_factory):
-    argv = ("--auth", ":".join(TEACHER), "--student-auth", ":".join(STUDENT), "--student-auth", "student2:x")
+    argv = ("--auth", ":".join(TEACHER), "--student-auth", ":".join(STUDENT),
+            *(a for k in range(2, 8) for a in ("--student-auth", f"student{k}:x")))
     with running_app(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path_factory.mktemp("runs"), argv,
                      lora=random_adapter) as served:
         yield served
@@ -195,7 +196,7 @@ def test_concurrent_student_sessions_get_exactly_their_own_summaries(classroom_a
     studio, url = classroom_app
     rows = load_split(str(dialogsum_dir), "test")
     dialogues = [rows[20 + i]["dialogue"] for i in range(6)]
-    clients = [_client(url, STUDENT) for _ in dialogues]
+    clients = [_client(url, (f"student{k + 2}", "x")) for k in range(len(dialogues))]  # six students
     before = studio.slots.batcher.batches
     args = ("zero-shot", "", 2, 24, 0, "greedy", 0.7, 50, 1.0, 4, 42)
     out = _at_once(len(clients), lambda i: clients[i].predict(dialogues[i], *args, api_name="/summarize"))

@@ -31,13 +31,12 @@ from summarizer.arena.store import CRITERIA, CRITERION_HELP, SCORES, SIDES, Aren
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SLOT_LABELS
 
+from ui.access import for_students, teacher_only
 from ui.common import user_errors
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
 ARENA_QUEUE = "arena-store"  # votes, leaderboard, export: quick SQLite work beside model work
 ARENA_CONCURRENCY = 8  # SQLite serialises writes itself (busy_timeout); 8 keeps threads few
-# What a student may not do here (ui.classroom): start a new class session, export the votes.
-TEACHER_FNS = {"new_session_clicked", "arena_new_session", "arena_export"}
 TEACHER_CONTROLS = ("class_name", "new_class", "export", "file")
 SCOPES = {"current": "current class session", "all": "all sessions"}
 VOTE_BUTTONS = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both bad"))
@@ -140,6 +139,7 @@ class ArenaEndpoints:
                                    print_exception=False) from err
             return self._store
 
+    @for_students
     def arena_next(self, request: gr.Request) -> dict:
         """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b
         (no model names). Refused, saying how to fill a slot, when fewer than two slots are filled."""
@@ -149,6 +149,7 @@ class ArenaEndpoints:
                               self.settings, studio.max_input_tokens)
         return pair.public()
 
+    @for_students
     def arena_vote(self, pair_id: str, vote: str, request: gr.Request) -> dict:
         """Record a vote ("A", "B", "tie", "both bad") on a pair /arena_next served to this session.
 
@@ -158,6 +159,7 @@ class ArenaEndpoints:
         with user_errors():
             return self.store.vote(pair_id, vote, session_of(request))
 
+    @for_students
     def arena_rate(self, pair_id: str, side: str, relevance: int, coherence: int, fluency: int,
                    consistency: int, request: gr.Request) -> dict:
         """Rate summary "A" or "B" of a pair /arena_next served to this session, each criterion a whole
@@ -172,6 +174,7 @@ class ArenaEndpoints:
         with user_errors():
             return self.store.rate(pair_id, side, scores, session_of(request))
 
+    @for_students
     def arena_leaderboard(self, scope: str = "current") -> dict:
         """Leaderboard of the current class session ("current") or of every vote ("all"): rows with
         model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
@@ -183,12 +186,14 @@ class ArenaEndpoints:
         ratings = data["ratings"]
         return {**data, "rows": _json_rows(data["rows"]), "ratings": {**ratings, "rows": _json_rows(ratings["rows"])}}
 
+    @teacher_only
     def arena_new_session(self, name: str = "") -> dict:
         """Start a new class session: the leaderboard restarts empty, old votes are kept.
         Returns the session's id, name and start time (Unix seconds)."""
         with user_errors():
             return self.store.new_class(name)
 
+    @teacher_only
     def arena_export(self, scope: str = "current") -> list[str]:
         """The votes and the ratings of the current class session ("current") or all ("all") as two
         CSV files, [votes, ratings] (no summaries)."""
@@ -278,6 +283,7 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
     def rate_buttons(interactive: bool) -> list:
         return [gr.update(interactive=interactive, value=f"Rate summary {side}") for side in SIDES]
 
+    @for_students
     def show_next(request: gr.Request):
         """Reads nothing; updates the pair id, dialogue, both summaries, the status, the vote buttons,
         the rating radios (cleared) and the Rate buttons."""
@@ -289,6 +295,7 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
                 "Which summary is better? You may rate each one first.", *on, *cleared(), *rate_buttons(True))
 
     def rate_handler(side: str):
+        @for_students
         def rate_clicked(current_pair, relevance, coherence, fluency, consistency, request: gr.Request):
             """Reads the shown pair's id and the side's four radios; disables that side's Rate button."""
             if not current_pair:
@@ -302,6 +309,7 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         return rate_clicked
 
     def vote_handler(value: str):
+        @for_students
         def vote_clicked(current_pair, request: gr.Request):
             """Reads the shown pair's id; updates the reveal line and disables the vote buttons."""
             if not current_pair:  # gr.State lives in the server: empty before a pair or after a restart
@@ -309,12 +317,14 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
             return reveal_text(api.arena_vote(current_pair, value, request)), *off
         return vote_clicked
 
+    @for_students
     def refresh(scope_value):
         """Reads the scope; updates the caption, the leaderboard table and the ratings table."""
         with user_errors():
             data = board_data(api.store, scope_value)
         return board_caption(data), board_frame(data), ratings_frame(data)
 
+    @for_students
     def on_load(scope_value):
         """Page load: the leaderboard, or why the Arena cannot store votes (no error pop-up)."""
         try:
@@ -322,6 +332,7 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         except gr.Error as err:
             return f"**{err.message}**", gr.update(), gr.update()
 
+    @teacher_only
     def new_session_clicked(name, scope_value):
         """Reads the name and scope; updates the caption, table and name box."""
         entry = api.arena_new_session(name or "")

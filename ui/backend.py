@@ -11,6 +11,7 @@ import gradio as gr
 from summarizer.inference.slots import BACKENDS
 from summarizer.inference.ct2_engine import COMPUTE_TYPES
 
+from ui.access import for_students, teacher_only
 from ui.common import user_errors
 from ui.context import MODEL_QUEUE, Studio
 
@@ -61,6 +62,7 @@ def build(studio: Studio) -> dict:
         status = gr.Textbox(describe_backend(studio), label="Engine now", interactive=False,
                             elem_id="backend-status", scale=2)
 
+    @teacher_only
     def apply_clicked(engine: str, compute_type: str, progress=gr.Progress()):
         """Reads engine and compute type; updates the "Engine now" line."""
         return set_backend(studio, engine, compute_type, progress)

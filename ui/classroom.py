@@ -6,11 +6,12 @@ student logins nothing here applies and every login may do everything, as before
 
 A student may use Prompting, Compare (the slots read-only), Toxicity, see the Prompt Lab and vote
 in the Arena. The teacher's: changing slots or the engine, Train, Evaluate runs and uploads,
-running the Prompt Lab, the Arena's new class session and export. :class:`Classroom` checks
-``gr.Request.username`` inside **every** event function of the app (named endpoints and the
-page's own events alike, since a client can call either), not only by hiding controls: the app
-records which functions each tab registered (:meth:`Classroom.section`) and wraps each one whose
-role is the teacher's. Page loads and timer ticks only read, so they are everyone's.
+running the Prompt Lab, the Arena's rounds and export, the Class view. Each event function says
+which it is where it is defined (``@teacher_only`` / ``@for_students``, :mod:`ui.access`);
+:meth:`Classroom.guard` wraps **every** event of the built app by its mark (named endpoints and
+the page's own events alike, since a client can call either, by name or by ``fn_index``), and an
+unmarked one fails the build. The login (``gr.Request.username``) is the identity: the session
+id a client sends decides nothing.
 """
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ from pathlib import Path
 
 import gradio as gr
 
-TEACHER, STUDENT = "teacher", "student"
-READ_TRIGGERS = {"load", "tick"}  # page loads and timers read state, they never change it
+from ui.access import STUDENT, TEACHER, access_of, for_students
+
+# Triggers a student does not fire by a click of their own: a page load, a timer, a value that another
+# event (a lesson, a restore) changed, a chained step. A teacher-only function they trigger for a
+# student returns no update, silently; a click, submit, upload or API call is refused by name.
+QUIET_TRIGGERS = {"load", "tick", "change", "input", "select", "then", "success", "failure"}
 
 
 def parse_login(text: str, flag: str) -> tuple[str, str]:
@@ -89,24 +94,28 @@ class Classroom:
             return TEACHER
         return STUDENT if user in self.students else TEACHER if user in self.teachers else STUDENT
 
-    @contextlib.contextmanager
-    def section(self, demo: gr.Blocks, name: str, student: bool = True, teacher_fns: set[str] = frozenset()):
-        """Mark the event functions registered inside the block.
+    def guard(self, demo: gr.Blocks, activity=None) -> None:
+        """Wrap every event function of ``demo`` by the mark on its definition (:mod:`ui.access`).
 
-        Args:
-            demo: the Blocks being built.
-            name: what the part is called in a refusal ("the Train tab").
-            student: whether students may use the part's functions at all.
-            teacher_fns: function names (``fn.__name__``) in the part that only the teacher may call.
+        Call once, after the whole page is built. Deny by default: a function with no mark makes
+        the build fail. A teacher-only function called by a student is refused with a message
+        naming it, except when a page load, a timer or another event (not the student's own click)
+        triggered it: then it returns no update at all, and no toast. ``activity`` (a
+        :class:`ui.class_activity.ClassActivity`) records who called what, for the Class view.
+
+        Raises:
+            ValueError: an event function has no mark (the message names it and its module).
         """
-        before = set(demo.fns)
-        yield
-        for key in set(demo.fns) - before:
-            block_fn = demo.fns[key]
-            fn_name = getattr(block_fn.fn, "__name__", "")
-            reads = {t[1] for t in block_fn.targets} <= READ_TRIGGERS and block_fn.targets
-            if block_fn.fn is not None and not reads and (not student or fn_name in teacher_fns):
-                self._teacher_only(block_fn, name)
+        unmarked = [f"{getattr(b.fn, '__module__', '?')}.{getattr(b.fn, '__qualname__', b.fn)}"
+                    for b in demo.fns.values() if b.fn is not None and access_of(b.fn) is None]
+        if unmarked:
+            raise ValueError("Every event function needs a permission mark (@teacher_only or @for_students "
+                             f"from ui.access) where it is defined; unmarked: {', '.join(sorted(set(unmarked)))}.")
+        for block_fn in demo.fns.values():
+            if block_fn.fn is not None and not getattr(block_fn.fn, "__studio_guarded__", False):
+                quiet = bool(block_fn.targets) and {t[1] for t in block_fn.targets} <= QUIET_TRIGGERS
+                block_fn.fn = _guarded(block_fn.fn, self, access_of(block_fn.fn), block_fn.api_name or
+                                       block_fn.fn.__name__, quiet, len(block_fn.outputs), activity)
 
     def teachers_tab_note(self, tab: str) -> gr.Markdown:
         """A note, shown only on a student's page, in a tab whose contents are the teacher's
@@ -121,15 +130,12 @@ class Classroom:
         if not self.enabled:
             return
 
+        @for_students
         def show_by_role(request: gr.Request):
             teacher = self.role_of(request.username) == TEACHER
             return [gr.update(visible=teacher)] * len(components) + [gr.update(visible=not teacher)] * len(notes)
 
         demo.load(show_by_role, None, [*components, *notes], api_visibility="private")
-
-    def _teacher_only(self, block_fn, part: str) -> None:
-        if self.enabled:
-            block_fn.fn = _guarded(block_fn.fn, self, f"{block_fn.api_name or block_fn.fn.__name__} ({part})")
 
     def refusal(self, request: gr.Request | None, action: str) -> str | None:
         """The message refusing ``action`` to this request's login, or None when it may."""
@@ -140,8 +146,12 @@ class Classroom:
                 f"Ask your teacher to do it.")
 
 
-def _guarded(fn, classroom: Classroom, action: str):
-    """``fn`` with a check of the caller's role first; Gradio passes it the request."""
+def _guarded(fn, classroom: Classroom, access: str, action: str, quiet: bool, n_outputs: int, activity=None):
+    """``fn`` with the caller's role checked first (and the call noted in ``activity``).
+
+    Gradio fills a ``gr.Request`` parameter by its annotation: ``fn``'s own, or one added here
+    (after the positional inputs) and taken out again before ``fn`` is called.
+    """
     sig = inspect.signature(fn)
     own = next((p.name for p in sig.parameters.values()
                 if p.annotation is gr.Request or "Request" in str(p.annotation)), None)
@@ -152,36 +162,59 @@ def _guarded(fn, classroom: Classroom, action: str):
                   len(params))
         params.insert(at, inspect.Parameter("_request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                             default=None, annotation=gr.Request))
+    bound_sig = inspect.Signature(params)
+    nothing = None if n_outputs == 0 else gr.skip() if n_outputs == 1 else tuple(gr.skip() for _ in range(n_outputs))
 
     def check(args, kwargs):
-        request = inspect.Signature(params).bind(*args, **kwargs).arguments.get(own or "_request")
-        message = classroom.refusal(request, action)
-        if message:
-            raise gr.Error(message, print_exception=False)
+        """(allowed, args, kwargs): False when a student triggered a teacher-only read (no update)."""
+        request = bound_sig.bind(*args, **kwargs).arguments.get(own or "_request")
+        if activity is not None:
+            activity.seen(request, action)
+        if access != STUDENT:
+            message = classroom.refusal(request, action)
+            if message and quiet:
+                return False, args, kwargs
+            if message:
+                raise gr.Error(message, print_exception=False)
         if own is None:  # take out the request Gradio put in for this check (at its position)
             args = args[:at] + args[at + 1:] if len(args) > at else args
             kwargs = {k: v for k, v in kwargs.items() if k != "_request"}
-        return args, kwargs
+        return True, args, kwargs
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            args, kwargs = check(args, kwargs)
+            allowed, args, kwargs = check(args, kwargs)
+            if not allowed:
+                yield nothing
+                return
             yield from fn(*args, **kwargs)
     else:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            args, kwargs = check(args, kwargs)
-            return fn(*args, **kwargs)
+            allowed, args, kwargs = check(args, kwargs)
+            return fn(*args, **kwargs) if allowed else nothing
     wrapper.__signature__ = sig.replace(parameters=params)
     wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), **({} if own else {"_request": gr.Request})}
+    wrapper.__studio_guarded__ = True
     return wrapper
 
 
-class SessionLimit:
-    """At most ``limit`` model requests of one browser (or API client) session at a time.
+def identity_of(request: gr.Request | None) -> str:
+    """Who is asking: the login (``gr.Request.username``) when the app has logins, else the
+    browser (or API client) session, ``"api"`` when there is neither. A client picks its
+    session id, so with logins it never decides whose requests, pairs or votes it gets."""
+    user = getattr(request, "username", None)
+    if user:
+        return f"login:{user}"
+    return f"session:{getattr(request, 'session_hash', None) or 'api'}"
 
-    One student cannot queue 100 Compares ahead of the class. Keyed by Gradio's ``session_hash``,
+
+class SessionLimit:
+    """At most ``limit`` model requests of one person at a time, waiting or running.
+
+    One student cannot queue 100 Compares ahead of the class. Keyed by :func:`identity_of`: the
+    login across all of one student's tabs and session ids (the session only without logins),
     never by IP: a classroom shares one address.
     """
 
@@ -190,12 +223,12 @@ class SessionLimit:
 
     @contextlib.contextmanager
     def admit(self, request: gr.Request | None):
-        """Count this request for its session while the block runs.
+        """Count this request for its login (or session) while the block runs.
 
         Raises:
-            gr.Error: the session already has ``limit`` requests running or waiting.
+            gr.Error: this login (or session) already has ``limit`` requests running or waiting.
         """
-        key = getattr(request, "session_hash", None) or "api"
+        key = identity_of(request)
         with self._lock:
             if self._counts.get(key, 0) >= self.limit:
                 raise gr.Error(f"You already have {self.limit} requests running or waiting; wait for "
@@ -208,3 +241,8 @@ class SessionLimit:
                 self._counts[key] -= 1
                 if not self._counts[key]:
                     del self._counts[key]
+
+    def in_flight(self) -> dict[str, int]:
+        """``{identity: requests now running or waiting}`` (see :func:`identity_of`)."""
+        with self._lock:
+            return dict(self._counts)

@@ -16,6 +16,7 @@ from summarizer.uploads import UPLOADED
 from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS, ROUGE_NAMES, score_one
 from summarizer.text import check_index, excerpt
 
+from ui.access import for_students, teacher_only
 from ui.context import Studio
 
 NO_REFERENCE = "no reference"
@@ -76,12 +77,13 @@ def dialogue_picker(studio: Studio, prefix: str, api_name: str | None):
                               elem_id=f"{prefix}-references")
     visibility = "public" if api_name else "private"
 
+    @for_students
     def load_fn(split: str, index: float):
         """Reads split and number; updates dialogue, references and the "Loaded" line."""
         return load_dialogue(studio, split, index)
 
     load.click(load_fn, [split, index], [dialogue, refs, info], api_name=api_name, api_visibility=visibility)
-    rand.click(lambda split_name: random_index(studio, split_name), split, index, api_visibility="private").then(
+    rand.click(for_students(lambda split_name: random_index(studio, split_name)), split, index, api_visibility="private").then(
         load_fn, [split, index], [dialogue, refs, info], api_visibility="private")
     return dialogue, refs, info
 
@@ -223,6 +225,7 @@ def task_selector() -> tuple[gr.Radio, gr.State]:
                         "of a dialogue cut after turn k, judged on turn k+1)", elem_id="task")
     state = gr.State(DEFAULT_TASK)
 
+    @for_students
     def set_task(task):
         """Reads the task radio; updates this session's task."""
         with user_errors():

@@ -13,6 +13,7 @@ from summarizer.tasks import check_task, response_example
 from summarizer.text import clean_text
 from summarizer.toxicity import ToxicityScorer
 from summarizer.uploads import UPLOADED
+from ui.class_activity import ClassActivity
 from ui.classroom import Classroom, SessionLimit
 
 # All model work (generation, scoring, evaluation) goes through this one queue so that one CPU
@@ -42,7 +43,8 @@ class Studio:
         runs_dir: folder holding training runs.
         max_input_tokens: encoder limit for prompts (512 for FLAN-T5).
         classroom: teacher and student logins (:class:`ui.classroom.Classroom`; none = no roles).
-        limit: the per-session cap on waiting generation requests.
+        limit: the per-login cap on waiting generation requests (per session without logins).
+        activity: each login's last request and its Summarize/Compare requests, for the Class view.
         uploaded: the teacher's own dialogues, the split ``"uploaded"`` (None until an upload).
     """
 
@@ -53,6 +55,7 @@ class Studio:
     max_input_tokens: int = 512
     classroom: Classroom = field(default_factory=Classroom)
     limit: SessionLimit = field(default_factory=lambda: SessionLimit(SESSION_LIMIT))
+    activity: ClassActivity = field(default_factory=ClassActivity)  # who is here, what each asked (Class view)
     uploaded: object = None  # the teacher's own dialogues (summarizer.uploads), split "uploaded"
     lesson: object = None  # the lesson last opened (summarizer.lessons.Lesson): what page loads show
     _splits: dict = field(default_factory=dict, repr=False)

@@ -16,10 +16,10 @@ import gradio as gr
 from summarizer.inference.slot_config import SLOTS, SlotError
 from summarizer.lessons import (Lesson, LessonError, list_lessons, load_lesson, missing_sources, save_lesson,
                                 uploaded_dataset)
+from ui.access import for_students, teacher_only
 from ui.context import Studio
 from ui.prompting import SETTING_NAMES
 
-TEACHER_FNS = {"save_lesson", "open_lesson"}
 # The page's values a lesson holds, in the order of the components wire() is given.
 PAGE_FIELDS = ("dialogue", "task", "prompt_mode", "examples", "shots")
 GENERATION_FIELDS = SETTING_NAMES  # the eight generation controls, in the Prompting tab's order
@@ -102,6 +102,7 @@ def wire(studio: Studio, view: dict, page: list, demo: gr.Blocks) -> None:
     """Connect the panel to the page's components ``page`` (the order of :func:`lesson_from_page`)."""
     n_templates = len(page) - len(PAGE_FIELDS) - len(GENERATION_FIELDS)
 
+    @teacher_only
     def save_lesson_clicked(name, *values):
         """Reads the name and the page; saves a lesson; updates the status and the saved lessons."""
         try:
@@ -110,6 +111,7 @@ def wire(studio: Studio, view: dict, page: list, demo: gr.Blocks) -> None:
             raise gr.Error(str(err), print_exception=False) from err
         return f"Saved **{path.name}** in `{path.parent}`.", _choices(studio)
 
+    @teacher_only
     def open_lesson_clicked(chosen):
         """Reads a saved lesson; applies its slots, engine and uploaded set; updates the page."""
         try:
@@ -120,13 +122,13 @@ def wire(studio: Studio, view: dict, page: list, demo: gr.Blocks) -> None:
         status = f"Opened **{lesson.name}**." + "".join(f"\n\n- {note}" for note in notes)
         return [status, *page_values(studio, lesson, n_templates)]
 
+    @for_students
     def restore():
         """Every page load: the studio's lesson's values (nothing changes without one)."""
         if studio.lesson is None:
             return [gr.update() for _ in page] + [_choices(studio)]
         return [*page_values(studio, studio.lesson, n_templates), _choices(studio)]
 
-    save_lesson_clicked.__name__, open_lesson_clicked.__name__ = "save_lesson", "open_lesson"
     view["save"].click(save_lesson_clicked, [view["name"], *page], [view["status"], view["chosen"]],
                        api_name="save_lesson")
     view["open"].click(open_lesson_clicked, view["chosen"], [view["status"], *page], api_name="open_lesson")

@@ -28,6 +28,7 @@ from summarizer.evaluation.rouge import ROUGE_KEYS, ROUGE_NAMES
 
 from summarizer.tasks import TASKS, examples
 from summarizer.uploads import UPLOADED
+from ui.access import for_students, teacher_only
 from ui.common import one_of, user_errors
 from summarizer.text import whole_number
 from ui.context import Studio
@@ -159,10 +160,6 @@ def _layout_results() -> dict:
         "table_state": gr.State([])}
 
 
-# What a student may not do here (ui.classroom): run the lab or cancel it; they see the tab.
-TEACHER_FNS = {"run", "request_cancel"}
-
-
 def _session_key(request) -> str:
     """This session's key for its Prompt Lab cancel flag (apart from Evaluate's on the same Studio)."""
     return f"prompt-lab:{getattr(request, 'session_hash', None) or 'api'}"
@@ -170,6 +167,7 @@ def _session_key(request) -> str:
 
 def _preset_applier(studio: Studio):
     """The preset pickers' handler (one-shot and few-shot draw their examples from the train split)."""
+    @for_students
     def apply_preset(name):
         """Reads a preset name; updates its template box (unchanged when no preset is chosen)."""
         if not name:
@@ -181,6 +179,7 @@ def _preset_applier(studio: Studio):
 
 def _runner(studio: Studio):
     """The Run button's handler over :func:`run_lab` (its parameters name the API's inputs)."""
+    @teacher_only
     def run(model_name, split_name, n_dialogues, seed, t1, t2, t3, t4, t5, t6, max_new, min_new, strategy,
             temperature, top_k, top_p, beams, gen_seed, request: gr.Request, task="summary", progress=gr.Progress()):
         """Reads model, split, N, dialogue seed, the six templates, eight generation settings and
@@ -215,6 +214,7 @@ def _runner(studio: Studio):
 
 def _canceller(studio: Studio):
     """The Cancel button's handler (``/cancel_prompt_lab``)."""
+    @teacher_only
     def request_cancel(request: gr.Request):
         """Sets this session's cancel flag; the run stops after its current batch."""
         if studio.request_cancel(_session_key(request)):
@@ -233,7 +233,7 @@ def _wire(studio: Studio, form: dict, res: dict, task: gr.State) -> None:
                                  [res[k] for k in ("status", "table", "chart", "outputs", "files", "table_state")],
                                  api_name="prompt_lab", concurrency_id=LAB_QUEUE)
     res["cancel"].click(_canceller(studio), None, res["status"], cancels=[run_event], api_name="cancel_prompt_lab")
-    res["metric"].change(lambda t, m: lab_figure(t, m), [res["table_state"], res["metric"]], res["chart"],
+    res["metric"].change(for_students(lambda t, m: lab_figure(t, m)), [res["table_state"], res["metric"]], res["chart"],
                          queue=False, api_visibility="private")
 
 

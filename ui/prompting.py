@@ -17,6 +17,7 @@ from summarizer.prompts import DEFAULT_SHOTS, Example, MAX_SHOTS, MODES, Prompt,
 from summarizer.tasks import TASKS, template
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
+from ui.access import for_students, teacher_only
 from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, rouge_markdown, rouge_report, user_errors)
 from ui import uploads
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
@@ -258,6 +259,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
 
     shortest = ShortestTrain(studio)
 
+    @for_students
     def summarize_clicked(dialogue, mode, example_indices, example_count, max_new_tokens, min_new_tokens,
                           strategy, temperature, top_k, top_p, num_beams, seed, task_now, request: gr.Request,
                           progress=gr.Progress()):

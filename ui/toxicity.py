@@ -11,6 +11,7 @@ import gradio as gr
 from summarizer.text import MAX_SCORED_CHARS, clean_dialogue, clean_text, excerpt
 from summarizer.toxicity import ToxicityScore
 
+from ui.access import for_students, teacher_only
 from ui.common import TextField, user_errors
 from ui.compare.results_json import read_results
 from ui.context import MODEL_QUEUE, Studio
@@ -115,6 +116,7 @@ def build(studio: Studio, prompting_summary: gr.Textbox | None = None,
                             elem_id="toxicity-p-hate")
         note = gr.Textbox(NOT_SCORED, label="What was scored", interactive=False, elem_id="toxicity-note")
 
+    @for_students
     def text_changed(text, progress=gr.Progress()):
         """Reads the text box; updates the reward, P(hate) and note boxes."""
         return shown_scores(*score_text(studio, text))
@@ -124,12 +126,13 @@ def build(studio: Studio, prompting_summary: gr.Textbox | None = None,
                         show_progress="minimal")
     # Emptying the box (select all, delete) may not fire "input" at once in the browser; "change"
     # does, and clears the numbers without queueing model work.
-    text.change(lambda t: shown_scores(None, None, NOT_SCORED) if not clean_text(t) else (gr.skip(),) * 3,
+    text.change(for_students(lambda t: shown_scores(None, None, NOT_SCORED) if not clean_text(t) else (gr.skip(),) * 3),
                 text, [reward, p_hate, note], api_visibility="private", queue=False)
     # A refused text must not leave the previous text's numbers on screen.
-    scored.failure(lambda: shown_scores(None, None, REFUSED), None, [reward, p_hate, note],
+    scored.failure(for_students(lambda: shown_scores(None, None, REFUSED)), None, [reward, p_hate, note],
                    api_visibility="private", queue=False)
 
+    @for_students
     def toxicity(text: str) -> tuple[float | None, float | None, str]:
         """Score ``text``: (reward = nothate logit, P(hate), a note on how many tokens were read);
         (None, None, note) for an empty text. The classifier reads at most 512 tokens."""
@@ -143,6 +146,7 @@ def build(studio: Studio, prompting_summary: gr.Textbox | None = None,
     table = gr.Dataframe(headers=TABLE_HEADERS, datatype="str", interactive=False, wrap=True,
                          column_widths=COLUMN_WIDTHS, elem_id="toxicity-shown")
 
+    @for_students
     def shown_clicked(prompting_summary, compare_results, progress=gr.Progress()):
         """Reads the Prompting summary and the Compare JSON; updates the table."""
         return score_shown(studio, prompting_summary, compare_results)

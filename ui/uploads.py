@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from summarizer.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_DIALOGUES, UPLOADED, UploadError, read_dialogues
+from ui.access import for_students, teacher_only
 from ui.common import user_errors
 from ui.context import Studio
 
@@ -19,7 +20,6 @@ HELP = (f"One dialogue per row (CSV) or line (JSONL) in a column **dialogue**; o
         f"**summary** or **summary1**, **summary2**, ... At most {MAX_UPLOAD_DIALOGUES:,} dialogues and "
         f"{MAX_UPLOAD_BYTES // 1_000_000} MB, UTF-8. They become the split **{UPLOADED}** for every tab "
         f"and every student, until the next upload or a restart.")
-TEACHER_FNS = {"upload_dialogues"}
 
 
 def upload_dialogues(studio: Studio, path: str | None) -> str:
@@ -51,10 +51,10 @@ def panel(studio: Studio) -> dict:
                            elem_id="upload-dialogues-file", scale=2)
             status = gr.Markdown(elem_id="upload-dialogues-status")
 
+    @teacher_only
     def upload_clicked(path):
         """Reads the file; updates the status line (the split ``uploaded`` changes for everyone)."""
         return upload_dialogues(studio, path)
 
-    upload_clicked.__name__ = "upload_dialogues"  # the name ui.classroom knows as the teacher's
     file.upload(upload_clicked, file, status, api_name="upload_dialogues")
     return {"box": box}

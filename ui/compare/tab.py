@@ -14,6 +14,7 @@ back in the picker instead of turning the status box into an error badge.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
@@ -25,14 +26,13 @@ from summarizer.runs import finished_runs, read_status
 from summarizer.tasks import TASKS, template
 from summarizer.text import clean_dialogue
 
+from ui.access import for_students, teacher_only
 from ui.common import FreeNumber, dialogue_picker, one_of, rouge_report, user_errors
 from summarizer.text import whole_number
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, MODEL_QUEUE, Studio
 from ui.compare.handout import write_handout
 
 PICKABLE = ("full", "lora", "detox")
-# What a student may not do here (ui.classroom): change a slot; they compare with the teacher's.
-TEACHER_FNS = {"apply_clicked", *(f"set_{slot}" for slot in PICKABLE)}
 MAX_SOURCE_CHARS = 1000  # a hub id or folder path; longer is not a path this machine can open
 
 
@@ -198,6 +198,7 @@ def apply_in_page(studio: Studio, slot: str, source, progress=lambda *a, **k: No
 
 def apply_handler(studio: Studio, slot: str):
     """The Apply button's handler for ``slot`` (see :func:`apply_in_page`)."""
+    @teacher_only
     def apply_clicked(source, progress=gr.Progress()):
         """Reads the picker; updates the status box and, after a refusal, resets the picker."""
         return apply_in_page(studio, slot, source, progress)
@@ -206,21 +207,29 @@ def apply_handler(studio: Studio, slot: str):
 
 def api_setter(studio: Studio, slot: str):
     """The ``/set_<slot>`` endpoint: a refused source raises ``gr.Error`` (``AppError`` in clients)."""
+    @teacher_only
     def set_slot(source: str | None) -> str:
         with user_errors():
             return apply_source(studio, slot, source)
-    set_slot.__name__ = f"set_{slot}"
     return set_slot
 
 
 def page_state(studio: Studio) -> list:
     """Values for every page load: the base box, the three status boxes and the three pickers
     (choices from the runs folder, value = the slot's current source)."""
-    statuses = [slot_line(studio, slot) for slot in ("base", *PICKABLE)]
+    return [*slot_statuses(studio), *picker_updates(studio)]
+
+
+def slot_statuses(studio: Studio) -> list[str]:
+    """The base box and the three slots' status lines (what every page shows)."""
+    return [slot_line(studio, slot) for slot in ("base", *PICKABLE)]
+
+
+def picker_updates(studio: Studio) -> list:
+    """The three pickers: the runs folder's finished runs (the teacher's), value = the slot's source."""
     grouped = choices_by_slot(studio)
-    pickers = [gr.Dropdown(choices=grouped[slot], value=picker_value(studio, slot, grouped[slot]))
-               for slot in PICKABLE]
-    return [*statuses, *pickers]
+    return [gr.Dropdown(choices=grouped[slot], value=picker_value(studio, slot, grouped[slot]))
+            for slot in PICKABLE]
 
 
 def slot_panel(slot: str):
@@ -245,7 +254,8 @@ def slot_pickers(studio: Studio) -> tuple[dict, list]:
     pickers = {}
     for slot in PICKABLE:
         with gr.Row():
-            pickers[slot] = gr.Dropdown(run_choices(studio, slot), value=studio.slots.source(slot),
+            # No choices in the built page, which every login receives: the teacher's page load fills them.
+            pickers[slot] = gr.Dropdown([], value=studio.slots.source(slot),
                                         allow_custom_value=True, label=f"{SLOT_LABELS[slot]} source",
                                         elem_id=f"compare-pick-{slot}", scale=4)
             apply = gr.Button("Apply", elem_id=f"compare-apply-{slot}", scale=0)
@@ -288,6 +298,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
         pickers, statuses = slot_pickers(studio)
         refresh = gr.Button("Refresh finished runs", elem_id="compare-refresh")
 
+    @for_students
     def compare_clicked(dialogue, max_new_tokens, task, request: gr.Request, progress=gr.Progress()):
         """Reads the dialogue box, max new tokens and the task; updates prompt notes, the four
         summary and score boxes, and the JSON."""
@@ -296,6 +307,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
         cells = [v for row in out["slots"] for v in (row["summary"], score_line(row))]
         return ["\n".join(out["prompt_notes"]) or "none: the whole dialogue fits", *cells, out]
 
+    @teacher_only
     def refresh_clicked():
         """Updates the three pickers' choices from the runs folder."""
         grouped = choices_by_slot(studio)
@@ -304,6 +316,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
     outputs = [notes, *[box for panel in panels for box in panel], results]
     run.click(compare_clicked, [dialogue, max_new, task], outputs, api_name="compare",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
+    @for_students
     def export_clicked(results):
         """Reads the results JSON; updates the handout files (Markdown and CSV)."""
         with user_errors():
@@ -312,4 +325,5 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
     refresh.click(refresh_clicked, None, list(pickers.values()), api_name="refresh_runs")
     export.click(export_clicked, results, handout, api_name="export_compare")
     return {"results": results, "pickers": pickers, "refresh": refresh_clicked, "teacher_only": [slots_box],
-            "load": lambda: page_state(studio), "load_outputs": [*statuses, *pickers.values()]}
+            "load": for_students(functools.partial(slot_statuses, studio)), "load_outputs": statuses,
+            "teacher_load": teacher_only(functools.partial(picker_updates, studio)), "teacher_load_outputs": list(pickers.values())}

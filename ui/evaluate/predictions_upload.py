@@ -20,6 +20,7 @@ from summarizer.inference.slot_config import SlotError
 from summarizer.evaluation.predictions_file import MAX_FILE_BYTES, PredictionsFileError
 from summarizer.evaluation.rouge import LAB_PROTOCOL, PROTOCOLS_NOTE
 
+from ui.access import for_students, teacher_only
 from ui.context import MODEL_QUEUE, Studio
 from ui.evaluate.tab import MAX_DIALOGUES, TAB_RULE, metric_figure, metrics_by_model, results_dir
 
@@ -91,6 +92,7 @@ def build(studio: Studio) -> dict:
         files = gr.File(label="Download results (CSV, JSON)", file_count="multiple", interactive=False)
         results_state = gr.State([])
 
+    @teacher_only
     def on_score(path, split_name, with_toxicity):
         """Reads the uploaded file, split and toxicity switch; updates status, table, chart, files."""
         try:

@@ -32,6 +32,7 @@ from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SlotE
 from summarizer.inference.slot_config import SLOTS
 from summarizer.evaluation.rouge import PROTOCOLS_NOTE, ROUGE_KEYS, ROUGE_NAMES
 
+from ui.access import for_students, teacher_only
 from ui.common import FreeCheckboxGroup, FreeDropdown, FreeSlider, chosen_values, one_of, user_errors
 from summarizer.text import whole_number
 from ui.context import MODEL_QUEUE, Studio
@@ -284,6 +285,7 @@ def _shown(result, out: Path, paths: dict, chosen: list[str]) -> tuple:
 
 def _runner(studio: Studio):
     """The Evaluate button's handler over :func:`evaluate` (its parameters name the API's inputs)."""
+    @teacher_only
     def run_evaluation(chosen, n_dialogues, split_name, max_new_tokens, request: gr.Request, task="summary",
                        progress=gr.Progress()):
         """Reads models, N, split, max new tokens and the task (after the request Gradio puts in);
@@ -315,6 +317,7 @@ def _runner(studio: Studio):
 
 def _canceller(studio: Studio):
     """The Cancel button's handler (``/cancel_evaluation``)."""
+    @teacher_only
     def request_cancel(request: gr.Request):
         """Sets the flag of this session's running evaluation, which stops after its current batch."""
         if studio.request_cancel(getattr(request, "session_hash", None)):
@@ -323,6 +326,7 @@ def _canceller(studio: Studio):
     return request_cancel
 
 
+@teacher_only
 def show_metric(results, name):
     """Reads the stored results and the chosen metric; updates the chart."""
     return metric_figure(results, name)
@@ -342,4 +346,4 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
                                api_name="evaluate", concurrency_id=MODEL_QUEUE)
     v["cancel"].click(_canceller(studio), None, v["status"], cancels=[run_event], api_name="cancel_evaluation")
     v["metric"].change(show_metric, [v["results_state"], v["metric"]], v["chart"], queue=False, api_name=False)
-    return {"load": lambda: models_now(studio), "load_outputs": [v["models"]]}
+    return {"load": teacher_only(lambda: models_now(studio)), "load_outputs": [v["models"]]}

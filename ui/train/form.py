@@ -13,6 +13,7 @@ import gradio as gr
 from summarizer.runs import run_slot
 from training import registry
 from training.runner.jobs import JobRunner
+from ui.access import for_students, teacher_only
 from ui.train.monitor import fmt_s
 
 RUNS_QUEUE = "train-runs"  # handlers here only read files: never behind model work
@@ -79,14 +80,6 @@ def _has_model(run_dir: str) -> bool:
     return os.path.isdir(model) and not os.path.islink(model)
 
 
-def listed_runs(runner: JobRunner) -> list[dict]:
-    """:meth:`JobRunner.list_runs`, or no runs when the folder cannot be listed (the monitor says why)."""
-    try:
-        return runner.list_runs()
-    except (ValueError, OSError):
-        return []
-
-
 @dataclass
 class MethodForm:
     """One method's sub-tab: ``components`` by config field (plus ``num_processes``), the
@@ -123,7 +116,6 @@ def build_form(spec: registry.MethodSpec, runner: JobRunner) -> MethodForm:
     """The components of ``spec``'s sub-tab (call inside its ``gr.Tab``)."""
     form = MethodForm(spec)
     defaults = spec.config.__dataclass_fields__
-    runs = listed_runs(runner)
     with gr.Row():
         for f in spec.fields:
             elem_id = f"train-{spec.name}-{f.name.replace('_', '-')}"
@@ -134,7 +126,8 @@ def build_form(spec: registry.MethodSpec, runner: JobRunner) -> MethodForm:
                           elem_id=elem_id))
     for picker in spec.pickers:
         form.pickers[picker.name] = form.components[picker.name] = gr.Dropdown(
-            choices=run_choices(runs, picker), value="", label=picker.label, allow_custom_value=True,
+            # No choices in the built page, which every login receives: the teacher's page load fills them.
+            choices=[], value="", label=picker.label, allow_custom_value=True,
             elem_id=f"train-{spec.name}-{picker.name.replace('_', '-')}")
     form.components["num_processes"] = gr.Number(
         value=1, precision=0, label="Processes (accelerate launch when > 1)" if spec.max_processes is None
@@ -153,6 +146,7 @@ def wire_form(form: MethodForm, base, accelerate, handlers, picked, timer, then)
     runner = handlers.runner
     spec = form.spec
 
+    @teacher_only
     def show(base_model, procs_n, accel, *vals):
         """Reads the form; updates the command preview and the cost estimate."""
         try:
@@ -162,6 +156,7 @@ def wire_form(form: MethodForm, base, accelerate, handlers, picked, timer, then)
         except (ValueError, TypeError, OSError, OverflowError) as err:
             return "", f"Cannot estimate: {err}"
 
+    @teacher_only
     def start_clicked(base_model, procs_n, accel, *vals):
         """Reads the form; writes a new run folder; selects it and starts the timer."""
         run_id = handlers.queue_run(spec.name, json.dumps(form.collect(base_model, *vals)), procs_n or 1, accel or "")

@@ -12,6 +12,7 @@ from training.runner import run_actions
 from training.runner.estimate import estimate, finished_for_calibration
 from training.runner.jobs import JobRunner, RunsFolderError
 from training.runner.settings import read_small_json
+from ui.access import for_students, teacher_only
 from ui.train.form import parse_settings
 from ui.common import user_errors as common_user_errors
 from ui.train.monitor import RunReader
@@ -67,6 +68,7 @@ class TrainHandlers:
         if "toxicity_model" in registry.spec(method).config.__dataclass_fields__:
             values.setdefault("toxicity_model", self.studio.toxicity.model_name)
 
+    @teacher_only
     def start_run(self, method: str, settings_json: str, num_processes: float = 1) -> str:
         """Queue a run. Reads: the settings. Writes: a new run folder. Returns the run id."""
         return self.queue_run(method, settings_json, num_processes)
@@ -86,39 +88,46 @@ class TrainHandlers:
             return self.runner.submit(method, values, num_processes, estimate_s=est,
                                       accelerate_config=accelerate_config or None)
 
+    @teacher_only
     def list_runs(self) -> list[dict]:
         """Every run (queued, running and finished), newest first. Reads: the runs folder."""
         with user_errors():
             return self.runner.list_runs()
 
+    @teacher_only
     def cancel_run(self, run_id: str) -> dict:
         """Ask the run to stop (graceful, then killed after a grace period). Writes: cancel file."""
         with user_errors():
             return self.runner.cancel(run_id)
 
+    @teacher_only
     def run_metrics(self, run_id: str) -> dict:
         """A run's status, metric rows and log tail. Reads: status.json, metrics.jsonl, train.log."""
         with user_errors():
             return self.reader.info(run_id)
 
+    @teacher_only
     def resume_run(self, run_id: str) -> dict:
         """Queue a failed or cancelled full/LoRA run again from its last checkpoint (a new attempt).
         Writes: status.json (attempts). Returns the run's status."""
         with user_errors():
             return run_actions.resume_run(self.runner, run_id)
 
+    @teacher_only
     def delete_run(self, run_id: str, confirm: str = "") -> str:
         """Delete a finished run; ``confirm`` must repeat the run id. Removes its folder."""
         with user_errors():
             run_actions.delete_run(self.runner, run_id, confirm)
             return f"Deleted run {run_id}."
 
+    @teacher_only
     def overlay_runs(self, run_ids: list) -> dict:
         """Curves of several runs against step, with their differing settings. Reads: metrics.jsonl,
         config.json of each run."""
         with user_errors():
             return self.reader.overlay(run_ids or [])
 
+    @teacher_only
     def export_run(self, run_id: str, repo_id: str = "") -> dict:
         """A finished run as a zip (model/adapter, card, metrics, config; no pickles) and the
         ``huggingface-cli upload`` command. Writes: the zip in a new private folder of the temp folder."""

@@ -18,6 +18,7 @@ import html
 import gradio as gr
 
 from training import registry
+from ui.access import for_students, teacher_only
 from ui.train.form import RUNS_QUEUE, build_form, parse_settings, run_choices, wire_form
 from ui.train.handlers import TrainHandlers, run_settings
 from ui.train.monitor import TABLE_HEADERS, chart, overlay_chart, progress_html, runs_table
@@ -67,6 +68,7 @@ def _refresher(h: TrainHandlers, forms: dict):
     """The handler that redraws the monitor from the runs folder (and the run pickers' choices)."""
     pickers = [p for form in forms.values() for p in form.spec.pickers if p.name in form.pickers]
 
+    @teacher_only
     def refresh(run_id: str | None):
         """Reads the runs folder; updates table, run picker, chart, progress, log, timer, the
         forms' run pickers and the overlay's run list."""
@@ -96,6 +98,7 @@ def _refresher(h: TrainHandlers, forms: dict):
 
 def _restorer(h: TrainHandlers, forms: dict, n_outputs: int):
     """The handler that brings a run's method and settings back into its form."""
+    @teacher_only
     def restore(run_id: str | None):
         """Reads the picked run's config.json; selects its method's sub-tab and fills that form."""
         try:
@@ -117,22 +120,25 @@ def _restorer(h: TrainHandlers, forms: dict, n_outputs: int):
 
 def _wire_actions(h: TrainHandlers, mon: dict, act: dict, refresh, outs) -> None:
     """Cancel, resume, overlay, export and delete buttons."""
+    @teacher_only
     def overlay(run_ids):
         """Reads the picked runs' metrics and configs; updates the overlay chart."""
         data = h.overlay_runs(run_ids or [])
         return overlay_chart(data["series"], data["legend"])
 
+    @teacher_only
     def export(run_id, repo_id):
         """Writes the picked run's zip; updates the file and the upload command."""
         out = h.export_run(run_id, repo_id or "")
         return out["zip"], out["upload_command"]
 
-    mon["cancel"].click(lambda r: h.cancel_run(r) and None, mon["picked"], None, **PRIVATE).then(
+    mon["cancel"].click(teacher_only(lambda r: h.cancel_run(r) and None), mon["picked"], None, **PRIVATE).then(
         refresh, mon["picked"], outs, **PRIVATE)
-    mon["resume"].click(lambda r: h.resume_run(r) and None, mon["picked"], None, **PRIVATE).then(
+    mon["resume"].click(teacher_only(lambda r: h.resume_run(r) and None), mon["picked"], None, **PRIVATE).then(
         refresh, mon["picked"], outs, **PRIVATE)
     act["overlay_ids"].change(overlay, act["overlay_ids"], act["overlay_plot"], **PRIVATE)
     act["export"].click(export, [mon["picked"], act["repo"]], [act["zip"], act["upload"]], **PRIVATE)
+    @teacher_only
     def delete_clicked(run_id, confirm):
         """Reads the picked run and the confirmation; deletes the run folder; updates the note."""
         return h.delete_run(run_id, confirm or "")
@@ -180,6 +186,7 @@ def build(studio) -> dict:
 
     extra = [c for c in form_outputs if all(c is not o for o in outs)]
 
+    @teacher_only
     def load_page(run_id):
         """Page load: the history from the folders, then the selected run's method and settings
         (a reload must not show defaults while a LoRA run is selected)."""
