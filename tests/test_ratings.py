@@ -121,7 +121,7 @@ def test_ratings_count_in_the_class_session_current_when_given_and_export(tmp_pa
         rows = list(csv.DictReader(f))
     assert [(r["class_name"], r["side"], r["model"], r["source"], r["relevance"], r["blind"]) for r in rows] == [
         (old["name"], "A", "base", "'=HYPERLINK(1)", "4", "1"), ("Tuesday", "B", "lora", "ok", "5", "1")]
-    assert list(rows[0]) == ["rating_id", "class_session", "class_name", "browser_session", "pair_id", "side",
+    assert list(rows[0]) == ["rating_id", "class_session", "class_name", "login", "browser_session", "pair_id", "side",
                              "dialogue_id", "model", "source", *CRITERIA, "blind", "rated_at_utc"]
 
 

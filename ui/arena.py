@@ -48,8 +48,15 @@ RATING_COLUMNS = ("model", "source", "ratings", *(f"{CRITERION_LABELS[c].lower()
 
 
 def session_of(request: gr.Request | None) -> str:
-    """The browser (or gradio_client) session that served/votes: Gradio's ``session_hash``."""
+    """The browser (or gradio_client) session that asks: Gradio's ``session_hash`` (recorded; it
+    decides whose pair it is only when the app has no logins)."""
     return getattr(request, "session_hash", None) or "no-session"
+
+
+def login_of(request: gr.Request | None) -> str:
+    """The login that asks (``gr.Request.username``), ``""`` when the app has no logins: with
+    logins, a pair, its vote and its ratings belong to the login, whatever session id is sent."""
+    return getattr(request, "username", None) or ""
 
 
 def check_scope(scope) -> str:
@@ -146,7 +153,7 @@ class ArenaEndpoints:
         studio = self.studio
         with studio.limit.admit(request), user_errors():
             pair = serve_pair(self.store, studio.slots, studio.split("test"), session_of(request), self.rng,
-                              self.settings, studio.max_input_tokens)
+                              self.settings, studio.max_input_tokens, login=login_of(request))
         return pair.public()
 
     @for_students
@@ -157,7 +164,7 @@ class ArenaEndpoints:
         dialogue_id, class_session. Refuses unknown pair ids, second votes and bad vote values.
         """
         with user_errors():
-            return self.store.vote(pair_id, vote, session_of(request))
+            return self.store.vote(pair_id, vote, session_of(request), login_of(request))
 
     @for_students
     def arena_rate(self, pair_id: str, side: str, relevance: int, coherence: int, fluency: int,
@@ -172,7 +179,7 @@ class ArenaEndpoints:
         """
         scores = {"relevance": relevance, "coherence": coherence, "fluency": fluency, "consistency": consistency}
         with user_errors():
-            return self.store.rate(pair_id, side, scores, session_of(request))
+            return self.store.rate(pair_id, side, scores, session_of(request), login_of(request))
 
     @for_students
     def arena_leaderboard(self, scope: str = "current") -> dict:

@@ -3,9 +3,9 @@
 How it works: :func:`serve_pair` picks a random dialogue and two different filled slots in a
 random order ("A" and "B"), generates both summaries and records the *served pair* under an
 unguessable id. :meth:`ArenaStore.vote` accepts one vote (A, B, tie, both bad) per served pair,
-only from the browser session it was served to. :meth:`ArenaStore.rate` accepts one 1–5 rating
-of each served summary (A and B) on the four :data:`CRITERIA`, from the same session, under the
-same guarantees. :func:`leaderboard` turns the votes into win rates and Bradley–Terry ratings,
+only from the login it was served to (from the browser session, when the app has no logins).
+:meth:`ArenaStore.rate` accepts one 1–5 rating of each served summary (A and B) on the four
+:data:`CRITERIA`, from the same login, under the same guarantees. :func:`leaderboard` turns the votes into win rates and Bradley–Terry ratings,
 :func:`~summarizer.arena.leaderboard.rating_table` the ratings into means with t-intervals.
 
 Storage: one SQLite file (``<runs>/arena.sqlite3``) in WAL mode, a new connection per call
@@ -46,12 +46,12 @@ CREATE TABLE IF NOT EXISTS pairs (
     pair_id TEXT PRIMARY KEY, browser_session TEXT NOT NULL, class_session TEXT NOT NULL,
     dialogue_id TEXT NOT NULL, model_a TEXT NOT NULL, source_a TEXT NOT NULL,
     model_b TEXT NOT NULL, source_b TEXT NOT NULL, summary_a TEXT NOT NULL,
-    summary_b TEXT NOT NULL, served_at REAL NOT NULL);
+    summary_b TEXT NOT NULL, served_at REAL NOT NULL, login TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id TEXT NOT NULL UNIQUE REFERENCES pairs(pair_id),
     class_session TEXT NOT NULL, browser_session TEXT NOT NULL, dialogue_id TEXT NOT NULL,
     model_a TEXT NOT NULL, source_a TEXT NOT NULL, model_b TEXT NOT NULL, source_b TEXT NOT NULL,
-    vote TEXT NOT NULL, voted_at REAL NOT NULL);
+    vote TEXT NOT NULL, voted_at REAL NOT NULL, login TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS votes_by_class ON votes(class_session);
 CREATE TABLE IF NOT EXISTS ratings (
     id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id TEXT NOT NULL REFERENCES pairs(pair_id),
@@ -61,10 +61,11 @@ CREATE TABLE IF NOT EXISTS ratings (
     coherence INTEGER NOT NULL CHECK (coherence BETWEEN 1 AND 5),
     fluency INTEGER NOT NULL CHECK (fluency BETWEEN 1 AND 5),
     consistency INTEGER NOT NULL CHECK (consistency BETWEEN 1 AND 5),
-    blind INTEGER NOT NULL, rated_at REAL NOT NULL, UNIQUE (pair_id, side));
+    blind INTEGER NOT NULL, rated_at REAL NOT NULL, login TEXT NOT NULL DEFAULT '', UNIQUE (pair_id, side));
 CREATE INDEX IF NOT EXISTS ratings_by_class ON ratings(class_session);
 """
-EXPORT_COLUMNS = ("vote_id", "class_session", "class_name", "browser_session", "dialogue_id",
+LOGIN_TABLES = ("pairs", "votes", "ratings")  # each row names its student's login ('' without logins)
+EXPORT_COLUMNS = ("vote_id", "class_session", "class_name", "login", "browser_session", "dialogue_id",
                   "model_a", "source_a", "model_b", "source_b", "vote", "winner", "voted_at_utc")
 # The four criteria of SummEval (Fabbri et al. 2021, "SummEval: Re-evaluating Summarization
 # Evaluation"), each 1 (worst) to 5 (best). "consistency" is the course's "states something the
@@ -78,7 +79,7 @@ CRITERION_HELP = {
 }
 SIDES = ("A", "B")
 SCORES = (1, 2, 3, 4, 5)
-RATING_EXPORT_COLUMNS = ("rating_id", "class_session", "class_name", "browser_session", "pair_id", "side",
+RATING_EXPORT_COLUMNS = ("rating_id", "class_session", "class_name", "login", "browser_session", "pair_id", "side",
                          "dialogue_id", "model", "source", *CRITERIA, "blind", "rated_at_utc")
 
 
@@ -176,6 +177,9 @@ class ArenaStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent; readers never block the writer
             db.executescript(_SCHEMA)  # IF NOT EXISTS: a restart keeps every table
+            for table in LOGIN_TABLES:  # a store made before logins were recorded gets the column
+                if "login" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN login TEXT NOT NULL DEFAULT ''")
         finally:
             db.close()
         with self._connect() as db:
@@ -235,16 +239,20 @@ class ArenaStore:
         return entry
 
     # ---- pairs and votes -----------------------------------------------------------------
-    def record_pair(self, pair: ServedPair, browser_session: str) -> None:
-        """Remember that ``pair`` was served to ``browser_session`` (so it may be voted on once)."""
+    def record_pair(self, pair: ServedPair, browser_session: str, login: str = "") -> None:
+        """Remember that ``pair`` was served to ``login`` (or, without logins, to ``browser_session``),
+        so that only they may vote on it, once."""
         session = check_text(browser_session, "browser session", MAX_SESSION_CHARS)
+        login = check_text(login, "login", MAX_SESSION_CHARS)
         with self._connect() as db:
-            db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO pairs (pair_id, browser_session, class_session, dialogue_id, model_a, source_a, "
+                       "model_b, source_b, summary_a, summary_b, served_at, login) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (pair.pair_id, session, self._current(db)["id"], pair.dialogue_id, pair.model_a,
                         pair.source_a, pair.model_b, pair.source_b, pair.summary_a, pair.summary_b,
-                        time.time()))
+                        time.time(), login))
 
-    def vote(self, pair_id, vote, browser_session) -> dict:
+    def vote(self, pair_id, vote, browser_session, login: str = "") -> dict:
         """Record ``vote`` on a served pair and reveal its models.
 
         The vote counts in the class session that is current when it is cast.
@@ -252,7 +260,9 @@ class ArenaStore:
         Args:
             pair_id: the id :func:`serve_pair` returned.
             vote: ``A``, ``B``, ``tie`` or ``both bad``.
-            browser_session: the voter's session; must be the one the pair was served to.
+            browser_session: the voter's session; must be the one the pair was served to when
+                it was served without a login.
+            login: the voter's login; must be the one the pair was served to ("" without logins).
 
         Returns:
             ``{"vote", "model_a", "source_a", "model_b", "source_b", "dialogue_id", "class_session"}``.
@@ -264,23 +274,25 @@ class ArenaStore:
         pair_id = check_text(pair_id, "pair_id", MAX_PAIR_ID_CHARS, _PAIR_ID)
         vote = check_vote(vote)
         session = check_text(browser_session, "browser session", MAX_SESSION_CHARS)
+        login = check_text(login, "login", MAX_SESSION_CHARS)
         with self._connect() as db:
-            row = _served_row(db, pair_id, session, "vote only on the pair")
+            row = _served_row(db, pair_id, session, login, "vote only on the pair")
             if db.execute("SELECT 1 FROM votes WHERE pair_id = ?", (pair_id,)).fetchone():
                 raise ArenaError(f"pair_id {pair_id[:20]!r} already has your vote: one vote per pair; "
                                  "ask for the next pair.")
             klass = self._current(db)
             db.execute("INSERT INTO votes (pair_id, class_session, browser_session, dialogue_id, model_a, "
-                       "source_a, model_b, source_b, vote, voted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (pair_id, klass["id"], session, *row[1:], vote, time.time()))
+                       "source_a, model_b, source_b, vote, voted_at, login) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (pair_id, klass["id"], session, *row[1:6], vote, time.time(), login))
         return {"vote": vote, "model_a": row[2], "source_a": row[3], "model_b": row[4], "source_b": row[5],
                 "dialogue_id": row[1], "class_session": klass["name"]}
 
-    def rate(self, pair_id, side, scores, browser_session) -> dict:
+    def rate(self, pair_id, side, scores, browser_session, login: str = "") -> dict:
         """Record one rating of summary ``side`` of a served pair, 1..5 on each of :data:`CRITERIA`.
 
-        One rating per summary: the pair must have been served to ``browser_session`` (a pair
-        goes to one session only, so this is one rating per session per served summary). It
+        One rating per summary: the pair must have been served to ``login`` (or, without logins,
+        to ``browser_session``); a pair goes to one person only, so this is one rating per login
+        per served summary. It
         counts in the class session that is current when it is given. ``blind`` records whether
         the pair was still unvoted (models unrevealed) at the time. Like a vote, it is committed
         to disk (WAL, ``synchronous=FULL``) before this returns.
@@ -290,6 +302,7 @@ class ArenaStore:
             side: ``"A"`` or ``"B"``.
             scores: ``{"relevance", "coherence", "fluency", "consistency"}`` -> 1..5.
             browser_session: the rater's session.
+            login: the rater's login ("" without logins).
 
         Returns:
             ``{"rating_id", "pair_id", "side", "dialogue_id", <criteria>, "blind", "class_session"}``;
@@ -301,8 +314,9 @@ class ArenaStore:
         pair_id = check_text(pair_id, "pair_id", MAX_PAIR_ID_CHARS, _PAIR_ID)
         side, scores = check_side(side), check_scores(scores)
         session = check_text(browser_session, "browser session", MAX_SESSION_CHARS)
+        login = check_text(login, "login", MAX_SESSION_CHARS)
         with self._connect() as db:
-            row = _served_row(db, pair_id, session, "rate only the summaries")
+            row = _served_row(db, pair_id, session, login, "rate only the summaries")
             if db.execute("SELECT 1 FROM ratings WHERE pair_id = ? AND side = ?", (pair_id, side)).fetchone():
                 raise ArenaError(f"side {side} of pair_id {pair_id[:20]!r} already has your rating: one "
                                  "rating per summary; rate the other one or ask for the next pair.")
@@ -311,17 +325,17 @@ class ArenaStore:
             klass = self._current(db)
             cursor = db.execute(
                 f"INSERT INTO ratings (pair_id, side, class_session, browser_session, dialogue_id, model, source, "
-                f"{', '.join(CRITERIA)}, blind, rated_at) VALUES ({', '.join('?' * (9 + len(CRITERIA)))})",
+                f"{', '.join(CRITERIA)}, blind, rated_at, login) VALUES ({', '.join('?' * (10 + len(CRITERIA)))})",
                 (pair_id, side, klass["id"], session, row[1], model, source, *scores.values(), int(blind),
-                 time.time()))
+                 time.time(), login))
         return {"rating_id": cursor.lastrowid, "pair_id": pair_id, "side": side, "dialogue_id": row[1],
                 **scores, "blind": blind, "class_session": klass["name"]}
 
     def ratings(self, class_session: str | None = None) -> list[dict]:
         """Every rating (oldest first), or only those of ``class_session`` (an id); ``blind`` as bool."""
-        keys = ("rating_id", "class_session", "class_name", "browser_session", "pair_id", "side", "dialogue_id",
-                "model", "source", *CRITERIA, "blind", "rated_at")
-        query = (f"SELECT r.id, r.class_session, c.name, r.browser_session, r.pair_id, r.side, r.dialogue_id, "
+        keys = ("rating_id", "class_session", "class_name", "login", "browser_session", "pair_id", "side",
+                "dialogue_id", "model", "source", *CRITERIA, "blind", "rated_at")
+        query = (f"SELECT r.id, r.class_session, c.name, r.login, r.browser_session, r.pair_id, r.side, r.dialogue_id, "
                  f"r.model, r.source, {', '.join('r.' + c for c in CRITERIA)}, r.blind, r.rated_at FROM ratings r "
                  "LEFT JOIN class_sessions c ON c.id = r.class_session")
         with self._connect(write=False) as db:
@@ -346,7 +360,7 @@ class ArenaStore:
 
     def votes(self, class_session: str | None = None) -> list[dict]:
         """Every vote (oldest first), or only those of ``class_session`` (an id)."""
-        query = ("SELECT v.id, v.class_session, c.name, v.browser_session, v.dialogue_id, v.model_a, "
+        query = ("SELECT v.id, v.class_session, c.name, v.login, v.browser_session, v.dialogue_id, v.model_a, "
                  "v.source_a, v.model_b, v.source_b, v.vote, v.voted_at FROM votes v "
                  "LEFT JOIN class_sessions c ON c.id = v.class_session")
         with self._connect(write=False) as db:
@@ -354,7 +368,7 @@ class ArenaStore:
                 rows = db.execute(query + " ORDER BY v.id").fetchall()
             else:
                 rows = db.execute(query + " WHERE v.class_session = ? ORDER BY v.id", (class_session,)).fetchall()
-        keys = ("vote_id", "class_session", "class_name", "browser_session", "dialogue_id", "model_a",
+        keys = ("vote_id", "class_session", "class_name", "login", "browser_session", "dialogue_id", "model_a",
                 "source_a", "model_b", "source_b", "vote", "voted_at")
         return [dict(zip(keys, row)) for row in rows]
 
@@ -372,7 +386,7 @@ class ArenaStore:
                 winner = {"A": v["model_a"], "B": v["model_b"]}.get(v["vote"], "")
                 when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v["voted_at"]))
                 writer.writerow([spreadsheet_safe(x) for x in (
-                    v["vote_id"], v["class_session"], v["class_name"], v["browser_session"], v["dialogue_id"],
+                    v["vote_id"], v["class_session"], v["class_name"], v["login"], v["browser_session"], v["dialogue_id"],
                     v["model_a"], v["source_a"], v["model_b"], v["source_b"], v["vote"], winner, when)])
         return out
 
@@ -396,31 +410,32 @@ def pick_models(filled: Sequence[str], rng) -> tuple[str, str]:
     return a, b
 
 
-def _served_row(db, pair_id: str, session: str, what: str) -> tuple:
-    """(browser_session, dialogue_id, model_a, source_a, model_b, source_b) of a pair served to
-    ``session``.
+def _served_row(db, pair_id: str, session: str, login: str, what: str) -> tuple:
+    """(browser_session, dialogue_id, model_a, source_a, model_b, source_b, login) of a pair
+    served to ``login``, or, for a pair served without a login, to ``session``.
 
     Raises:
-        ArenaError: the arena did not serve ``pair_id``, or served it to another session; the
-            message says ``what`` the caller may do instead.
+        ArenaError: the arena did not serve ``pair_id``, or served it to another login (or
+            session); the message says ``what`` the caller may do instead.
     """
-    row = db.execute("SELECT browser_session, dialogue_id, model_a, source_a, model_b, source_b "
+    row = db.execute("SELECT browser_session, dialogue_id, model_a, source_a, model_b, source_b, login "
                      "FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone()
-    if row is None or row[0] != session:
+    if row is None or (row[6] != login if row[6] or login else row[0] != session):
         raise ArenaError(f"pair_id {pair_id[:20]!r} was not served to this session: {what} "
                          "that /arena_next (or the Arena tab) showed you.")
     return row
 
 
 def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settings,
-               max_input_tokens: int = 512) -> ServedPair:
-    """Generate and record a blind pair for ``browser_session``.
+               max_input_tokens: int = 512, login: str = "") -> ServedPair:
+    """Generate and record a blind pair for ``login`` (or, without logins, ``browser_session``).
 
     Args:
         store: where the served pair is recorded.
         slots: :class:`summarizer.inference.slots.ModelSlots` (two or more filled).
         rows: a DialogSum split (``id``, ``dialogue`` columns).
-        browser_session: the session that may vote on it.
+        browser_session: the session it was served to (the one that may vote on it without logins).
+        login: the login that may vote on it ("" when the app has no logins).
         rng: a ``random.Random`` (dialogue, models and their order).
         settings: :class:`summarizer.inference.generation.GenerationSettings` for both summaries.
 
@@ -436,5 +451,5 @@ def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settin
     out = slots.answer([model_a, model_b], [prompt.text], settings)  # batched with other voters' pairs
     pair = ServedPair(secrets.token_urlsafe(18), str(row["id"]), row["dialogue"], model_a,
                       slots.source(model_a), model_b, slots.source(model_b), out[model_a][0], out[model_b][0])
-    store.record_pair(pair, browser_session)
+    store.record_pair(pair, browser_session, login)
     return pair
