@@ -47,6 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.classroom = classroom_of(args)
     except ValueError as err:
         p.error(str(err))
+    if args.mcp and (args.auth or args.student_auth or args.student_auth_file):
+        # Gradio's MCP server neither asks an MCP client for a login nor passes one to the tools: with
+        # logins, its schema would be open to anyone and every tool call refused, the teacher's too.
+        p.error("--mcp cannot be combined with --auth/--student-auth: Gradio's MCP server does not carry "
+                "logins to the tools. Serve MCP without logins (on 127.0.0.1, the default --host) for one "
+                "user, or use the named HTTP endpoints with gradio_client and a login.")
     if args.mcp and importlib.util.find_spec("mcp") is None:
         p.error('--mcp needs the mcp extra: pip install "gradio[mcp]==6.31.0"')
     return args
@@ -138,8 +144,9 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
     ``presenter_mode`` ticks the presenter toggle."""
     import gradio as gr
 
-    from ui import arena, backend, lessons, presenter, prompt_lab, prompting, toxicity
-    from ui.common import task_selector
+    from ui import arena, backend, class_view, lessons, presenter, prompt_lab, prompting, send_to_class, toxicity
+    from ui.common import task_selector, tiny_model_line
+    from ui.access import for_students
     from ui.compare import tab as compare
     from ui.evaluate import predictions_upload, tab as evaluate
     from ui.train import tab as train
@@ -152,6 +159,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
             presenter_toggle = presenter.toggle(presenter_mode)
         if notice:
             gr.Markdown(notice, elem_id="first-start-notice")
+        tiny_line = gr.Markdown(tiny_model_line(studio), elem_id="tiny-model-line")  # above the tabs: every tab
         with gr.Accordion("Inference engine", open=False) as engine_box:
             backend.build(studio)
         lesson_view = lessons.layout()
@@ -159,6 +167,7 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
         with gr.Tabs():
             with gr.Tab("Prompting", id="prompting"):
                 prompting_view = prompting.build(studio, task)
+                send_view = send_to_class.layout()
             with gr.Tab("Compare", id="compare"):
                 compare_view = compare.build(studio, task)
             with gr.Tab("Toxicity", id="toxicity"):
@@ -176,20 +185,37 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                 lab_view = prompt_lab.build(studio, task)
             with gr.Tab("Arena", id="arena"):
                 arena_view = arena.build(studio)
+            with gr.Tab("Class", id="class"):
+                class_note = room.teachers_tab_note("Class")
+                with gr.Column() as class_body:
+                    class_hook = class_view.build(studio, arena_view["api"])["load"]
         page = prompting_view["lesson_fields"]  # after the tabs: a lesson fills their fields
-        lessons.wire(studio, lesson_view, [page["dialogue"], task_radio, page["prompt_mode"], page["examples"],
-                                           page["shots"], *page["controls"], *lab_view["templates"]], demo)
+        page_fields = [page["dialogue"], task_radio, page["prompt_mode"], page["examples"], page["shots"],
+                       *page["controls"], *lab_view["templates"]]
+        lessons.wire(studio, lesson_view, page_fields, demo, where=page["where"])
+        by_name = dict(zip(lessons.page_names(len(lab_view["templates"])), page_fields))
+        sent = list(by_name)[:-len(lab_view["templates"])]  # the Prompting set-up (not the Lab's templates)
+        by_name.update(zip(lessons.WHERE_FIELDS, page["where"]))
+        send_to_class.wire(studio, demo, send_view, by_name, sent=sent)
         # Every page load shows the server's state now (slots, finished runs, the selected run and
         # its settings), not the start-up one.
         for view in (compare_view, evaluate_view):
             demo.load(view["load"], None, view["load_outputs"], api_visibility="private")
+
+        @for_students
+        def show_tiny_line():
+            """Reads the slots; updates the line saying test-size models give meaningless outputs."""
+            return tiny_model_line(studio)
+
+        demo.load(show_tiny_line, None, tiny_line, api_visibility="private")
         demo.load(compare_view["teacher_load"], None, compare_view["teacher_load_outputs"], api_visibility="private")
-        for hook in [*train_view["load"], arena_view["load"]]:  # run monitor, restored settings,
+        for hook in [*train_view["load"], arena_view["load"], class_hook]:  # run monitor, restored settings,
             demo.load(**hook, api_visibility="private")           # form previews, leaderboard
         room.hide_from_students(demo, [engine_box, lesson_view["box"], train_body, evaluate_body, *prompting_view["teacher_only"],
                                         *compare_view["teacher_only"],
-                                        *lab_view["teacher_only"], *arena_view["teacher_only"]],
-                                notes=[train_note, evaluate_note])
+                                        *lab_view["teacher_only"], *arena_view["teacher_only"],
+                                        send_view["box"], class_body],
+                                notes=[train_note, evaluate_note, class_note])
         presenter.wire(demo, presenter_toggle)
     room.guard(demo, studio.activity)  # every event, by the mark on its definition (ui.access)
     return demo
@@ -197,9 +223,15 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
 
 def launch(demo, args: argparse.Namespace, **kwargs):
     """Launch bound to ``args.host`` with no share link unless ``--share``."""
+    from starlette.middleware import Middleware
+
+    from ui.classroom import TeacherFilesGate
     from ui.presenter import CSS
 
     classroom = getattr(args, "classroom", None) or classroom_of(args)
+    # The teacher's uploads and exports sit in Gradio's file cache: refuse them to students (403).
+    kwargs.setdefault("app_kwargs", {}).setdefault("middleware", []).append(
+        Middleware(TeacherFilesGate, classroom=classroom))
     # Light requests (page loads, votes, listings) run 8 at a time; model work keeps its own
     # queues (ui.context.MODEL_QUEUE, GENERATION_QUEUE). A class needs threads for every waiting student.
     return demo.queue(default_concurrency_limit=8).launch(

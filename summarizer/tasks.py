@@ -38,6 +38,13 @@ DESCRIPTIONS = {  # one line each, for model cards and labels
     "response": "write the next turn of a dialogue cut after turn k (k >= 2, fixed per dialogue id); "
                 "reference: turn k+1 without its speaker tag",
 }
+LABELS = {  # what the page calls a task's output and its reference (Prompting, Compare)
+    "summary": {"output": "Summary", "reference": "Human reference summaries",
+                "against": "the human summaries in the reference box"},
+    "response": {"output": "Next turn", "reference": "Reference: the next turn (turn k+1, what ROUGE is computed "
+                                                     "against; the box above shows turns 1..k)",
+                 "against": "the next turn, turn {turn} ({speaker}) without its tag, in the reference box"},
+}
 _TURN_START = re.compile(r"^[ \t]*#person\d+#:", re.IGNORECASE | re.MULTILINE)
 _SPEAKER = re.compile(r"^\s*(#person\d+#):[ \t]*", re.IGNORECASE)
 
@@ -90,6 +97,13 @@ def context_turns(dialogue_id: str, n_turns: int, seed: int = 0) -> int | None:
         return None
     h = int.from_bytes(hashlib.sha256(f"{seed}:{dialogue_id}".encode()).digest()[:8], "big")
     return MIN_CONTEXT_TURNS + h % (n_turns - MIN_CONTEXT_TURNS)
+
+
+def label(task: str, what: str, **fields) -> str:
+    """The page's word for ``what`` (``"output"``, ``"reference"`` or ``"against"``) under ``task``
+    (:data:`LABELS`), its ``{turn}``/``{speaker}`` filled from ``fields``. Raises like :func:`check_task`,
+    and ``KeyError`` for another ``what``."""
+    return LABELS[check_task(task)][what].format(**fields)
 
 
 def task_of(row: dict) -> str:

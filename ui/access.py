@@ -37,3 +37,20 @@ def for_students(fn):
 def access_of(fn) -> str | None:
     """``"teacher"``, ``"student"``, or None for a function with no mark."""
     return getattr(fn, _MARK, None)
+
+
+def roles_table(demo) -> str:
+    """The Markdown table of a built page's named endpoints (its public API): endpoint, who may
+    call it, and the first line of its function's docstring; one row per endpoint, sorted.
+    ``docs/classroom.md`` holds this table, and a test checks it equals the marks of the app."""
+    rows = {}
+    for block_fn in demo.fns.values():
+        if block_fn.fn is None or not block_fn.api_name or block_fn.api_visibility != "public":
+            continue
+        role = {TEACHER: "teacher", STUDENT: "students and teacher"}.get(access_of(block_fn.fn), "unmarked")
+        paragraph = " ".join((block_fn.fn.__doc__ or "").strip().split("\n\n")[0].split())
+        sentence = paragraph.split(". ")[0].split("; ")[0].rstrip(".")  # the first clause says it
+        rows[block_fn.api_name] = (role, sentence.replace("|", "\\|"))
+    lines = ["| Endpoint | Who may call it | What it does |", "|---|---|---|"]
+    lines += [f"| `/{name}` | {role} | {doc} |" for name, (role, doc) in sorted(rows.items())]
+    return "\n".join(lines)

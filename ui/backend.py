@@ -11,7 +11,7 @@ import gradio as gr
 from summarizer.inference.slots import BACKENDS
 from summarizer.inference.ct2_engine import COMPUTE_TYPES
 
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.common import user_errors
 from ui.context import MODEL_QUEUE, Studio
 

@@ -1,4 +1,5 @@
-"""What the class is doing now, for the teacher's Class view: who is logged in, what each asked.
+"""What the class is doing now, for the teacher's Class view: who is logged in, what each asked,
+and the set-up the teacher sent to every student page (:class:`ClassBroadcast`).
 
 :class:`ClassActivity` is told of every event call (by :meth:`ui.classroom.Classroom.guard`,
 which sees every request) and of every Summarize and Compare (by their handlers, with the
@@ -71,3 +72,28 @@ class ClassActivity:
         with self._lock:
             copies = [Person(p.login, p.last_seen, dict(p.asked), p.last_dialogue) for p in self._people.values()]
         return sorted(copies, key=lambda p: -p.last_seen)
+
+
+class ClassBroadcast:
+    """The set-up the teacher last sent to the class: a version and the page's values by field.
+
+    Every student page polls it (a ``gr.Timer``) with the version it has shown; a newer version
+    fills its fields once, and the student may edit them afterwards.
+    """
+
+    def __init__(self):
+        self._lock, self.version, self._values = threading.Lock(), 0, {}
+
+    def publish(self, values: dict) -> int:
+        """Make ``values`` (field name -> value) the class's set-up; returns its new version."""
+        with self._lock:
+            self.version += 1
+            self._values = dict(values)
+            return self.version
+
+    def newer_than(self, seen) -> tuple[int, dict] | None:
+        """(version, values) when a set-up newer than version ``seen`` was sent, else None
+        (also for a ``seen`` that is not a whole number: a page shows the newest once)."""
+        seen = seen if isinstance(seen, int) and not isinstance(seen, bool) else -1
+        with self._lock:
+            return (self.version, dict(self._values)) if self.version > max(seen, 0) else None

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.cookies
 import inspect
+import os
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +75,7 @@ class Classroom:
 
     teachers: dict[str, str] = field(default_factory=dict)
     students: dict[str, str] = field(default_factory=dict)
+    files: "TeacherFiles" = field(default_factory=lambda: TeacherFiles(), repr=False)
 
     def __post_init__(self):
         both = set(self.teachers) & set(self.students)
@@ -167,7 +171,8 @@ def _guarded(fn, classroom: Classroom, access: str, action: str, quiet: bool, n_
 
     def check(args, kwargs):
         """(allowed, args, kwargs): False when a student triggered a teacher-only read (no update)."""
-        request = bound_sig.bind(*args, **kwargs).arguments.get(own or "_request")
+        arguments = bound_sig.bind(*args, **kwargs).arguments
+        request = arguments.get(own or "_request")
         if activity is not None:
             activity.seen(request, action)
         if access != STUDENT:
@@ -176,10 +181,13 @@ def _guarded(fn, classroom: Classroom, access: str, action: str, quiet: bool, n_
                 return False, args, kwargs
             if message:
                 raise gr.Error(message, print_exception=False)
+            classroom.files.record(list(arguments.values()))  # an upload's cached path is the teacher's
         if own is None:  # take out the request Gradio put in for this check (at its position)
             args = args[:at] + args[at + 1:] if len(args) > at else args
             kwargs = {k: v for k, v in kwargs.items() if k != "_request"}
         return True, args, kwargs
+
+    owned = classroom.files.record if access != STUDENT else (lambda out: out)  # files it returns are the teacher's
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -188,16 +196,107 @@ def _guarded(fn, classroom: Classroom, access: str, action: str, quiet: bool, n_
             if not allowed:
                 yield nothing
                 return
-            yield from fn(*args, **kwargs)
+            for out in fn(*args, **kwargs):
+                yield owned(out)
     else:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             allowed, args, kwargs = check(args, kwargs)
-            return fn(*args, **kwargs) if allowed else nothing
+            return owned(fn(*args, **kwargs)) if allowed else nothing
     wrapper.__signature__ = sig.replace(parameters=params)
     wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), **({} if own else {"_request": gr.Request})}
     wrapper.__studio_guarded__ = True
     return wrapper
+
+
+class TeacherFiles:
+    """The files that teacher-only functions read or returned (uploads, exports, results).
+
+    Gradio serves every file it cached to any logged-in user who knows its path
+    (``/gradio_api/file=...``); :class:`TeacherFilesGate` asks :meth:`owns` and answers 403 to a
+    student. An upload is known by its cached path; a returned file by its name, because
+    Gradio copies it into its cache (``<cache>/<hash>/<name>``) after the function returns, and
+    our exports carry a time stamp or run id in their names.
+    """
+
+    MAX_PATH_CHARS = 4096
+
+    def __init__(self):
+        self._lock, self._paths, self._names = threading.Lock(), set(), set()
+
+    def record(self, value):
+        """Note every existing file path among ``value`` (a str, or lists, tuples and dicts of them,
+        as event functions take and return); returns ``value`` unchanged."""
+        found, stack = [], [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, (list, tuple)):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, str) and 0 < len(item) < self.MAX_PATH_CHARS and "\n" not in item:
+                with contextlib.suppress(OSError, ValueError):
+                    if os.path.isfile(item):
+                        found.append(os.path.realpath(item))
+        if found:
+            with self._lock:
+                self._paths.update(found)
+                self._names.update(os.path.basename(p) for p in found)
+        return value
+
+    def owns(self, path: str) -> bool:
+        """Whether ``path`` (as a file URL names it) is one of the teacher's files."""
+        with self._lock:
+            if not self._paths:
+                return False
+            with contextlib.suppress(OSError, ValueError):
+                if os.path.realpath(path) in self._paths:
+                    return True
+            return os.path.basename(path) in self._names
+
+
+class TeacherFilesGate:
+    """ASGI middleware: a student's request for one of the teacher's files gets 403.
+
+    Args:
+        app: the ASGI app it wraps (Gradio's FastAPI app; Starlette passes it).
+        classroom: whose logins are students and which files are the teacher's.
+
+    Reads the login as Gradio's own ``/user`` route does: the ``access-token`` cookie looked up
+    in the app's token table.
+    """
+
+    FILE_ROUTES = ("/gradio_api/file=", "/file=")
+
+    def __init__(self, app, classroom: Classroom):
+        self.app, self.classroom = app, classroom
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.classroom.enabled:
+            path = urllib.parse.unquote(scope.get("path", ""))
+            route = next((r for r in self.FILE_ROUTES if path.startswith(r)), None)
+            if route and self.classroom.files.owns(path[len(route):]) \
+                    and self.classroom.role_of(self._user(scope)) != TEACHER:
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await send({"type": "http.response.body",
+                            "body": b"This file is the teacher's: log in with the teacher's login to download it."})
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _user(scope) -> str | None:
+        app = scope.get("app")
+        cookies = http.cookies.SimpleCookie()
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                with contextlib.suppress(http.cookies.CookieError):
+                    cookies.load(value.decode("latin-1"))
+        cookie_id = getattr(app, "cookie_id", "")
+        for key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+            if key in cookies:
+                return getattr(app, "tokens", {}).get(cookies[key].value)
+        return None
 
 
 def identity_of(request: gr.Request | None) -> str:

@@ -17,12 +17,21 @@ from summarizer.inference.slot_config import SLOTS, SlotError
 from summarizer.lessons import (Lesson, LessonError, list_lessons, load_lesson, missing_sources, save_lesson,
                                 uploaded_dataset)
 from ui.access import for_students, teacher_only
+from ui.common import load_dialogue, shown_where
 from ui.context import Studio
 from ui.prompting import SETTING_NAMES
 
 # The page's values a lesson holds, in the order of the components wire() is given.
 PAGE_FIELDS = ("dialogue", "task", "prompt_mode", "examples", "shots")
 GENERATION_FIELDS = SETTING_NAMES  # the eight generation controls, in the Prompting tab's order
+# Where the dialogue came from, shown as Load shows it: filled from the lesson, never saved from the page.
+WHERE_FIELDS = ("split", "number", "references", "loaded")
+
+
+def page_names(n_templates: int) -> list[str]:
+    """The names of the page's values, in :func:`lesson_from_page`'s order: :data:`PAGE_FIELDS`, the
+    generation fields, ``template_1`` .. ``template_<n>`` (also the names :mod:`ui.send_to_class` sends)."""
+    return [*PAGE_FIELDS, *GENERATION_FIELDS, *(f"template_{k + 1}" for k in range(n_templates))]
 
 
 def lesson_from_page(studio: Studio, name: str, values: list) -> Lesson:
@@ -36,8 +45,10 @@ def lesson_from_page(studio: Studio, name: str, values: list) -> Lesson:
     generation = dict(zip(GENERATION_FIELDS, values[len(PAGE_FIELDS):len(PAGE_FIELDS) + len(GENERATION_FIELDS)]))
     templates = list(values[len(PAGE_FIELDS) + len(GENERATION_FIELDS):])
     text = dialogue if isinstance(dialogue, str) else ""
+    where = studio.locate(text) if text.strip() else None  # a loaded row is saved as its split and number
+    shown = {"split": where[0], "number": where[1]} if where else {"text": text} if text.strip() else None
     return Lesson(name=name, slots={s: studio.slots.source(s) for s in SLOTS}, backend=studio.slots.backend,
-                  compute_type=studio.slots.compute_type, task=task, dialogue={"text": text} if text.strip() else None,
+                  compute_type=studio.slots.compute_type, task=task, dialogue=shown,
                   uploaded=list(studio.uploaded) if studio.uploaded is not None else None, templates=templates,
                   generation=generation, prompt_mode=mode, examples=examples or "", shots=shots)
 
@@ -55,6 +66,24 @@ def page_values(studio: Studio, lesson: Lesson, n_templates: int) -> list:
     templates = (list(lesson.templates) + [""] * n_templates)[:n_templates]
     return [dialogue, lesson.task, lesson.prompt_mode, lesson.examples, lesson.shots,
             *[lesson.generation[k] for k in GENERATION_FIELDS], *templates]
+
+
+def where_values(studio: Studio, lesson: Lesson) -> list:
+    """:data:`WHERE_FIELDS` for ``lesson``'s dialogue as Load shows it under the lesson's task (the
+    dialogue box's text first): from its split and number, or found by its text in the uploaded
+    set or DialogSum; for a pasted text the split and number stay and the reference box is empty."""
+    values = page_values(studio, lesson, 0)
+    dialogue, task = values[0], values[1]
+    try:
+        if lesson.dialogue and "split" in lesson.dialogue:
+            text, refs, info = load_dialogue(studio, lesson.dialogue["split"], lesson.dialogue["number"], task)
+            return [text, lesson.dialogue["split"], lesson.dialogue["number"], refs, info]
+        where = shown_where(studio, dialogue, task)
+    except (gr.Error, ValueError, OSError):  # a split not here or a row beyond it: shown as pasted
+        where = None
+    if where is None:
+        return [dialogue, gr.update(), gr.update(), "", "pasted (no reference)" if dialogue else ""]
+    return [dialogue, *where]
 
 
 def apply_lesson(studio: Studio, lesson: Lesson) -> list[str]:
@@ -98,8 +127,10 @@ def _choices(studio: Studio) -> gr.Dropdown:
                                 for name, path, created in list_lessons(studio.runs_dir)])
 
 
-def wire(studio: Studio, view: dict, page: list, demo: gr.Blocks) -> None:
-    """Connect the panel to the page's components ``page`` (the order of :func:`lesson_from_page`)."""
+def wire(studio: Studio, view: dict, page: list, demo: gr.Blocks, where: list) -> None:
+    """Connect the panel to the page's components ``page`` (the order of :func:`lesson_from_page`)
+    and ``where`` (:data:`WHERE_FIELDS`: split, number, reference box, "Loaded" line), which
+    opening and every page load fill (:func:`where_values`)."""
     n_templates = len(page) - len(PAGE_FIELDS) - len(GENERATION_FIELDS)
 
     @teacher_only
@@ -119,17 +150,24 @@ def wire(studio: Studio, view: dict, page: list, demo: gr.Blocks) -> None:
         except (LessonError, OSError) as err:
             raise gr.Error(str(err), print_exception=False) from err
         notes = apply_lesson(studio, lesson)
-        status = f"Opened **{lesson.name}**." + "".join(f"\n\n- {note}" for note in notes)
-        return [status, *page_values(studio, lesson, n_templates)]
+        values, shown = page_values(studio, lesson, n_templates), where_values(studio, lesson)
+        values[0] = shown[0]  # the dialogue as the lesson's task shows it
+        studio.broadcast.publish({**dict(zip(page_names(n_templates), values)),  # open student pages show it too
+                                  **{k: v for k, v in zip(WHERE_FIELDS, shown[1:]) if not isinstance(v, dict)}})
+        status = (f"Opened **{lesson.name}**; every open student page shows it within seconds."
+                  + "".join(f"\n\n- {note}" for note in notes))
+        return [status, *values, *shown[1:]]
 
     @for_students
     def restore():
         """Every page load: the studio's lesson's values (nothing changes without one)."""
         if studio.lesson is None:
-            return [gr.update() for _ in page] + [_choices(studio)]
-        return [*page_values(studio, studio.lesson, n_templates), _choices(studio)]
+            return [gr.update() for _ in [*page, *where]] + [_choices(studio)]
+        values, shown = page_values(studio, studio.lesson, n_templates), where_values(studio, studio.lesson)
+        values[0] = shown[0]
+        return [*values, *shown[1:], _choices(studio)]
 
     view["save"].click(save_lesson_clicked, [view["name"], *page], [view["status"], view["chosen"]],
                        api_name="save_lesson")
-    view["open"].click(open_lesson_clicked, view["chosen"], [view["status"], *page], api_name="open_lesson")
-    demo.load(restore, None, [*page, view["chosen"]], api_visibility="private")
+    view["open"].click(open_lesson_clicked, view["chosen"], [view["status"], *page, *where], api_name="open_lesson")
+    demo.load(restore, None, [*page, *where, view["chosen"]], api_visibility="private")

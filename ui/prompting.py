@@ -14,11 +14,12 @@ import gradio as gr
 
 from summarizer.inference.generation import GenerationSettings, STRATEGIES
 from summarizer.prompts import DEFAULT_SHOTS, Example, MAX_SHOTS, MODES, Prompt, build_prompt, shot_costs
-from summarizer.tasks import TASKS, template
+from summarizer.tasks import TASKS, label, template
 from summarizer.text import clean_dialogue, parse_indices, whole_number
 
-from ui.access import for_students, teacher_only
-from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, one_of, rouge_markdown, rouge_report, user_errors)
+from ui.access import for_students
+from ui.common import (ChoiceRadio, RawNumber, TextField, dialogue_picker, judged_against, one_of, rouge_markdown,
+                       rouge_report, user_errors)
 from ui import uploads
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
@@ -99,12 +100,13 @@ def describe_prompt(prompt: Prompt) -> str:
 
 
 def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortest=None, progress=None,
-            task: str = "summary") -> tuple[tuple[str, list[str] | None], Prompt, GenerationSettings]:
-    """((text read, its references or None to look them up), built prompt, settings) from the
-    Summarize inputs.
+            task: str = "summary") -> tuple[tuple[str, list[str] | None, str | None], Prompt, GenerationSettings]:
+    """((text read, its references or None to look them up, which reference ROUGE is judged
+    against), built prompt, settings) from the Summarize inputs.
 
-    With the ``response`` task a DialogSum or uploaded dialogue is cut after turn k and the
-    reference is turn k+1 (:meth:`Studio.task_example`); the prompt asks for the next turn.
+    With the ``response`` task a DialogSum or uploaded dialogue, or its context as Load shows it,
+    is cut after turn k and the reference is turn k+1 (:meth:`Studio.task_row`); the prompt asks
+    for the next turn.
 
     Raises:
         ValueError: any bad input; the message names the field.
@@ -116,21 +118,29 @@ def prepare(studio: Studio, dialogue, mode, indices_text, count, values, shortes
         raise ValueError(f"Prompt: the response task takes {' or '.join(RESPONSE_MODES)} (the examples of one- "
                          f"and few-shot prompts are summaries); choose one of those or the summary task.")
     text = clean_dialogue(dialogue)
-    references = None  # a summary's are looked up after generating, so a missing model is named first
+    references = against = None  # a summary's are looked up after generating, so a missing model is named first
     if task == "response":
-        text, references = studio.task_example(task, text)
+        example = studio.task_row(task, text)
+        if example is not None:
+            text, references, against = example["dialogue"], list(example["references"]), judged_against(example, task)
+        else:
+            references = []  # a pasted conversation: read whole, no next turn to judge against
     examples = pick_examples(studio, mode, indices_text, count, shortest)
     if progress:
         progress(0, desc=studio.slots.loading_note())
     prompt = build_prompt(mode, text, examples, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens,
                           zero_shot_template=template(task))
-    return (text, references), prompt, settings
+    return (text, references, against), prompt, settings
 
 
-def outputs(studio: Studio, read: tuple[str, list[str] | None], prompt: Prompt, summary: str) -> tuple:
-    """The five Summarize outputs: prompt, prompt info, summary, ROUGE table, ROUGE JSON."""
-    text, references = read
-    report = rouge_report(summary, studio.references_for(text) if references is None else references)
+def outputs(studio: Studio, read: tuple[str, list[str] | None, str | None], prompt: Prompt, summary: str) -> tuple:
+    """The five Summarize outputs: prompt, prompt info, summary, ROUGE table, ROUGE JSON (whose
+    ``against`` says which reference it was computed against)."""
+    text, references, against = read
+    if references is None:
+        row = studio.task_row("summary", text)
+        references, against = (list(row["references"]) if row else []), judged_against(row, "summary")
+    report = rouge_report(summary, references, against)
     return prompt.text, describe_prompt(prompt), summary, rouge_markdown(report), report
 
 
@@ -210,6 +220,11 @@ def _newest(updates: queue.SimpleQueue):
         yield text
 
 
+def output_label(task: str) -> str:
+    """The output box's label under ``task``: "Summary (base model)" or "Next turn (base model)"."""
+    return f"{label(task, 'output')} (base model)"
+
+
 def generation_controls() -> list[gr.components.Component]:
     """The eight generation controls, in :data:`SETTING_NAMES` order (defaults of GenerationSettings)."""
     d = GenerationSettings()
@@ -232,7 +247,8 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
     gr.Markdown("Pick a DialogSum dialogue (or paste your own), choose a prompt, and see exactly "
                 "what the **base** model reads and writes. Prompts longer than "
                 f"{studio.max_input_tokens} tokens are shortened and the notes say how.")
-    dialogue, _, _ = dialogue_picker(studio, "prompting", api_name="load_dialogue")
+    where = {}
+    dialogue, refs, loaded = dialogue_picker(studio, "prompting", api_name="load_dialogue", task=task, parts=where)
     upload = uploads.panel(studio)
     with gr.Row():
         mode = ChoiceRadio(list(MODES), value="zero-shot", label="Prompt", elem_id="prompting-mode")
@@ -251,7 +267,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
             info = gr.Textbox(label="Prompt length, example costs and notes", lines=4, interactive=False,
                               elem_id="prompting-prompt-info")
         with gr.Column():
-            summary = TextField(label="Summary (base model)", lines=3, interactive=False,
+            summary = TextField(label=output_label("summary"), lines=3, interactive=False,
                                  elem_id="prompting-summary")
             rouge_md = gr.Markdown(label="ROUGE table", elem_id="prompting-rouge")
     with gr.Accordion("ROUGE as JSON", open=False):
@@ -265,15 +281,22 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
                           progress=gr.Progress()):
         """Summarize with the base model, streaming the summary (see :func:`summarize_streamed`);
         at most ``SESSION_LIMIT`` requests of one session wait at a time."""
+        studio.activity.asked(request, "summarize", dialogue)  # the teacher's Class view
         with studio.limit.admit(request):
             yield from summarize_streamed(studio, dialogue, mode, example_indices, example_count, max_new_tokens,
                                           min_new_tokens, strategy, temperature, top_k, top_p, num_beams, seed,
                                           progress, shortest=shortest, task=task_now)
 
+    @for_students
+    def show_task_labels(task_now):
+        """Reads the page's task; updates the output box's label ("Summary" or "Next turn")."""
+        return gr.Textbox(label=output_label(task_now if task_now in TASKS else "summary"))
+
+    task.change(show_task_labels, task, summary, api_visibility="private")
     run.click(summarize_clicked, [dialogue, mode, indices, count, *controls, task],
               [prompt, info, summary, rouge_md, rouge_json], api_name="summarize",
               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     # what a lesson (ui.lessons) saves and restores
     lesson_fields = {"dialogue": dialogue, "prompt_mode": mode, "examples": indices, "shots": count,
-                     "controls": controls}
+                     "controls": controls, "where": [where["split"], where["index"], refs, loaded]}
     return {"summary": summary, "teacher_only": [upload["box"]], "lesson_fields": lesson_fields}

@@ -11,7 +11,7 @@ import gradio as gr
 from summarizer.text import MAX_SCORED_CHARS, clean_dialogue, clean_text, excerpt
 from summarizer.toxicity import ToxicityScore
 
-from ui.access import for_students, teacher_only
+from ui.access import for_students
 from ui.common import TextField, user_errors
 from ui.compare.results_json import read_results
 from ui.context import MODEL_QUEUE, Studio

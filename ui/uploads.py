@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from summarizer.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_DIALOGUES, UPLOADED, UploadError, read_dialogues
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.common import user_errors
 from ui.context import Studio
 

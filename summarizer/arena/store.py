@@ -331,6 +331,18 @@ class ArenaStore:
         return {"rating_id": cursor.lastrowid, "pair_id": pair_id, "side": side, "dialogue_id": row[1],
                 **scores, "blind": blind, "class_session": klass["name"]}
 
+    def served(self, class_session: str | None = None) -> list[dict]:
+        """Every served pair (oldest first), or only those of ``class_session`` (an id): pair_id,
+        login, dialogue_id, model_a, model_b, served_at (Unix seconds); no summaries."""
+        keys = ("pair_id", "login", "dialogue_id", "model_a", "model_b", "served_at")
+        query = f"SELECT {', '.join(keys)} FROM pairs"
+        with self._connect(write=False) as db:
+            if class_session is None:
+                rows = db.execute(query + " ORDER BY served_at").fetchall()
+            else:
+                rows = db.execute(query + " WHERE class_session = ? ORDER BY served_at", (class_session,)).fetchall()
+        return [dict(zip(keys, row)) for row in rows]
+
     def ratings(self, class_session: str | None = None) -> list[dict]:
         """Every rating (oldest first), or only those of ``class_session`` (an id); ``blind`` as bool."""
         keys = ("rating_id", "class_session", "class_name", "login", "browser_session", "pair_id", "side",
@@ -361,7 +373,7 @@ class ArenaStore:
     def votes(self, class_session: str | None = None) -> list[dict]:
         """Every vote (oldest first), or only those of ``class_session`` (an id)."""
         query = ("SELECT v.id, v.class_session, c.name, v.login, v.browser_session, v.dialogue_id, v.model_a, "
-                 "v.source_a, v.model_b, v.source_b, v.vote, v.voted_at FROM votes v "
+                 "v.source_a, v.model_b, v.source_b, v.vote, v.voted_at, v.pair_id FROM votes v "
                  "LEFT JOIN class_sessions c ON c.id = v.class_session")
         with self._connect(write=False) as db:
             if class_session is None:
@@ -369,7 +381,7 @@ class ArenaStore:
             else:
                 rows = db.execute(query + " WHERE v.class_session = ? ORDER BY v.id", (class_session,)).fetchall()
         keys = ("vote_id", "class_session", "class_name", "login", "browser_session", "dialogue_id", "model_a",
-                "source_a", "model_b", "source_b", "vote", "voted_at")
+                "source_a", "model_b", "source_b", "vote", "voted_at", "pair_id")
         return [dict(zip(keys, row)) for row in rows]
 
     def export_csv(self, out: str | Path, class_session: str | None = None) -> Path:

@@ -184,6 +184,17 @@ def _missing(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+def trainable_text(row: dict) -> str:
+    """The "trainable parameters" cell of one results row: ``""`` for summaries read from a file;
+    for the base slot, that it was not trained (its count is the whole model's, not a trained
+    share: "100.00%" would read as a full fine-tune); else ``"N (P%)"`` of the slot's total."""
+    if _missing(row.get("trainable_params")):
+        return ""
+    if row["model"] == "base":
+        return f"none: not trained ({row['total_params']:,} parameters)"
+    return f"{row['trainable_params']:,} ({row['trainable_pct']:.2f}%)"
+
+
 def display_table(result: EvaluationResult):
     """A compact, human-readable table (pandas DataFrame) of the results, one row per model."""
     import pandas as pd
@@ -209,8 +220,7 @@ def display_table(result: EvaluationResult):
             "reward": round(r["reward_mean"], 3),
             "ΔP(hate) vs base": _fmt_ci(r["p_hate_diff_vs_base"], r["p_hate_diff_ci_low"], r["p_hate_diff_ci_high"], 3),
             "tokens": round(r["gen_tokens_mean"], 1), "words": round(r["gen_words_mean"], 1),
-            "trainable params (%)": ("" if _missing(r["trainable_params"])
-                                     else f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)"),
+            "trainable params (%)": trainable_text(r),
             "s/summary": round(r["seconds_per_summary"], 4),
         })
     return pd.DataFrame(out)

@@ -53,3 +53,41 @@ def module_names(source: str) -> frozenset:
         OSError, ValueError, KeyError: no readable config, or one transformers does not know.
     """
     return _describe(str(source), _stamp(str(source)))[1]
+
+
+# google/flan-t5-small's parameter count (config_parameters above); a model under a tenth of it
+# (the tests' tiny T5 has 261,632, their classifier about 80,000) writes text with no meaning.
+FLAN_T5_SMALL_PARAMETERS = 76_961_152
+TINY_PARAMETERS = FLAN_T5_SMALL_PARAMETERS // 10
+
+
+@functools.lru_cache(maxsize=32)
+def _size_or_none(source: str, stamp, classifier: bool) -> int | None:
+    """Parameters of ``source`` (a seq2seq model, or a sequence classifier), None when its config
+    cannot be read. Failures are cached too (per ``stamp``), so a page load never retries the hub."""
+    try:
+        if not classifier:
+            return config_parameters(source)
+        import torch
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(source))
+        return sum(p.numel() for p in model.parameters())
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def tiny_models(sources: dict[str, str | None], classifiers: tuple[str, ...] = ()) -> dict[str, int]:
+    """The models among ``sources`` (name -> folder or hub id; None skipped) with fewer than
+    :data:`TINY_PARAMETERS` parameters, name -> count; ``classifiers`` names the sequence
+    classifiers among them (the others are seq2seq models). A source whose config cannot be
+    read is left out (its size is unknown, not small)."""
+    out = {}
+    for name, source in sources.items():
+        if not source:
+            continue
+        n = _size_or_none(str(source), _stamp(str(source)), name in classifiers)
+        if n is not None and n < TINY_PARAMETERS:
+            out[name] = n
+    return out

@@ -23,11 +23,11 @@ from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SLOTS, SlotError
 from summarizer.prompts import build_prompt
 from summarizer.runs import finished_runs, read_status
-from summarizer.tasks import TASKS, template
+from summarizer.tasks import TASKS, label, template
 from summarizer.text import clean_dialogue
 
 from ui.access import for_students, teacher_only
-from ui.common import FreeNumber, dialogue_picker, one_of, rouge_report, user_errors
+from ui.common import FreeNumber, dialogue_picker, judged_against, one_of, rouge_report, user_errors
 from summarizer.text import whole_number
 from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, MODEL_QUEUE, Studio
 from ui.compare.handout import write_handout
@@ -46,11 +46,15 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
         ``rouge1`` and ``rougeL`` (best over references, 0..1; ``None`` without references) and
         ``trained_task`` (the task of the slot's training run, None when it is no run).
     """
-    settings = GenerationSettings(max_new_tokens=whole_number(max_new_tokens, "Max new tokens", 1, 512))
+    settings, text = check_compare_input(dialogue, max_new_tokens)
     task = one_of(task, "Task", TASKS)
-    text, refs = clean_dialogue(dialogue), None  # a summary's references come after generating
+    refs = against = None  # a summary's references come after generating
     if task == "response":
-        text, refs = studio.task_example(task, text)
+        example = studio.task_row(task, text)
+        if example is not None:
+            text, refs, against = example["dialogue"], list(example["references"]), judged_against(example, task)
+        else:
+            refs = []  # a pasted conversation: read whole, no next turn to judge against
     filled = [s for s in SLOTS if studio.slots.is_filled(s)]
     progress(0, desc=studio.slots.loading_note(filled))
     prompt = build_prompt("zero-shot", text, tokenizer=studio.slots.tokenizer, max_tokens=studio.max_input_tokens,
@@ -59,9 +63,13 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
     progress(0.9, desc="scoring toxicity")
     scores = dict(zip(filled, studio.toxicity.score([summaries[s][0] for s in filled])))
     trained = {slot: run_task(studio.slots.source(slot)) for slot in filled}
-    refs = studio.references_for(text) if refs is None else refs
+    if refs is None:
+        row = studio.task_row("summary", text)
+        refs, against = (list(row["references"]) if row else []), judged_against(row, "summary")
     notes = [f"The {slot} slot's run was trained for the {was} task, not {task}: its output shows that."
              for slot, was in trained.items() if was and was != task]
+    if against:
+        notes.append(f"ROUGE is computed against {against}.")
     rows = []
     for slot in SLOTS:
         row = {"slot": slot, "label": SLOT_LABELS[slot], "filled": slot in filled}
@@ -74,7 +82,18 @@ def compare_slots(studio: Studio, dialogue: str, max_new_tokens: float, progress
             row["summary"] = EMPTY_SLOT_HELP[slot]
         rows.append(row)
     return {"dialogue": text, "prompt": prompt.text, "prompt_notes": [*notes, *prompt.notes], "references": refs,
-            "slots": rows, "task": task}
+            "against": against, "slots": rows, "task": task}
+
+
+def check_compare_input(dialogue, max_new_tokens) -> tuple[GenerationSettings, str]:
+    """(settings, cleaned dialogue) of a Compare request, checked before any model work.
+
+    Raises:
+        ValueError: an empty or over-long dialogue, or max new tokens not a whole number 1..512
+            (the message names the field).
+    """
+    settings = GenerationSettings(max_new_tokens=whole_number(max_new_tokens, "Max new tokens", 1, 512))
+    return settings, clean_dialogue(dialogue)
 
 
 def slot_line(studio: Studio, slot: str) -> str:
@@ -209,6 +228,7 @@ def api_setter(studio: Studio, slot: str):
     """The ``/set_<slot>`` endpoint: a refused source raises ``gr.Error`` (``AppError`` in clients)."""
     @teacher_only
     def set_slot(source: str | None) -> str:
+        """Fill this slot with a run folder, model or adapter folder or hub id ("" empties it)."""
         with user_errors():
             return apply_source(studio, slot, source)
     return set_slot
@@ -236,7 +256,8 @@ def slot_panel(slot: str):
     """One slot's column: label, summary box and score line. Returns (summary, scores)."""
     with gr.Column(min_width=220):
         gr.Markdown(f"### {SLOT_LABELS[slot]}")
-        summary = gr.Textbox(label="Summary", lines=4, interactive=False, elem_id=f"compare-summary-{slot}")
+        summary = gr.Textbox(label=label("summary", "output"), lines=4, interactive=False,
+                             elem_id=f"compare-summary-{slot}")
         scores = gr.Textbox(label="Toxicity and ROUGE", interactive=False, elem_id=f"compare-scores-{slot}")
     return summary, scores
 
@@ -280,7 +301,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
     gr.Markdown("The same dialogue through every filled slot, with the zero-shot prompt (of the summary or "
                 "the next-turn task) and greedy decoding. Reward is the hate-speech classifier's `nothate` logit (higher = less "
                 "hateful); ROUGE is the best F-measure ×100 over the human references.")
-    dialogue, _, _ = dialogue_picker(studio, "compare", api_name=None)
+    dialogue, _, _ = dialogue_picker(studio, "compare", api_name=None, task=task)
     with gr.Row():
         max_new = FreeNumber(GenerationSettings().max_new_tokens, precision=0, label="Max new tokens (1..512)",
                              elem_id="compare-max-new", scale=1)
@@ -302,6 +323,7 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
     def compare_clicked(dialogue, max_new_tokens, task, request: gr.Request, progress=gr.Progress()):
         """Reads the dialogue box, max new tokens and the task; updates prompt notes, the four
         summary and score boxes, and the JSON."""
+        studio.activity.asked(request, "compare", dialogue)  # the teacher's Class view
         with studio.limit.admit(request), user_errors():
             out = compare_slots(studio, dialogue, max_new_tokens, progress, task)
         cells = [v for row in out["slots"] for v in (row["summary"], score_line(row))]
@@ -313,9 +335,24 @@ def build(studio: Studio, task: gr.State | None = None) -> dict:
         grouped = choices_by_slot(studio)
         return [gr.Dropdown(choices=grouped[slot]) for slot in PICKABLE]
 
+    @for_students
+    def check_clicked(dialogue, max_new_tokens):
+        """Reads the dialogue box and max new tokens; updates nothing: a bad value is one message
+        (a toast), not an error badge on each of the ten outputs Compare fills."""
+        with user_errors():
+            check_compare_input(dialogue, max_new_tokens)
+
+    @for_students
+    def show_task_labels(task_now):
+        """Reads the page's task; updates the four output boxes' labels ("Summary" or "Next turn")."""
+        name = label(task_now if task_now in TASKS else "summary", "output")
+        return [gr.Textbox(label=name) for _ in panels]
+
     outputs = [notes, *[box for panel in panels for box in panel], results]
-    run.click(compare_clicked, [dialogue, max_new, task], outputs, api_name="compare",
-              concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
+    run.click(check_clicked, [dialogue, max_new], None, api_visibility="private", queue=False).success(
+        compare_clicked, [dialogue, max_new, task], outputs, api_name="compare",
+        concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
+    task.change(show_task_labels, task, [summary for summary, _ in panels], api_visibility="private")
     @for_students
     def export_clicked(results):
         """Reads the results JSON; updates the handout files (Markdown and CSV)."""

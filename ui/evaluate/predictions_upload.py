@@ -20,7 +20,7 @@ from summarizer.inference.slot_config import SlotError
 from summarizer.evaluation.predictions_file import MAX_FILE_BYTES, PredictionsFileError
 from summarizer.evaluation.rouge import LAB_PROTOCOL, PROTOCOLS_NOTE
 
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.context import MODEL_QUEUE, Studio
 from ui.evaluate.tab import MAX_DIALOGUES, TAB_RULE, metric_figure, metrics_by_model, results_dir
 

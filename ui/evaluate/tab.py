@@ -25,14 +25,14 @@ from summarizer.data import SPLITS
 from summarizer.tasks import TASKS, examples
 from summarizer.uploads import UPLOADED
 from summarizer.evaluation.evaluate import evaluate
-from summarizer.evaluation.results import HATE_THRESHOLD, TOXICITY_PROTOCOL
-from summarizer.evaluation.evaluate import EvaluationCancelled
+from summarizer.evaluation.results import HATE_THRESHOLD, TOXICITY_PROTOCOL, trainable_text
+from summarizer.evaluation.evaluate import EvaluationCancelled, generation_groups
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOT_LABELS, SlotError
 from summarizer.inference.slot_config import SLOTS
 from summarizer.evaluation.rouge import PROTOCOLS_NOTE, ROUGE_KEYS, ROUGE_NAMES
 
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.common import FreeCheckboxGroup, FreeDropdown, FreeSlider, chosen_values, one_of, user_errors
 from summarizer.text import whole_number
 from ui.context import MODEL_QUEUE, Studio
@@ -172,8 +172,18 @@ def rouge_rows(r: dict) -> dict[str, str]:
     return out
 
 
-def metric_rows(r: dict) -> dict[str, str]:
-    """One model's displayed metrics (label -> text), from one row of ``EvaluationResult.results``."""
+def seconds_text(r: dict, shared_with: list[str] = ()) -> str:
+    """The "seconds per summary" cell: the number and, when the model was generated in one mixed
+    pass with others (:func:`summarizer.evaluation.evaluate.generation_groups`), which ones share it."""
+    value = _num(r["seconds_per_summary"], 4)
+    if not value or not shared_with:
+        return value
+    return f"{value} (one pass with {', '.join(SLOT_LABELS.get(m, m) for m in shared_with)})"
+
+
+def metric_rows(r: dict, shared_with: list[str] = ()) -> dict[str, str]:
+    """One model's displayed metrics (label -> text), from one row of ``EvaluationResult.results``;
+    ``shared_with``: the models generated in the same pass (they share its seconds per summary)."""
     rule = r["ci_rule"]
     return {
         **rouge_rows(r),
@@ -187,19 +197,27 @@ def metric_rows(r: dict) -> dict[str, str]:
         "ΔP(hate) vs base [95% CI]": _ci(r["p_hate_diff_vs_base"], r["p_hate_diff_ci_low"], r["p_hate_diff_ci_high"], 3),
         "Summary length (tokens)": _num(r["gen_tokens_mean"], 1),
         "Summary length (words)": _num(r["gen_words_mean"], 1),
-        "Trainable parameters": ("" if _nan(r.get("trainable_params"))  # summaries from a file
-                                 else f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)"),
-        "Seconds per summary": _num(r["seconds_per_summary"], 4),
+        "Trainable parameters": trainable_text(r),  # "" for summaries from a file; base: not trained
+        "Seconds per summary": seconds_text(r, shared_with),
     }
 
 
-def metrics_by_model(results: list[dict]) -> pd.DataFrame:
+def shared_passes(results: list[dict], per_model_timing: bool = False) -> dict[str, list[str]]:
+    """Each model -> the other models generated in the same pass (base and adapters share one
+    mixed pass on the shared base unless ``per_model_timing``), so they show the same time."""
+    groups = generation_groups([r["model"] for r in results], per_model_timing)
+    return {m: [o for o in group if o != m] for group in groups for m in group}
+
+
+def metrics_by_model(results: list[dict], per_model_timing: bool = False) -> pd.DataFrame:
     """The display table: one row per metric, one column per model (``Metric`` first).
 
     ``results`` are the rows of ``EvaluationResult.results`` (one per model); the files keep that
     layout. At most five columns fit a 1400 px screen with whole words in the headers.
     """
-    columns = {SLOT_LABELS.get(r["model"], r["model"]): metric_rows(r) for r in results}
+    shared = shared_passes(results, per_model_timing)
+    columns = {SLOT_LABELS.get(r["model"], r["model"]): metric_rows(r, shared.get(r["model"], []))
+               for r in results}
     labels = list(next(iter(columns.values()))) if columns else []
     return pd.DataFrame({"Metric": labels, **{m: [v[k] for k in labels] for m, v in columns.items()}})
 
@@ -212,7 +230,19 @@ def _status(result, out: Path) -> str:
             f"{m['prompts_cut_to_fit']} prompt(s) cut to fit {m['max_input_tokens']} tokens. "
             f"Files in `{out}`.\n\n{PROTOCOLS_NOTE} Intervals, differences and the chart use "
             f"{PROTOCOL_LABELS.get(m['ci_rule'], m['ci_rule']).strip('()')}. {TOXICITY_PROTOCOL} "
-            f"Hate share: P(hate) ≥ {HATE_THRESHOLD}. {m['bootstrap']['method']}")
+            f"Hate share: P(hate) ≥ {HATE_THRESHOLD}. {m['bootstrap']['method']}{timing_sentence(result)}")
+
+
+def timing_sentence(result) -> str:
+    """Why models show the same seconds per summary ("" when none shared a pass)."""
+    shared = shared_passes(result.results, result.meta.get("per_model_timing", False))
+    together = sorted({m for m, others in shared.items() if others}, key=SLOTS.index)
+    if not together:
+        return ""
+    names = ", ".join(SLOT_LABELS[m] for m in together)
+    return (f"\n\nSeconds per summary: {names} were generated in one mixed pass on the shared base model "
+            "(faster than one pass each), so they share that pass's time divided by all its summaries; "
+            "`python -m summarizer.evaluation --per-model-timing` times each model on its own.")
 
 
 def check_request(chosen, n_dialogues, split_name, max_new_tokens) -> tuple[list[str], int, str, int]:
@@ -278,7 +308,8 @@ def _shown(result, out: Path, paths: dict, chosen: list[str]) -> tuple:
     frame = result.predictions_frame()
     preds, title = per_dialogue_table(frame, chosen)
     both = {"base", "detox"} <= set(chosen)
-    return (_status(result, out), metrics_by_model(result.results), metric_figure(result.results, "ROUGE-1"),
+    return (_status(result, out), metrics_by_model(result.results, result.meta.get("per_model_timing", False)),
+            metric_figure(result.results, "ROUGE-1"),
             gr.Plot(toxicity_figure(frame) if both else None, visible=both),
             gr.Dataframe(preds, label=title), [str(p) for p in paths.values()], result.results)
 

@@ -13,7 +13,7 @@ import gradio as gr
 from summarizer.runs import run_slot
 from training import registry
 from training.runner.jobs import JobRunner
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.train.monitor import fmt_s
 
 RUNS_QUEUE = "train-runs"  # handlers here only read files: never behind model work

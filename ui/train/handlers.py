@@ -12,7 +12,7 @@ from training.runner import run_actions
 from training.runner.estimate import estimate, finished_for_calibration
 from training.runner.jobs import JobRunner, RunsFolderError
 from training.runner.settings import read_small_json
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.train.form import parse_settings
 from ui.common import user_errors as common_user_errors
 from ui.train.monitor import RunReader

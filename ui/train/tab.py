@@ -18,7 +18,7 @@ import html
 import gradio as gr
 
 from training import registry
-from ui.access import for_students, teacher_only
+from ui.access import teacher_only
 from ui.train.form import RUNS_QUEUE, build_form, parse_settings, run_choices, wire_form
 from ui.train.handlers import TrainHandlers, run_settings
 from ui.train.monitor import TABLE_HEADERS, chart, overlay_chart, progress_html, runs_table
