@@ -23,7 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="folder for training runs (default: $STUDIO_RUNS_DIR, else ./runs)")
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; 0.0.0.0 exposes it to your network)")
-    s.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    s.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860),
+                   help="port (default: $GRADIO_SERVER_PORT, Gradio's own variable, else 7860)")
     s.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
     s.add_argument("--auth", metavar="USER:PASSWORD", help="require this login: the teacher's")
     s.add_argument("--student-auth", metavar="USER:PASSWORD", action="append", default=[],

@@ -1,6 +1,7 @@
 """Screenshots of every tab at 1400x1000 (a projector), as a teacher would use them, for the README.
 
-    python scripts/screenshots.py [--out assets] [--presenter]
+    python scripts/screenshots.py [--out docs/assets] [--presenter]
+    python scripts/screenshots.py --class-view     # the teacher's Class tab during an Arena round
 
 Starts the app in-process on the tiny offline models (built and cached like the tests do, so it
 needs the real DialogSum: ``$DIALOGSUM_DIR`` or ``../shared/data/dialogsum``), fills the LoRA
@@ -27,8 +28,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=ROOT / "assets", help="folder for the PNGs (default: assets/)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "assets", help="folder for the PNGs (default: docs/assets/)")
     p.add_argument("--presenter", action="store_true", help="take them in presenter mode (suffix -presenter)")
+    p.add_argument("--class-view", action="store_true",
+                   help="only screenshot-class.png: a teacher and three students, two of them voting in the Arena")
     return p.parse_args(argv)
 
 
@@ -109,6 +112,42 @@ def take(driver, url: str, out: Path, suffix: str) -> None:
     shoot(driver, out, f"screenshot-arena{suffix}.png", "#arena-dialogue")
 
 
+CLASS_LOGINS = {"teacher": "t-pass", "ann": "a-pass", "ben": "b-pass", "chloe": "c-pass"}
+
+
+def log_in(driver, url: str, user: str) -> None:
+    """Fill Gradio's login form as ``user`` and wait for the page."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import element
+
+    driver.get(url)
+    element(driver, "input[type=password]")
+    driver.find_element(By.CSS_SELECTOR, "input[type=text], input:not([type])").send_keys(user)
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(CLASS_LOGINS[user])
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit], button").click()
+
+
+def class_scene(driver, url: str, out: Path) -> None:
+    """Students summarize, compare and vote through the API; the teacher's Class tab shows it."""
+    from gradio_client import Client
+
+    from tests.browser import open_tab, wait_for
+
+    students = {name: Client(url, auth=(name, CLASS_LOGINS[name]), verbose=False) for name in ("ann", "ben", "chloe")}
+    for k, (name, client) in enumerate(students.items()):
+        dialogue, _, _ = client.predict("test", 10 + k, api_name="/load_dialogue")
+        client.predict(dialogue, "zero-shot", "", 2, 30, 0, "greedy", 0.7, 50, 1.0, 4, 42, api_name="/summarize")
+        if name != "chloe":  # two vote, one is still reading
+            for vote in ("A", "tie"):
+                pair = client.predict(api_name="/arena_next")
+                client.predict(pair["pair_id"], vote, api_name="/arena_vote")
+    log_in(driver, url, "teacher")
+    open_tab(driver, "Class")
+    wait_for(driver, lambda d: "students here now" in d.find_element("css selector", "#class-caption").text, timeout=60)
+    shoot(driver, out, "screenshot-class.png", "#class-caption")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tests.app_server import running_app
@@ -123,10 +162,17 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         m = models(work)
-        with running_app(m["t5"], m["toxicity"], dataset, work / "runs", full=m["t5"], lora=m["lora"]) as (_, url):
+        logins = ()
+        if args.class_view:
+            logins = ("--auth", f"teacher:{CLASS_LOGINS['teacher']}",
+                      *(x for name in ("ann", "ben", "chloe") for x in ("--student-auth", f"{name}:{CLASS_LOGINS[name]}")))
+        with running_app(m["t5"], m["toxicity"], dataset, work / "runs", logins, full=m["t5"], lora=m["lora"]) as (_, url):
             driver = new_driver(work / "profile", size="1400,1000")
             try:
-                take(driver, url, args.out, "-presenter" if args.presenter else "")
+                if args.class_view:
+                    class_scene(driver, url, args.out)
+                else:
+                    take(driver, url, args.out, "-presenter" if args.presenter else "")
             finally:
                 driver.quit()
     return 0
