@@ -66,7 +66,8 @@ CREATE INDEX IF NOT EXISTS ratings_by_class ON ratings(class_session);
 """
 LOGIN_TABLES = ("pairs", "votes", "ratings")  # each row names its student's login ('' without logins)
 EXPORT_COLUMNS = ("vote_id", "class_session", "class_name", "login", "browser_session", "dialogue_id",
-                  "model_a", "source_a", "model_b", "source_b", "vote", "winner", "voted_at_utc")
+                  "model_a", "source_a", "model_b", "source_b", "vote", "winner", "voted_at_utc",
+                  "pair_id", "prompt", "summary_a", "summary_b")  # the last four: preference pairs (DPO)
 # The four criteria of SummEval (Fabbri et al. 2021, "SummEval: Re-evaluating Summarization
 # Evaluation"), each 1 (worst) to 5 (best). "consistency" is the course's "states something the
 # dialogue does not say", turned so that higher is better: 5 = adds nothing the dialogue does not say.
@@ -100,6 +101,7 @@ class ServedPair:
     source_b: str
     summary_a: str
     summary_b: str
+    prompt: str = ""  # the exact text both models were given (recorded for preference training)
 
     def public(self) -> dict:
         """What the student may see before voting: no model names."""
@@ -180,6 +182,10 @@ class ArenaStore:
             for table in LOGIN_TABLES:  # a store made before logins were recorded gets the column
                 if "login" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN login TEXT NOT NULL DEFAULT ''")
+            # The exact prompt both models were given (preference training needs it); pairs served
+            # before it was recorded keep '' and are left out of preference pairs, counted.
+            if "prompt" not in {row[1] for row in db.execute("PRAGMA table_info(pairs)")}:
+                db.execute("ALTER TABLE pairs ADD COLUMN prompt TEXT NOT NULL DEFAULT ''")
         finally:
             db.close()
         with self._connect() as db:
@@ -246,11 +252,11 @@ class ArenaStore:
         login = check_text(login, "login", MAX_SESSION_CHARS)
         with self._connect() as db:
             db.execute("INSERT INTO pairs (pair_id, browser_session, class_session, dialogue_id, model_a, source_a, "
-                       "model_b, source_b, summary_a, summary_b, served_at, login) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "model_b, source_b, summary_a, summary_b, served_at, login, prompt) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (pair.pair_id, session, self._current(db)["id"], pair.dialogue_id, pair.model_a,
                         pair.source_a, pair.model_b, pair.source_b, pair.summary_a, pair.summary_b,
-                        time.time(), login))
+                        time.time(), login, pair.prompt))
 
     def vote(self, pair_id, vote, browser_session, login: str = "") -> dict:
         """Record ``vote`` on a served pair and reveal its models.
@@ -343,6 +349,17 @@ class ArenaStore:
                 rows = db.execute(query + " WHERE class_session = ? ORDER BY served_at", (class_session,)).fetchall()
         return [dict(zip(keys, row)) for row in rows]
 
+    def summaries(self, class_session: str | None = None) -> dict[str, tuple[str, str]]:
+        """``{pair_id: (summary_a, summary_b)}`` of every served pair, or of ``class_session``'s
+        (an id): what tells two judged pairs apart (:mod:`summarizer.arena.agreement`)."""
+        query = "SELECT pair_id, summary_a, summary_b FROM pairs"
+        with self._connect(write=False) as db:
+            if class_session is None:
+                rows = db.execute(query).fetchall()
+            else:
+                rows = db.execute(query + " WHERE class_session = ?", (class_session,)).fetchall()
+        return {pair_id: (a, b) for pair_id, a, b in rows}
+
     def ratings(self, class_session: str | None = None) -> list[dict]:
         """Every rating (oldest first), or only those of ``class_session`` (an id); ``blind`` as bool."""
         keys = ("rating_id", "class_session", "class_name", "login", "browser_session", "pair_id", "side",
@@ -371,17 +388,19 @@ class ArenaStore:
         return out
 
     def votes(self, class_session: str | None = None) -> list[dict]:
-        """Every vote (oldest first), or only those of ``class_session`` (an id)."""
+        """Every vote (oldest first), or only those of ``class_session`` (an id), with its pair's
+        ``prompt`` ('' if served before prompts were recorded), ``summary_a`` and ``summary_b``."""
         query = ("SELECT v.id, v.class_session, c.name, v.login, v.browser_session, v.dialogue_id, v.model_a, "
-                 "v.source_a, v.model_b, v.source_b, v.vote, v.voted_at, v.pair_id FROM votes v "
-                 "LEFT JOIN class_sessions c ON c.id = v.class_session")
+                 "v.source_a, v.model_b, v.source_b, v.vote, v.voted_at, v.pair_id, p.prompt, p.summary_a, "
+                 "p.summary_b FROM votes v LEFT JOIN class_sessions c ON c.id = v.class_session "
+                 "LEFT JOIN pairs p ON p.pair_id = v.pair_id")
         with self._connect(write=False) as db:
             if class_session is None:
                 rows = db.execute(query + " ORDER BY v.id").fetchall()
             else:
                 rows = db.execute(query + " WHERE v.class_session = ? ORDER BY v.id", (class_session,)).fetchall()
         keys = ("vote_id", "class_session", "class_name", "login", "browser_session", "dialogue_id", "model_a",
-                "source_a", "model_b", "source_b", "vote", "voted_at", "pair_id")
+                "source_a", "model_b", "source_b", "vote", "voted_at", "pair_id", "prompt", "summary_a", "summary_b")
         return [dict(zip(keys, row)) for row in rows]
 
     def export_csv(self, out: str | Path, class_session: str | None = None) -> Path:
@@ -399,7 +418,8 @@ class ArenaStore:
                 when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v["voted_at"]))
                 writer.writerow([spreadsheet_safe(x) for x in (
                     v["vote_id"], v["class_session"], v["class_name"], v["login"], v["browser_session"], v["dialogue_id"],
-                    v["model_a"], v["source_a"], v["model_b"], v["source_b"], v["vote"], winner, when)])
+                    v["model_a"], v["source_a"], v["model_b"], v["source_b"], v["vote"], winner, when,
+                    v["pair_id"], v["prompt"], v["summary_a"], v["summary_b"])])
         return out
 
 
@@ -462,6 +482,7 @@ def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settin
     prompt = build_prompt("zero-shot", row["dialogue"], tokenizer=slots.tokenizer, max_tokens=max_input_tokens)
     out = slots.answer([model_a, model_b], [prompt.text], settings)  # batched with other voters' pairs
     pair = ServedPair(secrets.token_urlsafe(18), str(row["id"]), row["dialogue"], model_a,
-                      slots.source(model_a), model_b, slots.source(model_b), out[model_a][0], out[model_b][0])
+                      slots.source(model_a), model_b, slots.source(model_b), out[model_a][0], out[model_b][0],
+                      prompt=prompt.text)
     store.record_pair(pair, browser_session, login)
     return pair
