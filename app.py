@@ -41,7 +41,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--mcp", action="store_true",
                    help="also serve the named endpoints as MCP tools at /gradio_api/mcp/ (Gradio's MCP server; "
                         "needs the mcp extra: pip install \"gradio[mcp]==6.31.0\")")
+    from summarizer.inference.serve_config import add_serving_flags, ray_config_of  # no torch, no Ray
+
+    add_serving_flags(p)
     args = p.parse_args(argv)
+    try:
+        args.ray_config = ray_config_of(args)
+    except ValueError as err:
+        p.error(str(err))
     if args.auth and ":" not in args.auth:
         p.error("--auth must be USER:PASSWORD")
     try:
@@ -112,8 +119,17 @@ def make_studio(args: argparse.Namespace):
     from ui.classroom import Classroom
     from ui.context import Studio
 
-    slots = ModelSlots(slot_config(args), device=args.device, backend=args.backend,
-                       compute_type=args.compute_type)
+    if getattr(args, "ray_config", None) is not None:  # --serve ray: the slots as Ray Serve replicas
+        from summarizer.inference.ray_serve import RayStartError, start_ray_slots
+
+        try:
+            slots = start_ray_slots(slot_config(args), args.ray_config, device=args.device, backend=args.backend,
+                                    compute_type=args.compute_type)
+        except RayStartError as err:
+            raise SystemExit(f"error: {err}") from None
+    else:
+        slots = ModelSlots(slot_config(args), device=args.device, backend=args.backend,
+                           compute_type=args.compute_type)
     studio = Studio(slots=slots, toxicity=ToxicityScorer(args.toxicity_model, device=args.device),
                     dataset=args.dataset or default_dataset(), runs_dir=Path(args.runs_dir),
                     classroom=getattr(args, "classroom", None) or Classroom())
@@ -216,10 +232,19 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                                         *compare_view["teacher_only"],
                                         *lab_view["teacher_only"], *arena_view["teacher_only"],
                                         send_view["box"], class_body],
-                                notes=[train_note, evaluate_note, class_note])
+                                notes=[train_note, evaluate_note, class_note, lab_view["student_note"]])
         presenter.wire(demo, presenter_toggle)
     room.guard(demo, studio.activity)  # every event, by the mark on its definition (ui.access)
     return demo
+
+
+def status_words():
+    """Words for the status keys Gradio 6.31's English locale lacks: its status tracker announces
+    ``common.complete`` (and ``common.error``) after every event, and without a translation the
+    page shows the key itself. Passed to ``launch(i18n=...)``, which extends Gradio's own locale."""
+    import gradio as gr
+
+    return gr.I18n(en={"common.complete": "Done", "common.error": "Error"})
 
 
 def launch(demo, args: argparse.Namespace, **kwargs):
@@ -237,7 +262,7 @@ def launch(demo, args: argparse.Namespace, **kwargs):
     # queues (ui.context.MODEL_QUEUE, GENERATION_QUEUE). A class needs threads for every waiting student.
     return demo.queue(default_concurrency_limit=8).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=classroom.auth(),
-        mcp_server=args.mcp, css=CSS, max_threads=80, **kwargs)
+        mcp_server=args.mcp, css=CSS, max_threads=80, i18n=status_words(), **kwargs)
 
 
 def main(argv=None) -> None:

@@ -11,3 +11,10 @@ The app (``app.py``), the training runs (``training/``), the CLIs and the tests 
   of typed text), ``toxicity`` (the PPO reward), ``runs`` (the run folder contract), ``preflight``
   (where models come from at first start), ``cli`` (flags shared by the command lines).
 """
+import warnings
+
+# peft 0.21.2's PeftModel reads ``model.is_gradient_checkpointing``, which transformers 5 keeps
+# only as a deprecated alias warning on every read: one FutureWarning per adapter made, which
+# filled the training log's tail. Not our call site and nothing for a user to change: ignored
+# once here, for this one message, in every process that imports the core.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)

@@ -159,6 +159,15 @@ class RunFolder:
         write_json(self.status_file, status)
         return status
 
+    def record_step(self, step: int, total_steps: int) -> dict:
+        """Note that the run reached optimizer ``step`` of ``total_steps`` now: ``step``,
+        ``total_steps``, ``step_at`` (Unix seconds) and, the first time in this attempt,
+        ``first_step`` and ``first_step_at``, from which the remaining time is measured
+        (``training.runner.estimate.measured_remaining``) without the start-up and loading."""
+        now, status = time.time(), self.status()
+        first = {} if isinstance(status.get("first_step_at"), (int, float)) else {"first_step": step, "first_step_at": now}
+        return self.update_status(step=step, total_steps=total_steps, step_at=now, **first)
+
     def append_metrics(self, row: dict) -> None:
         """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so readers see whole lines)."""
         with open_regular(self.metrics_file, "ab") as f:

@@ -215,7 +215,7 @@ def train(config: PPORunConfig, run: RunFolder, stop: StopFlag) -> dict | None:
         log.info("step %d/%d: reward %.3f, KL %.3f, returns %.3f", step, config.max_steps,
                         row["reward_mean"], row["kl"], row["returns_mean"])
         run.append_metrics(row)
-        run.update_status(step=step, total_steps=config.max_steps)
+        run.record_step(step, config.max_steps)
     if stop.requested():
         return None
     peft_model = trainer.accelerator.unwrap_model(trainer.model).pretrained_model

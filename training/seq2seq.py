@@ -90,7 +90,7 @@ def _trainer_callback(run: RunFolder, stop: StopFlag, rouge_rows, tokenizer, sta
                 return
             row = {"step": state.global_step, "elapsed": round(time.time() - started, 2), **logs}
             run.append_metrics({**row, "attempt": attempt} if attempt > 1 else row)
-            run.update_status(step=state.global_step, total_steps=state.max_steps)
+            run.record_step(state.global_step, state.max_steps)
 
         def on_evaluate(self, args, state, control, model=None, **kwargs):
             if rouge_rows is None or not state.is_world_process_zero or model is None:

@@ -237,12 +237,19 @@ def _wire(studio: Studio, form: dict, res: dict, task: gr.State) -> None:
                          queue=False, api_visibility="private")
 
 
+# A run scores every template on N dialogues: minutes of the one model the class shares, so it is the teacher's.
+STUDENT_NOTE = ("**The teacher runs the Prompt Lab** (each run keeps the class's model busy for minutes): "
+                "you can read and edit the templates here, and try one on a dialogue in the Prompting tab "
+                "(Prompt: raw, with the template's words typed around the dialogue).")
+
+
 def build(studio: Studio, task: gr.State | None = None) -> dict:
     """Build the Prompt Lab tab inside the current ``gr.Blocks``; returns its main components:
     ``{"run": the Run button, "table": the templates table, "templates": the six template boxes,
-    "teacher_only": Run and Cancel}``."""
+    "teacher_only": Run and Cancel, "student_note": the line a student's page shows instead}``."""
     task = task if task is not None else gr.State("summary")  # the page's task (ui.common.task_selector)
+    student_note = gr.Markdown(STUDENT_NOTE, visible=False, elem_id="lab-student-note")
     form, res = _layout_form(), _layout_results()
     _wire(studio, form, res, task)
     return {"run": res["run"], "table": res["table"], "templates": form["boxes"],
-            "teacher_only": [res["run"], res["cancel"]]}
+            "teacher_only": [res["run"], res["cancel"]], "student_note": student_note}

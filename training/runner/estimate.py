@@ -12,6 +12,7 @@ speed, load and architecture are measured instead of assumed.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,24 @@ def estimate_seconds(method: str, base_model: str, steps: int, batch_size: int,
     tokens = batch_size * (source_tokens + target_tokens)
     factor = registry.spec(method).cost_factor(settings or {})
     return steps * tokens * per_token * factor * REFERENCE_THREADS / max(1, threads)
+
+
+# Above this many seconds the form warns before Start (a CPU run of the default size takes hours).
+LONG_RUN_S = 15 * 60
+
+
+def measured_remaining(status: dict, now: float | None = None) -> tuple[float, float] | None:
+    """(seconds per step, seconds left) measured on this run: the time from its first recorded
+    step (``first_step_at``, after start-up and loading) to the latest (``step_at``) over the steps
+    between, times the steps still to go. None before two steps were recorded in this attempt.
+    ``now`` (default: the clock) counts the time since the latest step as spent on the next one."""
+    first, first_at = status.get("first_step"), status.get("first_step_at")
+    step, step_at, total = status.get("step"), status.get("step_at"), status.get("total_steps")
+    if not all(isinstance(v, (int, float)) for v in (first, first_at, step, step_at, total)) or step <= first:
+        return None
+    per_step = (step_at - first_at) / (step - first)
+    spent = max(0.0, (time.time() if now is None else now) - step_at)
+    return per_step, max(0.0, (total - step) * per_step - spent)
 
 
 def _get(values: dict, cls, name: str):

@@ -48,7 +48,8 @@ def resume_run(runner, run_id: str) -> dict:
                              "save_steps); clone its settings and start a new run.")
         previous = {k: status.get(k) for k in ("state", "error", "started", "finished", "step")}
         run.cancel_file.unlink(missing_ok=True)  # else the new attempt would stop at once
-        run.update_status(state="queued", attempts=[*(status.get("attempts") or []), previous],
+        run.update_status(state="queued", first_step=None, first_step_at=None,  # measured anew per attempt
+                          attempts=[*(status.get("attempts") or []), previous],
                           resumed=time.time(), resume_from=checkpoint.name, error=None, finished=None,
                           cancel_requested=None, pid=None, pid_created=None, seq=time.time_ns())
     runner.tick()

@@ -75,6 +75,7 @@ STATUS_FIELDS = {
     "cancel_requested": _number, "error": _text, "command": _command, "metrics": _metrics,
     "trainable_params": _count, "total_params": _count, "trainable_percent": _number,
     "queue_position": _count, "task": lambda v: v if v in TASKS else None,
+    "step_at": _number, "first_step": _count, "first_step_at": _number,
 }
 
 

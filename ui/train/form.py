@@ -12,6 +12,7 @@ import gradio as gr
 
 from summarizer.runs import run_slot
 from training import registry
+from training.runner.estimate import LONG_RUN_S
 from training.runner.jobs import JobRunner
 from ui.access import teacher_only
 from ui.train.monitor import fmt_s
@@ -56,7 +57,13 @@ def command_preview(runner: JobRunner, method: str, values: dict, num_processes:
 
 
 def estimate_markdown(est) -> str:
-    return (f"Estimated time on this machine: about **{fmt_s(est.seconds)}** (about {fmt_s(est.fixed_s)} "
+    """The estimate under a form, with a warning first when the run will take long here."""
+    warn = ""
+    if est.seconds > LONG_RUN_S:
+        warn = (f"**This run will take long on this machine (about {fmt_s(est.seconds)}).** For a lesson, "
+                "lower the steps or the train size, or start it on a GPU machine. Once it runs, the time "
+                "left is measured from its own steps.\n\n")
+    return (f"{warn}Estimated time on this machine: about **{fmt_s(est.seconds)}** (about {fmt_s(est.fixed_s)} "
             f"for start-up, imports and loading the model and data + {fmt_s(est.variable_s)} for the "
             f"steps and validation passes); {est.basis}.")
 

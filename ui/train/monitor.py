@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 from training import registry
 from training.runner.jobs import JobRunner
+from training.runner.estimate import measured_remaining
 from training.runner.run_files import MetricsTail, collapse_progress, downsample
 from training.runner.settings import read_small_json
 
@@ -120,10 +121,15 @@ def progress_html(status: dict) -> str:
     pct = min(100, 100 * step / max(1, total))
     attempts = status.get("attempts") or []
     attempt = f" · attempt {len(attempts) + 1}" if attempts else ""
+    measured = measured_remaining(status) if status.get("state") == "running" else None
+    if measured:  # this run's own step time replaces the estimate made before it started
+        guess = f"about {fmt_s(measured[1])} left (measured {measured[0]:.1f} s/step)"
+    else:
+        guess = f"estimated {fmt_s(status.get('estimate_s'))}"
     return (f"<div id='train-progress'><div style='background:#eee;border-radius:4px;height:14px'>"
             f"<div style='width:{pct:.0f}%;background:#f97316;height:14px;border-radius:4px'></div></div>"
             f"<span>{html.escape(str(status.get('state', '')))}: step {step}/{total} · elapsed {fmt_s(elapsed)} / "
-            f"estimated {fmt_s(status.get('estimate_s'))}{attempt}</span></div>")
+            f"{guess}{attempt}</span></div>")
 
 
 class RunReader:
