@@ -6,8 +6,9 @@ Every handler is a few lines over :mod:`summarizer.arena`. Votes live in ``<runs
 Endpoints: ``/arena_next`` (-> pair id, dialogue, summaries A and B; model work, on the shared
 ``GENERATION_QUEUE``: batched with other sessions' requests), ``/arena_vote`` (pair id, vote -> the revealed models),
 ``/arena_rate`` (pair id, side, four 1–5 scores -> the stored rating), ``/arena_leaderboard``
-(scope -> JSON, votes and ratings), ``/arena_new_session`` (name -> the new class session), ``/arena_export``
-(scope -> two CSV files: votes, ratings). Votes, ratings and reads run on their own queue
+(scope -> JSON, votes, ratings and the raters' agreement), ``/arena_new_session`` (name -> the new class
+session), ``/arena_export`` (scope -> two CSV files: votes, ratings), ``/arena_start_round`` (N -> a
+same-pairs round: every student gets the same N pairs; model work) and ``/arena_end_round``. Votes, ratings and reads run on their own queue
 (``ARENA_QUEUE``), so the leaderboard never waits behind generation.
 
 Ratings are given in the tab under each summary of the shown pair, before the vote (blind: the
@@ -26,8 +27,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from summarizer.arena.agreement import agreement
 from summarizer.arena.leaderboard import leaderboard, rating_table
-from summarizer.arena.store import CRITERIA, CRITERION_HELP, SCORES, SIDES, ArenaError, ArenaStore, DB_NAME, serve_pair
+from summarizer.arena.rounds import (DEFAULT_ROUND_PAIRS, MAX_ROUND_PAIRS, SamePairsRounds, make_items, next_pair,
+                                     rater_key)
+from summarizer.arena.store import CRITERIA, CRITERION_HELP, SCORES, SIDES, ArenaError, ArenaStore, DB_NAME
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SLOT_LABELS
 
@@ -37,7 +41,7 @@ from ui.context import GENERATION_CONCURRENCY, GENERATION_QUEUE, Studio
 
 ARENA_QUEUE = "arena-store"  # votes, leaderboard, export: quick SQLite work beside model work
 ARENA_CONCURRENCY = 8  # SQLite serialises writes itself (busy_timeout); 8 keeps threads few
-TEACHER_CONTROLS = ("class_name", "new_class", "export", "file")
+TEACHER_CONTROLS = ("class_name", "new_class", "export", "file", "round_pairs", "start_round", "end_round")
 SCOPES = {"current": "current class session", "all": "all sessions"}
 VOTE_BUTTONS = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both bad"))
 BOARD_COLUMNS = ("model", "source", "votes", "wins", "losses", "ties", "both bad", "win rate % (95% CI)",
@@ -45,6 +49,8 @@ BOARD_COLUMNS = ("model", "source", "votes", "wins", "losses", "ties", "both bad
 CRITERION_LABELS = {"relevance": "Relevance", "coherence": "Coherence", "fluency": "Fluency",
                     "consistency": "Says only what the dialogue says"}
 RATING_COLUMNS = ("model", "source", "ratings", *(f"{CRITERION_LABELS[c].lower()} 1–5 (95% CI)" for c in CRITERIA))
+AGREEMENT_COLUMNS = ("judged", "statistic", "value (95% CI)", "pairs or summaries judged by 2+", "judgements",
+                     "raters", "reading")
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -66,12 +72,51 @@ def check_scope(scope) -> str:
     return scope
 
 
-def board_data(store: ArenaStore, scope: str) -> dict:
-    """The :func:`summarizer.arena.leaderboard` of the chosen votes, with the class session."""
+def board_data(store: ArenaStore, scope: str, rounds: SamePairsRounds | None = None) -> dict:
+    """The :func:`summarizer.arena.leaderboard` of the chosen votes, the ratings, the raters'
+    :func:`~summarizer.arena.agreement.agreement`, the class session and the open round (counts only)."""
     klass = store.current_class()
     chosen = klass["id"] if check_scope(scope) == "current" else None
-    return {**leaderboard(store.votes(chosen)), "ratings": rating_table(store.ratings(chosen)),
+    votes, ratings = store.votes(chosen), store.ratings(chosen)
+    # Summaries of every pair: a vote counts in the session current when cast, its pair may be older.
+    return {**leaderboard(votes), "ratings": rating_table(ratings),
+            "agreement": agreement(votes, ratings, store.summaries()),
+            "round": round_summary(rounds.active() if rounds is not None else None),
             "class_session": klass, "scope": scope}
+
+
+def round_summary(active: dict | None) -> dict | None:
+    """The open round as everyone may see it: id, n_pairs, started_at, raters (voted on one or more
+    of its pairs), finished (voted on all); no logins."""
+    if active is None:
+        return None
+    done = active["voted"].values()
+    return {"id": active["id"], "n_pairs": active["n_pairs"], "started_at": active["started_at"],
+            "raters": len(done), "finished": sum(1 for n in done if n >= active["n_pairs"])}
+
+
+def agreement_frame(data: dict) -> pd.DataFrame:
+    """The agreement table: per vote statistic and rating criterion its value (95% CI), counts, reading."""
+    def cell(row):
+        if math.isnan(row["value"]):
+            return "–"
+        fmt = (lambda x: f"{100 * x:.0f}%") if row["statistic"] == "percent agreement" else (lambda x: f"{x:.2f}")
+        if math.isnan(row["low"]):
+            return f"{fmt(row['value'])} (n too small)"
+        return f"{fmt(row['value'])} ({fmt(row['low'])} to {fmt(row['high'])})"
+
+    rows = [["votes" if r["measure"] == "votes" else CRITERION_LABELS[r["measure"]], r["statistic"], cell(r),
+             r["units"], r["judgements"], r["raters"], r["reading"]] for r in data["agreement"]["rows"]]
+    return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
+
+
+def round_text(data: dict) -> str:
+    """One line on the same-pairs round: open (pairs, how many students voted on all) or none."""
+    r = data["round"]
+    if r is None:
+        return "No same-pairs round is open: each *New pair* is a random one."
+    return (f"**Same pairs for everyone**: a round of {r['n_pairs']} pairs is open; {r['raters']} students have "
+            f"voted on its pairs, {r['finished']} on all of them. *End the round* brings random pairs back.")
 
 
 def board_frame(data: dict) -> pd.DataFrame:
@@ -97,13 +142,37 @@ def ratings_frame(data: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RATING_COLUMNS))
 
 
+def session_started(started_at: float, app_started: float | None = None) -> str:
+    """When the class session started, on the server's clock (local time, with the date), and,
+    for a session older than this app process (the store keeps the last one across restarts),
+    that it is an earlier class's: "2026-12-06 12:02, before this app started: press *Start a new
+    class session* for today's class"."""
+    import psutil
+
+    app_started = psutil.Process().create_time() if app_started is None else app_started
+    when = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started_at))
+    if started_at >= app_started:
+        return when
+    return f"{when}, before this app started: press *Start a new class session* for today's class"
+
+
 def board_caption(data: dict) -> str:
     """One paragraph: class session, vote count, method (no user text: names are shown in a table)."""
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data["class_session"]["started_at"]))
+    when = session_started(data["class_session"]["started_at"])
     extra = (" Some model never won or never lost, so one virtual tie per pair that met keeps the "
              "ratings finite." if data["regularized"] else "")
     return (f"**{data['n_votes']} votes, {data['ratings']['n_ratings']} ratings** ({SCOPES[data['scope']]}; "
-            f"this class session started {when}). {data['method']}{extra} {data['ratings']['method']}")
+            f"this class session started {when}). {data['method']}{extra} {data['ratings']['method']} "
+            f"**Agreement.** {data['agreement']['method']}")
+
+
+def round_progress(rounds: SamePairsRounds, request: gr.Request | None) -> str:
+    """"Same pairs for everyone: you have voted on k of N pairs. " during a round, else ""."""
+    active = rounds.active()
+    if active is None:
+        return ""
+    done = active["voted"].get(rater_key(session_of(request), login_of(request)), 0)
+    return f"Same pairs for everyone: you have voted on {done} of {active['n_pairs']} pairs. "
 
 
 def reveal_text(result: dict) -> str:
@@ -124,6 +193,7 @@ class ArenaEndpoints:
     def __init__(self, studio: Studio, store: ArenaStore | None = None):
         self.studio = studio
         self._store = store
+        self._rounds: SamePairsRounds | None = None
         self._store_lock = threading.Lock()
         self.rng = random.SystemRandom()  # which dialogue, which two models, which goes first
         self.settings = GenerationSettings()  # greedy, 200 new tokens at most, as Compare
@@ -146,14 +216,25 @@ class ArenaEndpoints:
                                    print_exception=False) from err
             return self._store
 
+    @property
+    def rounds(self) -> SamePairsRounds:
+        """The same-pairs rounds in the store's file (tables added on first use)."""
+        store = self.store
+        with self._store_lock:
+            if self._rounds is None:
+                self._rounds = SamePairsRounds(store)
+            return self._rounds
+
     @for_students
     def arena_next(self, request: gr.Request) -> dict:
         """A new blind pair for this session: pair_id, dialogue_id, dialogue, summary_a, summary_b
-        (no model names). Refused, saying how to fill a slot, when fewer than two slots are filled."""
+        (no model names); during a same-pairs round, the round's next pair for this login. Refused,
+        saying how to fill a slot, when fewer than two slots are filled, and once this login has
+        voted on every pair of the round."""
         studio = self.studio
         with studio.limit.admit(request), user_errors():
-            pair = serve_pair(self.store, studio.slots, studio.split("test"), session_of(request), self.rng,
-                              self.settings, studio.max_input_tokens, login=login_of(request))
+            pair = next_pair(self.rounds, studio.slots, studio.split("test"), session_of(request), self.rng,
+                             self.settings, studio.max_input_tokens, login=login_of(request))
         return pair.public()
 
     @for_students
@@ -187,11 +268,32 @@ class ArenaEndpoints:
         model, source, votes, wins, losses, ties, both_bad, win_rate (+ Wilson 95% CI), rating
         (Bradley–Terry, + bootstrap 95% CI); n_votes, class_session, method; ratings: rows with
         model, source, ratings (n), per criterion its mean and <criterion>_low/_high (95% t-interval,
-        null below 2 ratings), n_ratings, criteria, method."""
+        null below 2 ratings), n_ratings, criteria, method; agreement: rows (votes' percent agreement and
+        nominal alpha, each criterion's ordinal alpha: value, low/high bootstrap 95%, units, judgements,
+        raters, repeats, reading) and method; round: the open same-pairs round (n_pairs, raters, finished)
+        or null."""
         with user_errors():
-            data = board_data(self.store, scope)
-        ratings = data["ratings"]
-        return {**data, "rows": _json_rows(data["rows"]), "ratings": {**ratings, "rows": _json_rows(ratings["rows"])}}
+            data = board_data(self.store, scope, self.rounds)
+        ratings, agreed = data["ratings"], data["agreement"]
+        return {**data, "rows": _json_rows(data["rows"]), "ratings": {**ratings, "rows": _json_rows(ratings["rows"])},
+                "agreement": {**agreed, "rows": _json_rows(agreed["rows"])}}
+
+    @teacher_only
+    def arena_start_round(self, n_pairs: int = DEFAULT_ROUND_PAIRS) -> dict:
+        """Start a same-pairs round: N pairs (1–50; dialogues, models and both summaries fixed now, once)
+        that every student is served in the same order, so that their votes and ratings can be compared
+        (agreement on the leaderboard). Ends any open round. Returns id, n_pairs, started_at, raters, finished."""
+        studio = self.studio
+        with user_errors():
+            items = make_items(studio.slots, studio.split("test"), n_pairs, self.rng, self.settings,
+                               studio.max_input_tokens)
+            return round_summary(self.rounds.start(items))
+
+    @teacher_only
+    def arena_end_round(self) -> dict:
+        """End the open same-pairs round (random pairs return). Returns {"ended": the round, or null if none was open}."""
+        with user_errors():
+            return {"ended": round_summary(self.rounds.end())}
 
     @teacher_only
     def arena_new_session(self, name: str = "") -> dict:
@@ -252,7 +354,8 @@ def rating_controls(side: str) -> tuple[list, gr.Button]:
 
 
 def teacher_panel() -> dict:
-    """The leaderboard, the class-session reset and the CSV export."""
+    """The leaderboard, the ratings and agreement tables, the same-pairs round, the class-session reset
+    and the CSV export."""
     view = {}
     with gr.Accordion("Leaderboard and class session (teacher)", open=True):
         # A dropdown that takes any value, so that /arena_export's refusal of a bad scope is ours
@@ -264,6 +367,15 @@ def teacher_panel() -> dict:
                                      elem_id="arena-board")
         view["ratings"] = gr.Dataframe(headers=list(RATING_COLUMNS), interactive=False, wrap=True,
                                        label="Ratings (mean, 95% CI)", elem_id="arena-ratings")
+        view["agreement"] = gr.Dataframe(headers=list(AGREEMENT_COLUMNS), interactive=False, wrap=True,
+                                         label="Agreement between raters (Krippendorff's alpha, 95% CI)",
+                                         elem_id="arena-agreement")
+        view["round"] = gr.Markdown(elem_id="arena-round")
+        with gr.Row():
+            view["round_pairs"] = gr.Number(DEFAULT_ROUND_PAIRS, label="Pairs in the round", precision=0, minimum=1,
+                                            maximum=MAX_ROUND_PAIRS, elem_id="arena-round-pairs")
+            view["start_round"] = gr.Button("Same pairs for everyone", variant="primary", elem_id="arena-start-round")
+            view["end_round"] = gr.Button("End the round", elem_id="arena-end-round")
         with gr.Row():
             view["refresh"] = gr.Button("Refresh leaderboard", elem_id="arena-refresh")
             view["class_name"] = gr.Textbox(label="New class session name (optional)", max_length=100,
@@ -299,7 +411,8 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         except gr.Error as err:  # e.g. fewer than two slots: say how to fill one, keep the page usable
             return ("", "", "", "", f"**{err.message}**", *off, *cleared(), *rate_buttons(False))
         return (pair["pair_id"], pair["dialogue"], pair["summary_a"], pair["summary_b"],
-                "Which summary is better? You may rate each one first.", *on, *cleared(), *rate_buttons(True))
+                f"{round_progress(api.rounds, request)}Which summary is better? You may rate each one first.",
+                *on, *cleared(), *rate_buttons(True))
 
     def rate_handler(side: str):
         @for_students
@@ -326,10 +439,10 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
 
     @for_students
     def refresh(scope_value):
-        """Reads the scope; updates the caption, the leaderboard table and the ratings table."""
+        """Reads the scope; updates the caption, the leaderboard, ratings and agreement tables and the round line."""
         with user_errors():
-            data = board_data(api.store, scope_value)
-        return board_caption(data), board_frame(data), ratings_frame(data)
+            data = board_data(api.store, scope_value, api.rounds)
+        return board_caption(data), board_frame(data), ratings_frame(data), agreement_frame(data), round_text(data)
 
     @for_students
     def on_load(scope_value):
@@ -337,7 +450,21 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         try:
             return refresh(scope_value)
         except gr.Error as err:
-            return f"**{err.message}**", gr.update(), gr.update()
+            return f"**{err.message}**", *[gr.update()] * 4
+
+    @teacher_only
+    def start_round_clicked(n_pairs, scope_value):
+        """Reads the number of pairs and the scope; generates the round's pairs; updates the board outputs."""
+        entry = api.arena_start_round(n_pairs)
+        gr.Info(f"Same pairs for everyone: {entry['n_pairs']} pairs; each student's New pair now serves them in order.")
+        return refresh(scope_value)
+
+    @teacher_only
+    def end_round_clicked(scope_value):
+        """Reads the scope; ends the open round; updates the board outputs."""
+        ended = api.arena_end_round()["ended"]
+        gr.Info("Round ended: New pair serves random pairs again." if ended else "No same-pairs round was open.")
+        return refresh(scope_value)
 
     @teacher_only
     def new_session_clicked(name, scope_value):
@@ -347,7 +474,8 @@ def _handlers(api: ArenaEndpoints, n_buttons: int) -> dict:
         return *refresh(scope_value), ""
 
     return {"show_next": show_next, "vote_handler": vote_handler, "rate_handler": rate_handler, "refresh": refresh,
-            "on_load": on_load, "new_session_clicked": new_session_clicked}
+            "on_load": on_load, "new_session_clicked": new_session_clicked, "start_round_clicked": start_round_clicked,
+            "end_round_clicked": end_round_clicked}
 
 
 def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id: gr.State) -> dict:
@@ -355,7 +483,7 @@ def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id:
     buttons, scores, rate = vote_view["buttons"], vote_view["scores"], vote_view["rate"]
     pair_outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")), *buttons,
                     *(radio for side in SIDES for radio in scores[side]), *(rate[side] for side in SIDES)]
-    board_outputs = [teacher["caption"], teacher["board"], teacher["ratings"]]
+    board_outputs = [teacher["caption"], teacher["board"], teacher["ratings"], teacher["agreement"], teacher["round"]]
     model_work = dict(concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
     store_work = dict(concurrency_id=ARENA_QUEUE, concurrency_limit=ARENA_CONCURRENCY)
     private = dict(api_visibility="private")
@@ -369,10 +497,14 @@ def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id:
     teacher["scope"].change(h["refresh"], teacher["scope"], board_outputs, **private, **store_work)
     teacher["new_class"].click(h["new_session_clicked"], [teacher["class_name"], teacher["scope"]],
                                [*board_outputs, teacher["class_name"]], **private, **store_work)
+    teacher["start_round"].click(h["start_round_clicked"], [teacher["round_pairs"], teacher["scope"]], board_outputs,
+                                 **private, **model_work)
+    teacher["end_round"].click(h["end_round_clicked"], teacher["scope"], board_outputs, **private, **store_work)
     teacher["export"].click(api.arena_export, teacher["scope"], teacher["file"], api_name="arena_export",
                             **store_work)
-    gr.api(api.arena_next, api_name="arena_next", **model_work)
-    for fn in (api.arena_vote, api.arena_rate, api.arena_leaderboard, api.arena_new_session):
+    for fn in (api.arena_next, api.arena_start_round):
+        gr.api(fn, api_name=fn.__name__, **model_work)
+    for fn in (api.arena_vote, api.arena_rate, api.arena_leaderboard, api.arena_new_session, api.arena_end_round):
         gr.api(fn, api_name=fn.__name__, **store_work)
     return dict(fn=h["on_load"], inputs=teacher["scope"], outputs=board_outputs, **store_work)
 
