@@ -18,13 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
+
 ZERO_SHOT_TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "
 SHOT_TEMPLATE = "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n{summary}\n\n\n"
 TARGET_TEMPLATE = "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n"
 MODES = ("zero-shot", "one-shot", "few-shot", "raw")
 DEFAULT_SHOTS = 2  # few-shot examples when no numbers are given
 MAX_SHOTS = 10  # more shots never fit 512 tokens; a cap keeps one request from holding the queue
-DEFAULT_MAX_TOKENS = 512  # FLAN-T5's encoder was trained on 512-token inputs (T5 paper, §3.1.2)
+DEFAULT_MAX_TOKENS = DEFAULT_MAX_INPUT_TOKENS  # summarizer.limits owns it (FLAN-T5's 512)
 
 
 class Tokenizer(Protocol):

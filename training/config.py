@@ -15,6 +15,7 @@ from typing import ClassVar, Sequence
 
 from summarizer.data import default_dataset
 from summarizer.inference.slot_config import DEFAULT_BASE_MODEL
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.tasks import DEFAULT_TASK, TASKS
 
 MAX_CONFIG_BYTES = 1_000_000  # a real config.json is about 2 KB
@@ -53,8 +54,8 @@ class RunConfig:
     max_steps: int = field(default=100, metadata={"help": "Number of optimizer steps."})
     batch_size: int = field(default=8, metadata={"help": "Dialogues per step (per process)."})
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate."})
-    max_source_tokens: int = field(default=512, metadata={
-        "help": "Prompt tokens kept (FLAN-T5's encoder limit is 512)."})
+    max_source_tokens: int = field(default=DEFAULT_MAX_INPUT_TOKENS, metadata={
+        "help": "Prompt tokens kept (FLAN-T5's encoder limit is 512, summarizer.limits)."})
     max_target_tokens: int = field(default=128, metadata={"help": "Summary tokens kept."})
     seed: int = field(default=42, metadata={"help": "Random seed (data order, sampling, init)."})
     runs_dir: str | None = field(default=None, metadata={

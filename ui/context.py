@@ -9,6 +9,7 @@ from pathlib import Path
 
 from summarizer.data import SPLITS, load_split
 from summarizer.inference.slots import ModelSlots
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.tasks import check_task, response_example
 from summarizer.text import clean_text
 from summarizer.toxicity import ToxicityScorer
@@ -53,7 +54,8 @@ class Studio:
         toxicity: the hate-speech scorer.
         dataset: DialogSum hub id or local folder.
         runs_dir: folder holding training runs.
-        max_input_tokens: encoder limit for prompts (512 for FLAN-T5).
+        max_input_tokens: encoder limit for prompts (:data:`summarizer.limits.DEFAULT_MAX_INPUT_TOKENS`,
+            the engines' own ``slots.max_input_tokens`` by default).
         classroom: teacher and student logins (:class:`ui.classroom.Classroom`; none = no roles).
         limit: the per-login cap on waiting generation requests (per session without logins).
         activity: each login's last request and its Summarize/Compare requests, for the Class view.
@@ -64,7 +66,7 @@ class Studio:
     toxicity: ToxicityScorer
     dataset: str
     runs_dir: Path
-    max_input_tokens: int = 512
+    max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
     classroom: Classroom = field(default_factory=Classroom)
     limit: SessionLimit = field(default_factory=lambda: SessionLimit(SESSION_LIMIT))
     activity: ClassActivity = field(default_factory=ClassActivity)  # who is here, what each asked (Class view)

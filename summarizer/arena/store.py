@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.text import spreadsheet_safe
 
 DB_NAME = "arena.sqlite3"
@@ -459,7 +460,7 @@ def _served_row(db, pair_id: str, session: str, login: str, what: str) -> tuple:
 
 
 def serve_pair(store: ArenaStore, slots, rows, browser_session: str, rng, settings,
-               max_input_tokens: int = 512, login: str = "") -> ServedPair:
+               max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS, login: str = "") -> ServedPair:
     """Generate and record a blind pair for ``login`` (or, without logins, ``browser_session``).
 
     Args:

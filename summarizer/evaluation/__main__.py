@@ -25,6 +25,7 @@ from summarizer.data import default_dataset
 from summarizer.evaluation.rouge import LAB_PROTOCOL, MULTI_REFERENCE_RULE, RULES
 from summarizer.evaluation.results import EvaluationResult, TOXICITY_PROTOCOL, display_table
 from summarizer.inference.slot_config import SLOTS
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.tasks import DEFAULT_TASK, TASKS
 
 DESCRIPTION = ("Evaluate summarization models on DialogSum: ROUGE (best and mean over references), BLEU, "
@@ -54,6 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--n must be 0 (whole split) or positive")
     if args.batch_size < 1:
         p.error("--batch-size must be positive")
+    if args.max_input_tokens < 1:
+        p.error("--max-input-tokens must be positive")
     return args
 
 
@@ -77,8 +80,9 @@ def _add_generation_flags(g) -> None:
                    help="prompt template from summarizer.prompts (default: %(default)s)")
     add_generation_flags(g)
     g.add_argument("--batch-size", type=int, default=8, help="prompts per batch per model (default: %(default)s)")
-    g.add_argument("--max-input-tokens", type=int, default=512,
-                   help="fit prompts to this many tokens, cutting the dialogue's end (default: %(default)s)")
+    g.add_argument("--max-input-tokens", type=int, default=DEFAULT_MAX_INPUT_TOKENS,
+                   help="fit prompts to this many tokens, cutting the dialogue's end; both engines read "
+                        "that many; refused above the base model's own limit (default: %(default)s)")
     g.add_argument("--per-model-timing", action="store_true",
                    help="generate each model in its own pass, so each gets its own time per summary "
                         "(default: base and adapters share one mixed-batch pass)")
@@ -208,6 +212,7 @@ def _evaluate(args: argparse.Namespace, dataset: str) -> EvaluationResult:
     settings = settings_from_args(args)
     slots = ModelSlots(slot_config_from_args(args), device=args.device, backend=args.backend,
                        compute_type=args.compute_type)
+    slots.set_max_input_tokens(args.max_input_tokens, "--max-input-tokens")  # the model's limit, before any load
     models = args.models or [m for m in SLOTS if slots.is_filled(m)]
     rows = load_rows(dataset, args.split, args.n, args.task)
     result = evaluate(slots, _scorer(args), rows, settings, models, batch_size=args.batch_size,

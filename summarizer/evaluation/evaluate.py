@@ -35,6 +35,7 @@ from summarizer.evaluation.results import (BOOTSTRAP_METHOD, DIFF_METRICS, Evalu
 from summarizer.evaluation.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_ci,
                                          paired_difference_ci)
 from summarizer.tasks import DEFAULT_TASK, check_task, examples, task_of, template
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 
 TURN_SECONDS = 0.02  # pause between batches in take_turns mode (a batch takes seconds on a CPU)
 CI_METRICS = (*ROUGE_KEYS, "p_hate", "reward")  # per-dialogue metrics that get an interval
@@ -45,7 +46,7 @@ class EvaluationCancelled(RuntimeError):
 
 # ---- the pieces ---------------------------------------------------------------------------
 def build_prompts(rows: Sequence[dict], tokenizer, mode: str = "zero-shot",
-                  max_input_tokens: int = 512, task: str = DEFAULT_TASK) -> tuple[list[str], int]:
+                  max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS, task: str = DEFAULT_TASK) -> tuple[list[str], int]:
     """Prompts for every row, fitted to ``max_input_tokens``; returns (prompts, number cut to fit).
 
     ``zero-shot`` uses ``task``'s template (:func:`summarizer.tasks.template`); ``rows`` are that
@@ -313,7 +314,7 @@ def score_predictions_file(path: Path, dataset, split: str, scorer, tokenizer=No
 
 # ---- the evaluation -----------------------------------------------------------------------
 def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
-             models: Sequence[str] = ("base",), *, batch_size: int = 8, max_input_tokens: int = 512,
+             models: Sequence[str] = ("base",), *, batch_size: int = 8, max_input_tokens: int | None = None,
              prompt_mode: str = "zero-shot", rule: str = "best", n_resamples: int = DEFAULT_RESAMPLES,
              confidence: float = DEFAULT_CONFIDENCE, bootstrap_seed: int = 0,
              per_model_timing: bool = False, task: str = DEFAULT_TASK,
@@ -331,7 +332,9 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
         settings: one decoding configuration for all models.
         models: slot names to evaluate, e.g. ``["base", "lora"]``.
         batch_size: prompts per generation batch (per model; mixed batches hold ``len(models)``x).
-        max_input_tokens: prompts are fitted to this many tokens (dialogue end cut, and counted).
+        max_input_tokens: prompts are fitted to this many tokens (dialogue end cut, and counted);
+            default (None): the slots' own limit (``slots.max_input_tokens``, where both engines cut
+            prompts). A larger value is refused: the engines would cut those prompts unsaid.
         prompt_mode: ``zero-shot`` (the course template) or ``raw``.
         rule: multi-reference rule for intervals, differences and per-dialogue ROUGE-1.
         n_resamples, confidence, bootstrap_seed: bootstrap settings (see :mod:`summarizer.evaluation.stats`).
@@ -345,7 +348,7 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
         An :class:`EvaluationResult`.
 
     Raises:
-        ValueError: unknown task (naming ``task``), no rows (also when every dialogue is too short
+        ValueError: unknown task (naming ``task``), ``max_input_tokens`` above the slots' limit, no rows (also when every dialogue is too short
             for ``response``), no models, a duplicated model, a row without references, or bad settings.
         summarizer.inference.slots.SlotError: a requested slot is empty or fails to load.
         EvaluationCancelled: ``should_stop`` returned True.
@@ -354,6 +357,7 @@ def evaluate(slots, scorer, rows: Sequence[dict], settings: GenerationSettings,
     rows = [dict(r) for r in examples(rows, check_task(task))]
     check_request(rows, models, rule)
     _check_setup(slots, models, settings, prompt_mode)
+    max_input_tokens = _input_limit(slots, max_input_tokens)
     stop = should_stop or (lambda: False)
     if on_progress:
         on_progress(0.0, "Loading models")
@@ -391,6 +395,22 @@ def _check_setup(slots, models: Sequence[str], settings: GenerationSettings, pro
         if not slots.is_filled(m):
             from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SlotError
             raise SlotError(f"The {m} slot is empty: {EMPTY_SLOT_HELP[m]}.")
+
+
+def _input_limit(slots, asked: int | None) -> int:
+    """The prompts' token limit: ``asked``, or the slots' own (where the engines cut prompts).
+
+    Raises:
+        ValueError: ``asked`` above the slots' limit, naming both and how to raise it.
+    """
+    engines_cut_at = getattr(slots, "max_input_tokens", DEFAULT_MAX_INPUT_TOKENS)  # a stand-in without it: the default
+    if asked is None:
+        return engines_cut_at
+    if asked > engines_cut_at:
+        raise ValueError(f"max input tokens {asked} is above the {engines_cut_at} tokens at which the models' "
+                         f"engines cut prompts: raise that first (ModelSlots.set_max_input_tokens; the CLI's "
+                         f"--max-input-tokens does it), or give at most {engines_cut_at}.")
+    return asked
 
 
 def _add_slot_columns(result: EvaluationResult, slots, seconds: dict[str, float]) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from summarizer.inference.generation import GenerationSettings, batch_key
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 
 Rows = Sequence[tuple[str, str]]
 
@@ -52,12 +53,12 @@ class BatchLimits:
             while the first requests wait for the last: 16 rows (16 Summarize or 4 Compare
             requests), and the rest in the next batch.
         max_tokens: most prompt tokens in one batch (rows x their prompt lengths), which bounds
-            the memory of one encoder pass: 16 rows of the 512-token input limit by default.
+            the memory of one encoder pass: 16 rows of the default input limit (:data:`summarizer.limits.DEFAULT_MAX_INPUT_TOKENS`).
     """
 
     window_s: float = 0.03
     max_rows: int = 16
-    max_tokens: int = 16 * 512
+    max_tokens: int = 16 * DEFAULT_MAX_INPUT_TOKENS
 
 
 @dataclass

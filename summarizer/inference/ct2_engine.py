@@ -26,6 +26,7 @@ from summarizer.inference.generation import GenerationSettings, length_sorted_ba
 from summarizer.inference.meta_model import config_parameters
 from summarizer.inference.model_sources import check_kind
 from summarizer.inference.slot_config import ADAPTER_SLOTS, EMPTY_SLOT_HELP, SlotConfig, SlotError
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 
 COMPUTE_TYPES = ("auto", "int8", "float32", "int8_float16")
 
@@ -134,7 +135,7 @@ class CT2Model:
         return self._translator(self.folder, self.device, self.compute_type, self.threads)
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings, batch_size: int = 8,
-                 max_input_tokens: int = 512, on_batch: Callable[[int, int], None] | None = None,
+                 max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS, on_batch: Callable[[int, int], None] | None = None,
                  streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:
         """One summary per prompt (same contract as :func:`summarizer.inference.generation.generate_texts`).
 
@@ -277,7 +278,8 @@ class CT2Engine:
         except BackendError as err:
             raise SlotError(str(err)) from err
         models = {slot: self.model(slot) for slot in slots}
-        return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch)
+        return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch,
+                                      max_input_tokens=self.config.max_input_tokens)
                 for slot, model in models.items()}
 
     def generate_rows(self, rows: Sequence[tuple[str, str]], settings: GenerationSettings,
@@ -305,6 +307,7 @@ class CT2Engine:
             index = by_slot[slot]
             own = {k: streams[i] for k, i in enumerate(index) if i in streams}
             return models[slot].generate([rows[i][1] for i in index], settings, batch_size=len(index),
+                                         max_input_tokens=self.config.max_input_tokens,
                                          streams=own)
 
         out = [""] * len(rows)

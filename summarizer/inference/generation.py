@@ -14,6 +14,7 @@ import torch
 from transformers import GenerationConfig
 from transformers.generation.streamers import BaseStreamer
 
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.text import as_number
 from summarizer.text import excerpt as _short
 
@@ -203,7 +204,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 
 @torch.inference_mode()
 def generate_texts(model, tokenizer, prompts: Sequence[str], settings: GenerationSettings,
-                   batch_size: int = 8, max_input_tokens: int = 512,
+                   batch_size: int = 8, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
                    adapter_names: Sequence[str] | None = None,
                    on_batch: Callable[[int, int], None] | None = None,
                    streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:

@@ -3,7 +3,8 @@
 * Slot names (``SLOTS``), which of them are peft adapters on the shared base (``ADAPTER_SLOTS``),
   their UI labels and the help shown for an empty slot (``EMPTY_SLOT_HELP``, naming the Train tab
   and the CLI flag that fills it).
-* :class:`SlotConfig`: one source per slot (hub id, model/adapter folder or run folder).
+* :class:`SlotConfig`: one source per slot (hub id, model/adapter folder or run folder), and the
+  input token limit both engines truncate prompts at (:mod:`summarizer.limits`).
 * :class:`SlotError`: the ``ValueError`` every slot problem raises; its message says what to do.
 
 The default base is the course's model, ``google/flan-t5-base`` (hub id). ``BASE_ADAPTER`` is
@@ -12,7 +13,9 @@ No torch here: the CLI and the UI import these names without loading a model lib
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 
 DEFAULT_BASE_MODEL = "google/flan-t5-base"
 SLOTS = ("base", "full", "lora", "detox")
@@ -37,12 +40,19 @@ class SlotError(ValueError):
 
 @dataclass
 class SlotConfig:
-    """Where each slot's model comes from (hub id, folder, or run folder); ``None`` = empty."""
+    """Where each slot's model comes from (hub id, folder, or run folder); ``None`` = empty.
+
+    ``max_input_tokens`` is where both engines cut a prompt's tokens (a last safeguard: the prompt
+    builders fit prompts to it first); set it with
+    :meth:`summarizer.inference.slots.ModelSlots.set_max_input_tokens`, which checks the model's limit.
+    """
 
     base: str = DEFAULT_BASE_MODEL
     full: str | None = None
     lora: str | None = None
     detox: str | None = None
+    max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
 
     def as_dict(self) -> dict[str, str | None]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """``{slot: source}`` for the four slots (not the input limit)."""
+        return {slot: getattr(self, slot) for slot in SLOTS}

@@ -31,6 +31,7 @@ from summarizer.inference.generation import GenerationSettings, batch_key
 from summarizer.inference.model_sources import check_kind, resolve_source
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.inference.torch_engine import TorchEngine
+from summarizer.limits import check_max_input_tokens, model_input_limit
 from summarizer.preflight import loading_note
 
 BACKENDS = ("torch", "ct2")
@@ -134,6 +135,30 @@ class ModelSlots:
             for engine in (self.torch_engine, self.ct2_engine):
                 if engine is not None:
                     engine.drop(slot)
+
+    @property
+    def max_input_tokens(self) -> int:
+        """Where both engines cut a prompt's tokens (``config.max_input_tokens``); see
+        :meth:`set_max_input_tokens`."""
+        return self.config.max_input_tokens
+
+    def input_limit(self) -> int | None:
+        """The base model's own input limit in tokens (:func:`summarizer.limits.model_input_limit`
+        of its tokenizer: 512 for FLAN-T5), or None when it names none. Loads only the tokenizer."""
+        return model_input_limit(self.base_tokenizer())
+
+    def set_max_input_tokens(self, value, field: str = "max input tokens") -> int:
+        """Make both engines cut prompts at ``value`` tokens (the prompt builders fit them to it).
+
+        Raises:
+            ValueError: not a whole number of at least 1, or above the base model's own limit
+                (:meth:`input_limit`); the message names ``field`` and that limit.
+            SlotError: the base's tokenizer cannot be loaded.
+        """
+        value = check_max_input_tokens(value, self.input_limit(), field, f"the base model {self.config.base}")
+        with self._lock, self._state_lock:
+            self.config.max_input_tokens = value
+        return value
 
     def is_filled(self, slot: str) -> bool:
         return bool(self.source(slot))
@@ -285,7 +310,7 @@ class ModelSlots:
         settings.validate()
         rows = [(s, p) for s in slots for p in prompts]
         with self._state_lock:  # not the slots' lock, which a running batch holds
-            state = (self.backend, self.compute_type,
+            state = (self.backend, self.compute_type, self.config.max_input_tokens,
                      tuple((s, getattr(self.config, s), self._versions[s]) for s in ("base", *slots)))
         key = (state, tuple(rows), batch_key(settings))
         # about 4 characters per token for English text; the cap bounds memory, not exactness

@@ -184,9 +184,14 @@ class TorchEngine:
             out.update(self._generate_shared(shared, prompts, settings, batch_size, on_batch))
         if "full" in slots:
             full = self.full()
-            out["full"] = generate_texts(full.model, full.tokenizer, prompts, settings,
+            out["full"] = self._texts(full.model, full.tokenizer, prompts, settings,
                                          batch_size=batch_size, on_batch=on_batch)
         return {s: out[s] for s in slots}
+
+    def _texts(self, model, tokenizer, prompts, settings, **kwargs) -> list[str]:
+        """:func:`generate_texts`, prompts cut at the configured input limit (``config.max_input_tokens``)."""
+        return generate_texts(model, tokenizer, prompts, settings, max_input_tokens=self.config.max_input_tokens,
+                              **kwargs)
 
     def _parallel_full(self) -> bool:
         """Run the full model beside the shared base when there is a core for each (CPU)."""
@@ -205,7 +210,7 @@ class TorchEngine:
                 self._ensure_adapter(slot)
         progress = SummedProgress(on_batch, {"full": len(prompts), "shared": len(prompts) * len(shared)})
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="full-slot") as pool:
-            future = pool.submit(generate_texts, full.model, full.tokenizer, prompts, settings,
+            future = pool.submit(self._texts, full.model, full.tokenizer, prompts, settings,
                                  batch_size=batch_size, on_batch=progress.part("full"))
             out = self._generate_shared(shared, prompts, settings, batch_size, progress.part("shared"))
             out["full"] = future.result()
@@ -230,12 +235,12 @@ class TorchEngine:
         base = self.base()
         prompts = [p for _, p in rows]
         if not self._adapters:  # plain model: only the base slot can be asked for here
-            return generate_texts(base.model, base.tokenizer, prompts, settings, batch_size=batch_size,
+            return self._texts(base.model, base.tokenizer, prompts, settings, batch_size=batch_size,
                                   on_batch=on_batch, streams=streams)
         if settings.strategy != "beam":
             # One mixed batch: each row runs with its own adapter (peft mixed-batch inference).
             names = [BASE_ADAPTER if s == "base" else s for s, _ in rows]
-            return generate_texts(base.model, base.tokenizer, prompts, settings,
+            return self._texts(base.model, base.tokenizer, prompts, settings,
                                   batch_size=batch_size * len(slots), adapter_names=names,
                                   on_batch=on_batch, streams=streams)
         # peft's mixed batches do not expand adapter names over beams, so beams run per slot.
@@ -246,7 +251,7 @@ class TorchEngine:
             if slot != "base":
                 base.model.set_adapter(slot)
             with context:
-                texts = generate_texts(base.model, base.tokenizer, [prompts[i] for i in index], settings,
+                texts = self._texts(base.model, base.tokenizer, [prompts[i] for i in index], settings,
                                        batch_size=batch_size, on_batch=on_batch)
             for i, text in zip(index, texts):
                 out[i] = text
@@ -277,7 +282,7 @@ class TorchEngine:
         def run_full():
             model = self.full()
             picked, own = part(full)
-            return generate_texts(model.model, model.tokenizer, [p for _, p in picked], settings,
+            return self._texts(model.model, model.tokenizer, [p for _, p in picked], settings,
                                   batch_size=len(picked), streams=own)
 
         out = [""] * len(rows)

@@ -41,6 +41,7 @@ from statistics import fmean
 from typing import Callable, Sequence
 
 from summarizer.inference.generation import GenerationSettings
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.prompt_lab.templates import TemplateError, check_templates, fill, fit
 from summarizer.prompts import count_tokens
 from summarizer.evaluation.rouge import MULTI_REFERENCE_RULE, ROUGE_KEYS
@@ -168,7 +169,7 @@ def vs_first_p(per: Sequence[Sequence[float]], seed: int = 0) -> tuple[list[floa
 
 # ---- the run ------------------------------------------------------------------------------
 def run_lab(slots, model: str, templates: Sequence[str], rows: Sequence[dict],
-            settings: GenerationSettings, *, names: Sequence[str] | None = None, batch_size: int = 8, max_input_tokens: int = 512,
+            settings: GenerationSettings, *, names: Sequence[str] | None = None, batch_size: int = 8, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
             rule: str = "best", n_resamples: int = DEFAULT_RESAMPLES,
             confidence: float = DEFAULT_CONFIDENCE, bootstrap_seed: int = 0,
             on_progress: Callable[[float, str], None] | None = None,
