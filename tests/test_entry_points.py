@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("scripts/*.py")])
 MODULES = ["summarizer.evaluation", "summarizer.prompt_lab", "training.full", "training.lora", "training.ppo",
-           "tests.tiny_models"]
+           "training.dpo", "tests.tiny_models"]
 
 
 @pytest.mark.parametrize("command", [["app.py"], *[[s] for s in SCRIPTS], *[["-m", m] for m in MODULES]],

@@ -80,7 +80,7 @@ def test_registered_method_reaches_runner_form_and_chart(fake_method, tiny_t5, d
     assert run_id.startswith("fake-") and (status["method"], status["slot"], status["state"]) == ("fake", "full", "queued")
     assert status["command"][1:3] == ["-m", "training.full"]
     assert json.loads(runner.run(run_id).config_file.read_text())["fake_knob"] == 5
-    with pytest.raises(ValueError, match="method 'nope' is unknown; choose one of full, lora, ppo, fake"):
+    with pytest.raises(ValueError, match="method 'nope' is unknown; choose one of full, lora, ppo, dpo, fake"):
         runner.submit("nope", {})
 
     studio = SimpleNamespace(runs_dir=tmp_path / "runs", dataset=dialogsum_dir, slots=SimpleNamespace(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 # The modules that define a method (each has SPEC); the one line to add for a new method.
-METHOD_MODULES = ("training.full", "training.lora", "training.ppo")
+METHOD_MODULES = ("training.full", "training.lora", "training.ppo", "training.dpo")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,19}")  # the method part of a run id (summarizer.runs.RUN_ID_RE)
 
 
