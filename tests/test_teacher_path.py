@@ -84,3 +84,22 @@ def test_a_students_prompt_lab_says_why_it_has_no_run_button():
         view = build(None)
     assert view["student_note"].value == STUDENT_NOTE and view["student_note"].visible is False
     assert "The teacher runs the Prompt Lab" in STUDENT_NOTE
+
+
+def test_compare_with_no_dialogue_is_one_message_not_eight_errors(tiny_t5, tiny_classifier, dialogsum_dir, tmp_path):
+    import gradio as gr
+    import pytest
+
+    import app
+    from ui.compare.tab import check_compare_input
+
+    with pytest.raises(ValueError, match="dialogue is empty"):
+        check_compare_input("   ", 40)
+    args = app.parse_args(["--base-model", str(tiny_t5), "--toxicity-model", str(tiny_classifier),
+                           "--dataset", str(dialogsum_dir), "--runs-dir", str(tmp_path)])
+    demo = app.build_demo(app.make_studio(args))
+    fns = {b.fn.__name__: b for b in demo.fns.values() if b.fn is not None}
+    check, compare = fns["check_clicked"], next(b for b in demo.fns.values() if b.api_name == "compare")
+    assert check.outputs == [] and compare.trigger_after == check._id and compare.trigger_only_on_success
+    with pytest.raises(gr.Error, match="dialogue is empty"):  # the one toast; /compare is not run after it
+        check.fn("", 40, gr.Request(username=None))
