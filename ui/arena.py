@@ -280,9 +280,11 @@ class ArenaEndpoints:
 
     @teacher_only
     def arena_start_round(self, n_pairs: int = DEFAULT_ROUND_PAIRS) -> dict:
-        """Start a same-pairs round: N pairs (1–50; dialogues, models and both summaries fixed now, once)
-        that every student is served in the same order, so that their votes and ratings can be compared
-        (agreement on the leaderboard). Ends any open round. Returns id, n_pairs, started_at, raters, finished."""
+        """Start a same-pairs round: every student is served the same N pairs (1 to 50), in the same order,
+        so that their votes and ratings can be compared (agreement on the leaderboard).
+
+        The dialogues, models and both summaries are fixed now, once (model work). Ends any open
+        round. Returns id, n_pairs, started_at, raters, finished."""
         studio = self.studio
         with user_errors():
             items = make_items(studio.slots, studio.split("test"), n_pairs, self.rng, self.settings,
@@ -509,15 +511,34 @@ def _wire(api: ArenaEndpoints, h: dict, vote_view: dict, teacher: dict, pair_id:
     return dict(fn=h["on_load"], inputs=teacher["scope"], outputs=board_outputs, **store_work)
 
 
-def build(studio: Studio) -> dict:
+def _first_pair_on_open(tab, show_next, vote_view: dict, pair_id: gr.State) -> None:
+    """Opening the Arena tab shows a pair at once (the empty boxes waited for *New pair* before);
+    a pair already shown stays, so switching tabs never skips one."""
+    outputs = [pair_id, *(vote_view[k] for k in ("dialogue", "summary_a", "summary_b", "status")),
+               *vote_view["buttons"], *(radio for side in SIDES for radio in vote_view["scores"][side]),
+               *(vote_view["rate"][side] for side in SIDES)]
+
+    @for_students
+    def tab_opened(shown: str, request: gr.Request):
+        """Reads the shown pair's id; a new pair when none is shown, else no update."""
+        return show_next(request) if not shown else tuple(gr.skip() for _ in outputs)
+
+    tab.select(tab_opened, pair_id, outputs, api_visibility="private", show_progress="minimal",
+               concurrency_id=GENERATION_QUEUE, concurrency_limit=GENERATION_CONCURRENCY)
+
+
+def build(studio: Studio, tab=None) -> dict:
     """Build the Arena tab inside the current ``gr.Blocks``; wires its own page-load refresh.
 
     Returns ``{"api": ArenaEndpoints, "refresh": fn, "load": page-load hook}`` (the store is
-    ``api.store``); app.py wires the hook with ``demo.load(**view["load"])``.
+    ``api.store``); app.py wires the hook with ``demo.load(**view["load"])``. ``tab``: the Arena's
+    ``gr.Tab``; opening it shows the first pair by itself.
     """
     api = ArenaEndpoints(studio)
     vote_view, teacher = voting_panel(), teacher_panel()
     pair_id = gr.State("")  # the shown pair's id; made before the handlers, as the page's order was
     handlers = _handlers(api, len(vote_view["buttons"]))
     load = _wire(api, handlers, vote_view, teacher, pair_id)
+    if tab is not None:
+        _first_pair_on_open(tab, handlers["show_next"], vote_view, pair_id)
     return {"api": api, "refresh": handlers["refresh"], "load": load, "teacher_only": [teacher[k] for k in TEACHER_CONTROLS]}
