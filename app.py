@@ -200,8 +200,8 @@ def build_demo(studio, notice: str = "", presenter_mode: bool = False):
                     predictions_upload.build(studio)
             with gr.Tab("Prompt Lab", id="prompt-lab"):
                 lab_view = prompt_lab.build(studio, task)
-            with gr.Tab("Arena", id="arena"):
-                arena_view = arena.build(studio)
+            with gr.Tab("Arena", id="arena") as arena_tab:
+                arena_view = arena.build(studio, tab=arena_tab)  # opening the tab shows the first pair
             with gr.Tab("Class", id="class"):
                 class_note = room.teachers_tab_note("Class")
                 with gr.Column() as class_body:

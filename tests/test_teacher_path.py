@@ -103,3 +103,21 @@ def test_compare_with_no_dialogue_is_one_message_not_eight_errors(tiny_t5, tiny_
     assert check.outputs == [] and compare.trigger_after == check._id and compare.trigger_only_on_success
     with pytest.raises(gr.Error, match="dialogue is empty"):  # the one toast; /compare is not run after it
         check.fn("", 40, gr.Request(username=None))
+
+
+def test_opening_the_arena_shows_the_first_pair_by_itself(tiny_t5, tiny_classifier, random_adapter, dialogsum_dir,
+                                                         tmp_path):
+    import gradio as gr
+
+    import app
+
+    args = app.parse_args(["--base-model", str(tiny_t5), "--toxicity-model", str(tiny_classifier), "--dataset",
+                           str(dialogsum_dir), "--runs-dir", str(tmp_path), "--lora-model", str(random_adapter)])
+    demo = app.build_demo(app.make_studio(args))
+    (opened,) = [b for b in demo.fns.values() if b.fn is not None and b.fn.__name__ == "tab_opened"]
+    assert [event for _, event in opened.targets] == ["select"]
+    request = gr.Request(username=None, session_hash="first-visit")
+    pair_id, dialogue, summary_a, summary_b, status, *_ = opened.fn("", request)
+    assert len(pair_id) > 8 and dialogue.startswith("#Person") and summary_a and summary_b
+    assert status.endswith("Which summary is better? You may rate each one first.")
+    assert all(v == gr.skip() for v in opened.fn(pair_id, request))  # a shown pair stays
