@@ -136,11 +136,22 @@ def settings_from_args(args: argparse.Namespace):
 def set_offline_env() -> None:
     """Switch the hub, datasets, transformers and Gradio's analytics off for this process.
 
-    Must run before transformers, datasets or gradio are imported: they read these at import.
+    Best run before transformers, datasets or gradio are imported: they read these at import. When
+    huggingface_hub or datasets was imported already (the CLIs' flag parsing imports transformers,
+    app.py's login parsing gradio), their switches read at import are set too; otherwise every
+    load would still retry the hub five times (about a minute) before failing.
     """
+    import sys
+
     for var in OFFLINE_VARS:
         os.environ[var] = "1"
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    hub = sys.modules.get("huggingface_hub.constants")  # what transformers' is_offline_mode() returns
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = True
+    data = sys.modules.get("datasets.config")
+    if data is not None:
+        data.HF_HUB_OFFLINE = data.HF_DATASETS_OFFLINE = True
 
 
 def slot_config(args: argparse.Namespace, sources: dict[str, str | None] | None = None):

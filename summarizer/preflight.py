@@ -195,6 +195,13 @@ def summary_markdown(checks: list[SourceCheck]) -> str:
     return "\n".join(lines)
 
 
+def offline_refusal(what: str, source: str, flag: str) -> str:
+    """The message for a hub id that offline mode cannot load (not in the cache): says so, with the
+    download command, the flag (``flag``) and the tiny-model line of the start-up note."""
+    return (f"The {what} {source} cannot be loaded offline (HF_HUB_OFFLINE=1: nothing is downloaded). "
+            + _missing_fix("model", source, flag) + " " + TINY_HINT)
+
+
 def explain_load_error(what: str, source: str, err: BaseException, flag: str) -> str:
     """The message for a failed load of ``source`` (``what``: e.g. "base model"): the error, plus
     how to get the files (naming ``flag``) when ``source`` is a hub id that could not be fetched

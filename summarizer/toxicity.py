@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from summarizer.inference.devices import pick_device
+from summarizer.inference.model_sources import hub_kwargs, offline_problem
 from summarizer.preflight import explain_load_error
 
 DEFAULT_TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
@@ -88,9 +89,12 @@ class ToxicityScorer:
         with self._lock:
             if self._model is not None:
                 return
+            problem = offline_problem(self.model_name, "toxicity model", "--toxicity-model")
+            if problem:  # offline and not in the cache: said now, not after a minute of hub retries
+                raise OSError(problem)
             try:
-                model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
-                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+                model = AutoModelForSequenceClassification.from_pretrained(self.model_name, **hub_kwargs())
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name, **hub_kwargs())
             except OSError as err:
                 raise OSError(explain_load_error("toxicity model", self.model_name, err, "--toxicity-model")) from err
             idx = (label_index(model.config.id2label, NOT_HATE), label_index(model.config.id2label, HATE))

@@ -127,10 +127,21 @@ def slot_config_from_args(args: argparse.Namespace):
 
 
 def _scorer(args: argparse.Namespace):
-    """The toxicity scorer of ``--toxicity-model``, or None with ``--no-toxicity``."""
+    """The toxicity scorer of ``--toxicity-model``, or None with ``--no-toxicity``.
+
+    Raises:
+        ValueError: offline and the classifier is not in the Hugging Face cache (said before any
+            summary is generated, with the command that fixes it).
+    """
+    from summarizer.inference.model_sources import offline_problem
     from summarizer.toxicity import ToxicityScorer
 
-    return None if args.no_toxicity else ToxicityScorer(args.toxicity_model, device=args.device)
+    if args.no_toxicity:
+        return None
+    problem = offline_problem(args.toxicity_model, "toxicity model", "--toxicity-model")
+    if problem:
+        raise ValueError(problem)
+    return ToxicityScorer(args.toxicity_model, device=args.device)
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
@@ -151,8 +162,12 @@ def _main_predictions(args: argparse.Namespace) -> int:
             print(f"error: --tokenizer {args.tokenizer}: cannot load a tokenizer ({err}). Give a local "
                   "model folder or a hub id, or leave --tokenizer out to skip token counts.", file=sys.stderr)
             return 2
-    scorer = _scorer(args)
     dataset = args.dataset or default_dataset()
+    try:
+        scorer = _scorer(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         result = score_predictions_file(args.predictions, dataset, args.split, scorer, tokenizer,
                                         task=args.task, rule=args.rule, n_resamples=args.bootstrap,
@@ -214,8 +229,9 @@ def _evaluate(args: argparse.Namespace, dataset: str) -> EvaluationResult:
                        compute_type=args.compute_type)
     slots.set_max_input_tokens(args.max_input_tokens, "--max-input-tokens")  # the model's limit, before any load
     models = args.models or [m for m in SLOTS if slots.is_filled(m)]
+    scorer = _scorer(args)
     rows = load_rows(dataset, args.split, args.n, args.task)
-    result = evaluate(slots, _scorer(args), rows, settings, models, batch_size=args.batch_size,
+    result = evaluate(slots, scorer, rows, settings, models, batch_size=args.batch_size,
                       max_input_tokens=args.max_input_tokens, prompt_mode=args.prompt, rule=args.rule,
                       n_resamples=args.bootstrap, confidence=args.confidence,
                       bootstrap_seed=args.bootstrap_seed, per_model_timing=args.per_model_timing,
@@ -237,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = args.dataset or default_dataset()
     try:
         result = _evaluate(args, dataset)
-    except (ValueError, SlotError) as err:
+    except (ValueError, SlotError, OSError) as err:  # OSError: the toxicity classifier cannot be read
         print(f"\nerror: {err}", file=sys.stderr)
         return 2
     paths = result.write(_out_dir(args))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import os
 
+from summarizer.preflight import offline  # no torch there
+
 
 def _stamp(source: str):
     """(mtime, size, inode) of a local ``config.json``; None for a hub id (its cached copy does not change)."""
@@ -31,7 +33,7 @@ def _describe(source: str, stamp) -> tuple[int, frozenset]:
     # torch.device("meta") ties embeddings as a loaded model does; accelerate's init_empty_weights
     # does not, and would count a tied embedding twice.
     with torch.device("meta"):
-        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source))
+        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(source, local_files_only=offline()))
     names = {n for n, _ in model.named_modules()}
     return sum(p.numel() for p in model.parameters()), frozenset(names | {n.rsplit(".", 1)[-1] for n in names})
 
@@ -72,7 +74,8 @@ def _size_or_none(source: str, stamp, classifier: bool) -> int | None:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
         with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(source))
+            model = AutoModelForSequenceClassification.from_config(
+                AutoConfig.from_pretrained(source, local_files_only=offline()))  # offline: the cache only
         return sum(p.numel() for p in model.parameters())
     except (OSError, ValueError, KeyError):
         return None

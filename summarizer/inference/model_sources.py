@@ -3,7 +3,10 @@
 * :func:`resolve_source`: a finished training run folder -> its ``model/`` folder; a missing
   local path is refused (hub ids pass through and are checked when loaded).
 * :func:`is_adapter`, :func:`check_kind`: a peft adapter folder (``adapter_config.json``) belongs
-  in the lora/detox slots, a model folder (``config.json``) in base/full.
+  in the lora/detox slots, a model folder (``config.json``) in base/full; offline, a hub id that is
+  not in the local Hugging Face cache is refused at once (:func:`offline_problem`), naming the
+  command that fixes it, instead of a minute of retries against a hub that is not there.
+* :func:`hub_kwargs`: ``local_files_only=True`` for ``from_pretrained`` when offline.
 * :func:`weights_kwargs`, :func:`has_only_pickle_weights`, :func:`pickle_refusal`,
   ``PICKLE_ERRORS``: safetensors first; pickle weights go only through transformers' restricted
   ``torch.load(weights_only=True)``, and a refusal becomes a :class:`SlotError` that says how to
@@ -17,6 +20,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+from summarizer.preflight import offline, offline_refusal
 from summarizer.runs import read_json
 from summarizer.inference.slot_config import ADAPTER_SLOTS, SlotError
 
@@ -67,11 +71,44 @@ def is_adapter(source: str) -> bool:
     return (Path(source) / "adapter_config.json").is_file()
 
 
+def offline_problem(source: str, what: str, flag: str, filename: str = "config.json") -> str | None:
+    """Why ``source`` cannot be loaded offline, or None (online, a local path, or in the cache).
+
+    Offline (:func:`summarizer.preflight.offline`, ``HF_HUB_OFFLINE``), a hub id whose ``filename``
+    is not in the local Hugging Face cache (``huggingface_hub.try_to_load_from_cache``: the file
+    system only, never the network) cannot load. The message (:func:`summarizer.preflight.offline_refusal`)
+    names ``what`` and ``source``, the download command, ``flag`` and the tiny-model line.
+    """
+    from summarizer.data import is_hub_id
+
+    source = str(source)
+    if not offline() or Path(source).expanduser().exists() or not is_hub_id(source):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(source, filename)
+    except (OSError, ValueError):  # a malformed cache entry or id: not usable offline either
+        cached = None
+    return None if isinstance(cached, str) else offline_refusal(what, source, flag)
+
+
+def hub_kwargs() -> dict:
+    """``from_pretrained`` keyword arguments that keep a load off the network when offline
+    (``local_files_only=True``, transformers' own switch), else ``{}``."""
+    return {"local_files_only": True} if offline() else {}
+
+
 def check_kind(slot: str, source: str) -> None:
-    """Raise :class:`SlotError` when a local folder holds the wrong kind of model for ``slot``."""
+    """Raise :class:`SlotError` when a local folder holds the wrong kind of model for ``slot``, or
+    when offline a hub id is not in the local cache (:func:`offline_problem`, naming ``--<slot>-model``)."""
     path = Path(source)
     if not path.is_dir():
-        return  # hub ids are checked when loaded
+        wanted = "adapter_config.json" if slot in ADAPTER_SLOTS else "config.json"
+        problem = offline_problem(source, f"{slot} model", f"--{slot}-model", wanted)
+        if problem:
+            raise SlotError(problem)
+        return  # other hub ids are checked when loaded
     if slot in ADAPTER_SLOTS and not is_adapter(source):
         kind = "a full model" if (path / "config.json").is_file() else "no model files"
         raise SlotError(f"The {slot} slot needs a peft adapter folder (with adapter_config.json), "

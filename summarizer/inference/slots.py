@@ -200,6 +200,7 @@ class ModelSlots:
             if loaded is not None:
                 return loaded
             if self._tokenizer is None or self._tokenizer[0] != self.config.base:
+                check_kind("base", self.config.base)  # offline and not cached: refused now, no hub retries
                 self._tokenizer = (self.config.base, load_tokenizer(self.config.base, "base"))
             return self._tokenizer[1]
 

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from summarizer.inference.generation import GenerationSettings, generate_texts
-from summarizer.inference.model_sources import (PICKLE_ERRORS, check_kind, has_only_pickle_weights,
+from summarizer.inference.model_sources import (PICKLE_ERRORS, check_kind, has_only_pickle_weights, hub_kwargs,
                                                 pickle_refusal, weights_kwargs)
 from summarizer.inference.slot_config import (ADAPTER_SLOTS, BASE_ADAPTER, EMPTY_SLOT_HELP, SlotConfig,
                                               SlotError)
@@ -104,8 +104,9 @@ class TorchEngine:
     def _load_seq2seq(self, source: str, slot: str) -> Loaded:
         check_kind(slot, source)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=self.dtype, **weights_kwargs(source))
+            tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs())
+            model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=self.dtype, **weights_kwargs(source),
+                                                          **hub_kwargs())
         except (OSError, ValueError) as err:
             raise SlotError(explain_load_error(f"{slot} model", source, err, f"--{slot}-model")) from err
         except PICKLE_ERRORS as err:
