@@ -137,18 +137,27 @@ def test_tiny_run_on_planted_votes_learns_the_preference(tiny_t5, tmp_path):
     assert final["logp_margin_after"] == pytest.approx(sum(after) / len(after), abs=1e-2)
 
 
-def test_precomputed_reference_gives_the_same_first_step(tiny_t5, tmp_path):
-    store = planted_store(tmp_path / "arena.sqlite3", n_pairs=8)
-    common = ["--base_model", str(tiny_t5), "--votes", str(store.path), "--max_steps", "1", "--batch_size", "8",
-              "--lora_r", "4", "--save_steps", "0", "--learning_rate", "1e-2"]
+def test_precomputed_reference_gives_the_same_first_step_and_the_runner_runs_it(tiny_t5, tmp_path):
+    from training.runner.jobs import JobRunner
+
+    root = tmp_path / "runs"
+    planted_store(root / "arena.sqlite3", n_pairs=8)  # the app's store: the default votes of a run
+    common = {"base_model": str(tiny_t5), "max_steps": 1, "batch_size": 8, "lora_r": 4, "save_steps": 0,
+              "learning_rate": 1e-2}
+    run_dir = root / "dpo-20260101-000000-000"
+    assert dpo.main([*(f"--{k}={v}" for k, v in common.items()), "--runs_dir", str(root), "--run_dir", str(run_dir)]) == 0
+    runner = JobRunner(root)  # as the Train tab starts it: config.json, a child process
+    run_id = runner.submit("dpo", {**common, "precompute_reference": False})
+    assert runner.wait(run_id, timeout=240)["state"] == "completed"
     losses = []
-    for i, flag in enumerate(["--precompute_reference", "--no_precompute_reference"]):
-        run_dir = tmp_path / "runs" / f"dpo-20260101-000000-00{i}"
-        assert dpo.main([*common, flag, "--run_dir", str(run_dir)]) == 0
-        first = [r for r in RunFolder(run_dir).metrics() if "loss" in r][0]
+    for run in (RunFolder(run_dir), runner.run(run_id)):
+        first = [r for r in run.metrics() if "loss" in r][0]
         losses.append((first["loss"], first["grad_norm"]))
     assert losses[0][0] == pytest.approx(math.log(2), abs=1e-5)  # a fresh adapter: policy = reference
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)  # same loss and same gradient
+    note = registry.spec("dpo").data_note({"class_session": "current"}, root)  # the form's line
+    assert "8 preference pair(s)" in note and "Not enough" not in note
+    assert "no Arena votes yet" in registry.spec("dpo").data_note({}, tmp_path / "empty")
 
 
 def test_refused_with_fewer_than_8_pairs_and_export(tiny_t5, tmp_path, capsys):
@@ -158,6 +167,8 @@ def test_refused_with_fewer_than_8_pairs_and_export(tiny_t5, tmp_path, capsys):
     with pytest.raises(SystemExit):
         dpo.main(["--base_model", str(tiny_t5), "--votes", str(store.path)])
     assert "Too few preference pairs" in capsys.readouterr().err
+    note = registry.spec("dpo").data_note({"votes": str(store.path)}, tmp_path)
+    assert "7 preference pair(s)" in note and "5 ties" in note and "Not enough to start: at least 8" in note
     out = tmp_path / "prefs.jsonl"  # exporting is allowed whatever the count
     assert dpo.main(["--base_model", str(tiny_t5), "--votes", str(store.path), "--export-preferences", str(out)]) == 0
     import datasets

@@ -432,6 +432,21 @@ def main(argv=None) -> int:
     return run_life.main(DpoRunConfig, train, argv)
 
 
+def data_note(values: dict, runs_root: Path) -> str:
+    """The Train form's line about the data: how many pairs the chosen class session's votes give
+    (and what was left out), or why there are none yet. Reads the Arena store; never raises."""
+    path = Path(values.get("votes") or Path(runs_root) / DB_NAME)
+    if not values.get("votes") and not path.is_file():
+        return (f"**Data:** no Arena votes yet ({path} does not exist): the class votes in the Arena tab "
+                f"first; DPO needs at least {MIN_PAIRS} A/B votes.")
+    try:
+        found = load_preferences(path, str(values.get("class_session") or "current"))
+    except (PreferenceError, OSError) as err:
+        return f"**Data:** {err}"
+    enough = "" if len(found.pairs) >= MIN_PAIRS else f" **Not enough to start: at least {MIN_PAIRS} are needed.**"
+    return f"**Data:** {found.describe()}{enough}"
+
+
 def cost_factor(values: dict) -> float:
     """A DPO step against a LoRA step of the same tokens: the encoder once, the decoder twice
     (chosen and rejected), plus the reference forward (encoder + 2 decodes, no backward) unless
@@ -453,7 +468,7 @@ SPEC = MethodSpec(
            ChartPanel("chosen ranked higher", (("reward_accuracy", "reward accuracy"),))),
     card_text="a DPO-trained LoRA adapter (peft, on the class's Arena votes) for", adapter=True,
     cost_factor=cost_factor, pickers=(RunPicker("start_adapter", "Starting adapter", "lora"),),
-    resumable=True, max_processes=1, single_process_reason=(
+    resumable=True, data_note=data_note, max_processes=1, single_process_reason=(
         "its loss calls the encoder and the decoder separately (to encode each prompt once), "
         "outside DistributedDataParallel's forward, which would not average the gradients."))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 # The modules that define a method (each has SPEC); the one line to add for a new method.
@@ -79,6 +80,8 @@ class MethodSpec:
         resumable: a failed or cancelled run can resume from its last Trainer checkpoint.
         max_processes: the most processes it runs with (None = any); ``single_process_reason``
             says why when it is 1.
+        data_note: (settings, runs folder) -> a line about the data a run with these settings
+            would train on, shown in its form before Start (e.g. DPO's pair count); None = none.
     """
 
     name: str
@@ -96,6 +99,7 @@ class MethodSpec:
     resumable: bool = False
     max_processes: int | None = None
     single_process_reason: str = ""
+    data_note: Callable[[dict, Path], str] | None = None
 
     def __post_init__(self):
         if not _NAME.fullmatch(self.name):

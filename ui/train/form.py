@@ -158,8 +158,9 @@ def wire_form(form: MethodForm, base, accelerate, handlers, picked, timer, then)
         """Reads the form; updates the command preview and the cost estimate."""
         try:
             values = form.collect(base_model, *vals)
+            note = f"\n\n{spec.data_note(values, runner.root)}" if spec.data_note else ""  # e.g. DPO's pair count
             return (command_preview(runner, spec.name, values, int(procs_n or 1), accel or None),
-                    estimate_markdown(handlers.current_estimate(spec.name, values)))
+                    estimate_markdown(handlers.current_estimate(spec.name, values)) + note)
         except (ValueError, TypeError, OSError, OverflowError) as err:
             return "", f"Cannot estimate: {err}"
 
