@@ -277,3 +277,14 @@ def test_a_lesson_saved_on_a_loaded_dialogue_keeps_its_split_and_number(klass, d
     lesson = lesson_from_page(studio, "Wednesday", values)
     assert lesson.dialogue == {"split": "test", "number": 2}
     assert page_values(studio, lesson, 0)[0] == row["dialogue"]
+
+
+def test_mcp_with_logins_is_refused_at_start_saying_why(capsys):
+    import app
+
+    for logins in (["--auth", "t:p"], ["--auth", "t:p", "--student-auth", "s:p"]):
+        with pytest.raises(SystemExit) as stop:
+            app.parse_args(["--mcp", *logins])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert "--mcp cannot be combined with --auth/--student-auth" in err and "does not carry logins" in err
