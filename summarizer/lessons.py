@@ -40,7 +40,7 @@ import datasets
 from summarizer.data import SPLITS, is_hub_id
 from summarizer.inference.ct2_engine import COMPUTE_TYPES
 from summarizer.inference.generation import GenerationSettings
-from summarizer.inference.model_sources import check_kind, resolve_source
+from summarizer.inference.model_sources import check_kind, check_weights, resolve_source
 from summarizer.inference.slot_config import ADAPTER_SLOTS, SLOTS, SlotError
 from summarizer.inference.slots import BACKENDS
 from summarizer.preflight import offline as hub_offline
@@ -603,7 +603,8 @@ def missing_sources(lesson: Lesson, offline: bool | None = None,
     * A local path (a folder, a run folder, or a hub-id-looking ``runs/x`` whose first part is a
       folder here): reported when it does not exist, is a file, is a run folder with no finished
       model, or holds the wrong kind of model for its slot (an adapter in ``full``, a full model in
-      ``lora``), by the slots' own checks (:mod:`summarizer.inference.model_sources`).
+      ``lora``, pickle weights the restricted unpickler refuses), by the slots' own checks
+      (:mod:`summarizer.inference.model_sources`), before anything is applied.
     * A hub id (:func:`summarizer.data.is_hub_id`): the network is never asked. It is looked up in
       the local Hugging Face cache only (``hub_cache``, default huggingface_hub's own); one not
       there is reported only when ``offline`` (default: ``HF_HUB_OFFLINE``,
@@ -627,7 +628,9 @@ def _source_problem(slot: str, source: str, offline: bool, hub_cache) -> str | N
     path = Path(source).expanduser()
     if path.exists():
         try:
-            check_kind(slot, resolve_source(source))
+            resolved = resolve_source(source)
+            check_kind(slot, resolved)
+            check_weights(resolved)  # a pickle-only folder the restricted unpickler refuses
         except SlotError as err:
             return f"The {slot} slot's source {source}: {err} Edit the lesson, or put the right model there."
         return None

@@ -9,8 +9,11 @@ The file holds one dialogue per row (CSV) or per line (JSONL, one JSON object ea
 
 Checks, each refused by name (:class:`UploadError`): at most :data:`MAX_UPLOAD_BYTES` bytes and
 :data:`MAX_UPLOAD_DIALOGUES` dialogues; UTF-8 text (a byte-order mark is allowed); a ``dialogue``
-column (the message lists the columns found); every dialogue cleaned by the app's one rule
-(:func:`summarizer.text.clean_dialogue`: not empty, at most 20,000 characters); ids unique.
+column (the message lists the columns found), each column once (counted in one pass: a header of
+100,000 repeated names is refused in milliseconds); a JSONL line nested too deeply to read; every
+dialogue cleaned by the app's one rule (:func:`summarizer.text.clean_dialogue`: not empty, at most
+20,000 characters); ids unique. A refusal names the file line its record starts on (a quoted CSV
+cell may hold line breaks, and blank lines are skipped, so records and lines differ).
 Cells are kept as text: a cell such as ``=HYPERLINK(...)`` is a string here, shown as text, and
 written to CSV exports with a leading ``'`` (:func:`summarizer.text.spreadsheet_safe`).
 
@@ -23,6 +26,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 
 import datasets
 
@@ -72,12 +76,13 @@ def read_dialogues(data: bytes, filename: str) -> datasets.Dataset:
         raise UploadError("Dialogues file: no dialogues in it; give one row (CSV) or line (JSONL) per dialogue.")
     if len(records) > MAX_UPLOAD_DIALOGUES:
         raise UploadError(f"Dialogues file: {len(records):,} dialogues, over the limit of {MAX_UPLOAD_DIALOGUES:,}.")
-    rows = [_row(record, k) for k, record in enumerate(records, 1)]
+    rows = [_row(record, k, line) for k, (line, record) in enumerate(records, 1)]
     _check_unique([r["id"] for r in rows])
     return datasets.Dataset.from_list(rows)
 
 
-def _csv_records(text: str) -> list[dict]:
+def _csv_records(text: str) -> list[tuple[int, dict]]:
+    """(file line the record starts on, record) per non-blank CSV record after the header."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -86,21 +91,25 @@ def _csv_records(text: str) -> list[dict]:
         header = [h.strip() for h in header]
         _check_columns(header)
         records = []
-        for number, cells in enumerate(reader, 2):
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                raise UploadError(f"Dialogues file, line {number}: {len(cells)} fields, the header has "
-                                  f"{len(header)}; quote cells that hold commas or line breaks.")
-            records.append(dict(zip(header, cells)))
+        start = reader.line_num + 1  # csv counts physical lines read: the next record starts here
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                if len(cells) != len(header):
+                    raise UploadError(f"Dialogues file, line {start}: {len(cells)} fields, the header has "
+                                      f"{len(header)}; quote cells that hold commas or line breaks.")
+                records.append((start, dict(zip(header, cells))))
+            start = reader.line_num + 1
     except csv.Error as err:
         raise UploadError(f"Dialogues file: not a readable CSV ({err}).") from None
     return records
 
 
-def _jsonl_records(text: str) -> list[dict]:
+def _jsonl_records(text: str) -> list[tuple[int, dict]]:
+    """(file line, record) per non-blank JSONL line. Lines end at ``\n`` only (``\r\n`` too):
+    ``str.splitlines`` would also split at characters JSON strings may hold raw (U+2028)."""
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -108,27 +117,32 @@ def _jsonl_records(text: str) -> list[dict]:
         except json.JSONDecodeError as err:
             raise UploadError(f"Dialogues file, line {number}: not JSON ({err.msg}); give one JSON object "
                               f"per line.") from None
+        except RecursionError:  # json's C decoder recurses once per nesting level
+            raise UploadError(f"Dialogues file, line {number}: JSON nested too deeply to read "
+                              f"(RecursionError); give one flat JSON object per line.") from None
         if not isinstance(record, dict):
             raise UploadError(f"Dialogues file, line {number}: a JSON object is needed, got {type(record).__name__}.")
         if not records:
             _check_columns(list(record))
-        records.append(record)
+        records.append((number, record))
     return records
 
 
 def _check_columns(columns: list[str]) -> None:
-    if len(set(columns)) != len(columns):
-        repeated = sorted({c for c in columns if columns.count(c) > 1})
-        raise UploadError(f"Dialogues file: the column {', '.join(map(repr, repeated))} appears twice; "
-                          f"give each column once.")
+    counts = Counter(columns)  # one pass: list.count per column was quadratic in the header's length
+    repeated = sorted(c for c, n in counts.items() if n > 1)
+    if repeated:
+        shown = ", ".join(repr(c[:60]) for c in repeated[:5]) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
+        times = "twice" if max(counts.values()) == 2 else "more than once"
+        raise UploadError(f"Dialogues file: the column {shown} appears {times}; give each column once.")
     if "dialogue" not in columns:
         shown = ", ".join(repr(c) for c in columns[:10]) or "none"
         raise UploadError(f"Dialogues file: no 'dialogue' column (columns: {shown}); name the column that "
                           f"holds the conversations 'dialogue' (optional: 'id', 'summary' or 'summary1'..).")
 
 
-def _row(record: dict, k: int) -> dict:
-    where = f"Dialogues file, dialogue {k}"
+def _row(record: dict, k: int, line: int) -> dict:
+    where = f"Dialogues file, line {line} (dialogue {k})"
     raw = record.get("dialogue")
     if not isinstance(raw, str):
         raise UploadError(f"{where}: 'dialogue' must be text, got {type(raw).__name__}.")

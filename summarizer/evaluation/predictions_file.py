@@ -21,8 +21,9 @@ Refused, each with a message naming the column or row and what to do (nothing is
 as 0 or under a made-up name): a header that names one column twice (pandas would have renamed
 the second ``base.1``); a row with fewer or more fields than the header (an unquoted comma in a
 summary); an empty summary cell (it would score 0); a column that holds the human reference
-summaries (named ``human``/``reference``/``gold``..., or equal to a reference of the split on at
-least half of the dialogues, and on two or more: it would score as a model with ROUGE 100).
+summaries (named ``human``/``reference``/``gold``..., or with such a word among the parts of its
+name, as the labs' ``human_baseline_summaries``; or equal to a reference of the split on at least
+half of the dialogues, and on two or more: it would score as a model with ROUGE 100).
 
 The app caps an upload at its Evaluate tab's size (dialogues x models, :func:`match_rows`'
 ``max_summaries``), as it holds the shared model queue; the CLI scores any size.
@@ -45,6 +46,9 @@ _PER_REFERENCE_ID = re.compile(r"^(?P<base>.+)_\d+$")
 # Model names that mean the human references, not a model (matched case-insensitively).
 _REFERENCE_NAME = re.compile(r"^(human|humans|reference|references|ref|refs|gold|target|label|ground_truth)"
                              r"([_.-]?(summary|summaries))?([_.-]?\d+)?$", re.IGNORECASE)
+# A word of a column's name (split at '_', '.', '-') that says it holds human summaries, whatever the
+# other words: the course labs' own column is human_baseline_summaries.
+_REFERENCE_WORDS = frozenset({"human", "humans", "reference", "references", "gold", "groundtruth"})
 # A model column equal to a reference on at least this share of its dialogues, and on at least
 # REFERENCE_COPY_MIN of them, holds the references (one equal summary alone proves nothing).
 REFERENCE_COPY_SHARE = 0.5
@@ -129,7 +133,7 @@ def model_columns(columns: Sequence[str], key: str) -> dict[str, str]:
         if col in ("id", "dialogue") or _IGNORED.match(col):
             continue
         name = col[: -len("_summary")] if col.endswith("_summary") else col
-        if _REFERENCE_NAME.match(name):
+        if _is_reference_name(name):
             raise PredictionsFileError(
                 f"Column {col[:60]!r} looks like the human reference summaries, not a model's: it would be "
                 "scored as a model (ROUGE near 100). Delete it, or name it human_summary_1 (ignored); if it "
@@ -148,6 +152,13 @@ def model_columns(columns: Sequence[str], key: str) -> dict[str, str]:
         raise PredictionsFileError(f"The predictions file has {len(out)} model columns; at most {MAX_MODELS} "
                                    "are scored at once.")
     return out
+
+
+def _is_reference_name(name: str) -> bool:
+    """True for a column name that says it holds the human references (see :data:`_REFERENCE_NAME`
+    and :data:`_REFERENCE_WORDS`)."""
+    words = re.split(r"[_.-]+", name.casefold())
+    return bool(_REFERENCE_NAME.match(name)) or any(w in _REFERENCE_WORDS for w in words)
 
 
 def match_rows(frame, rows: Sequence[dict], split: str,

@@ -203,12 +203,11 @@ def display_table(result: EvaluationResult):
 
     out = []
     for r in result.results:
-        rule = r["ci_rule"]
+        rule = r["ci_rule"]  # ROUGE-2/L/Lsum under the same rule as ROUGE-1 and its interval
         out.append({
             "Model": SLOT_LABELS.get(r["model"], r["model"]),
             f"ROUGE-1 ({rule}) [95% CI]": _fmt_ci(r[f"rouge1_{rule}"], r["rouge1_ci_low"], r["rouge1_ci_high"]),
-            "ROUGE-2 best": round(r["rouge2_best"], 1), "ROUGE-L best": round(r["rougeL_best"], 1),
-            "ROUGE-Lsum best": round(r["rougeLsum_best"], 1),
+            **{f"{ROUGE_NAMES[k]} {rule}": round(r[f"{k}_{rule}"], 1) for k in ("rouge2", "rougeL", "rougeLsum")},
             "ROUGE-1 mean-ref": round(r["rouge1_mean"], 1),
             "ROUGE-1 lab-comparable": round(r["rouge1_lab"], 1),
             "ROUGE-Lsum lab-comparable": round(r["rougeLsum_lab"], 1),

@@ -10,7 +10,10 @@
 * :func:`weights_kwargs`, :func:`has_only_pickle_weights`, :func:`pickle_refusal`,
   ``PICKLE_ERRORS``: safetensors first; pickle weights go only through transformers' restricted
   ``torch.load(weights_only=True)``, and a refusal becomes a :class:`SlotError` that says how to
-  re-save the model (``save_pretrained(..., safe_serialization=True)``).
+  re-save the model (``save_pretrained(..., safe_serialization=True)``); :func:`check_weights`
+  runs that restricted unpickler on a pickle-only folder's weight files before the folder is
+  applied to a slot (Compare's Apply, the API, a lesson), so a folder that would fail every later
+  load is refused by kind at once instead of breaking every student's Summarize.
 
 The run-folder test follows the run-folder contract of ``training/`` (``status.json`` beside the
 run's own ``config.json``, which never has transformers' ``model_type``). No torch import here.
@@ -144,6 +147,32 @@ def pickle_refusal(source: str) -> SlotError:
     """The error for a folder whose pickle weights the restricted unpickler refused."""
     return SlotError(f"{source} holds pickle weights that cannot be loaded safely; give a folder "
                      f"with model.safetensors (save it with save_pretrained(..., safe_serialization=True)).")
+
+
+def check_weights(source: str) -> None:
+    """Refuse a local folder whose only weights are pickles the restricted unpickler rejects.
+
+    The weight files transformers and peft read from such a folder (``pytorch_model*.bin``,
+    ``adapter_model.bin``) are opened with ``torch.load(weights_only=True)`` (memory-mapped when
+    they are zip archives, so only the pickle's structure is read), as a load would. Folders with
+    safetensors, hub ids and missing paths pass (they are checked when loaded).
+
+    Raises:
+        SlotError: a weight file the unpickler refuses or cannot read (:func:`pickle_refusal`).
+    """
+    if not has_only_pickle_weights(source):
+        return
+    import zipfile
+
+    import torch
+
+    weights = [p for p in Path(source).iterdir() if p.suffix == ".bin"
+               and (p.name.startswith("pytorch_model") or p.name == "adapter_model.bin")]
+    for path in weights:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        except PICKLE_ERRORS + (OSError,) as err:
+            raise pickle_refusal(source) from err
 
 
 # What a refused or broken pickle raises from torch.load(weights_only=True).

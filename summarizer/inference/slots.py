@@ -28,7 +28,7 @@ from summarizer.inference.batcher import BatchLimits, Request, RequestBatcher
 from summarizer.inference.ct2_engine import BackendError, COMPUTE_TYPES, CT2Engine, load_tokenizer
 from summarizer.inference.devices import pick_device, pick_dtype
 from summarizer.inference.generation import GenerationSettings, batch_key
-from summarizer.inference.model_sources import check_kind, resolve_source
+from summarizer.inference.model_sources import check_kind, check_weights, resolve_source
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.inference.torch_engine import TorchEngine
 from summarizer.limits import check_max_input_tokens, model_input_limit
@@ -118,7 +118,8 @@ class ModelSlots:
         """Point ``slot`` at a new source (``None`` or "" empties it); reloads lazily.
 
         Raises:
-            SlotError: unknown slot, missing folder, wrong kind of model, or an empty base.
+            SlotError: unknown slot, missing folder, wrong kind of model (pickle weights the
+                restricted unpickler refuses included), or an empty base.
         """
         self._check_slot(slot)
         source = resolve_source(source) if source and str(source).strip() else None
@@ -126,6 +127,7 @@ class ModelSlots:
             raise SlotError(EMPTY_SLOT_HELP["base"])
         if source:
             check_kind(slot, source)
+            check_weights(source)  # refused now, not at every later load
         with self._lock:
             if source == getattr(self.config, slot):
                 return
