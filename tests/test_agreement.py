@@ -22,6 +22,8 @@ from gradio_client.exceptions import AppError
 from summarizer.arena.agreement import AgreementConfig, agreement, percent_agreement, vote_units
 from summarizer.arena.rounds import RoundItem, SamePairsRounds, check_n_pairs, model_pairs
 from summarizer.arena.store import CRITERIA, ArenaError, ArenaStore
+from summarizer.inference.generation import GenerationSettings
+from summarizer.prompts import build_prompt
 from tests.app_server import running_app
 
 NAN = math.nan
@@ -274,12 +276,17 @@ def test_the_same_pairs_round_serves_every_student_the_same_pairs(klass):
     rows = {r["id"]: r["dialogue"] for r in studio.split("test")}
     assert all(rows[d] == text for d, text, *_ in shown["ann"])
     # ann and bob agree on the first two pairs, not on the third; each rates the first pair's A
+    revealed = []
     for name, c, votes in (("ann", ann, ("A", "B", "tie")), ("bob", bob, ("A", "B", "A"))):
         for pair, v in zip(seen[name], votes):
-            c.predict(pair["pair_id"], v, api_name="/arena_vote")
+            revealed.append((pair, c.predict(pair["pair_id"], v, api_name="/arena_vote")))
         c.predict(seen[name][0]["pair_id"], "A", 4, 5, 5, 3 if name == "ann" else 2, api_name="/arena_rate")
     with pytest.raises(AppError, match="voted on all 3 pairs"):
         ann.predict(api_name="/arena_next")
+    for pair, result in revealed[:3]:  # each summary is its slot's own greedy zero-shot summary
+        prompt = build_prompt("zero-shot", pair["dialogue"], tokenizer=studio.slots.tokenizer).text
+        direct = studio.slots.generate([result["model_a"], result["model_b"]], [prompt], GenerationSettings())
+        assert (pair["summary_a"], pair["summary_b"]) == (direct[result["model_a"]][0], direct[result["model_b"]][0])
     board = bob.predict("current", api_name="/arena_leaderboard")
     assert board["round"]["finished"] == 2 and "ann" not in str(board["round"])
     agreed = {(r["measure"], r["statistic"]): r for r in board["agreement"]["rows"]}
