@@ -7,8 +7,11 @@ page token by token; API clients get the final values.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+import time
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 
@@ -154,16 +157,60 @@ def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count
     return outputs(studio, refs, prompt, summary)
 
 
+class StreamPacer:
+    """Spaces the streamed updates of every page that streams a summary at once, so that the
+    server sends about :attr:`rate` of them per second in all, whatever the size of the class.
+
+    Each streamed update is serial work on the server (Gradio's thread hop to the generator, its
+    postprocessing, diff and server-sent event, all on one event loop), a few milliseconds each
+    (``benchmarks/profile_class.py``). A page alone gets every token, as before; with ``k``
+    pages streaming, each page gets at most one update per ``k / rate`` seconds (at most
+    :attr:`longest_s`), carrying the newest text, so a class of 24 sees about ten updates a
+    second per page instead of one per decoding step. The final values are never held back.
+
+    Args:
+        rate: streamed updates per second for all pages together.
+        longest_s: the longest wait between two updates of one page, in seconds.
+    """
+
+    def __init__(self, rate: float = 240.0, longest_s: float = 0.25):
+        if rate <= 0 or longest_s < 0:
+            raise ValueError(f"StreamPacer: rate must be > 0 and longest_s >= 0, got {rate!r}, {longest_s!r}.")
+        self.rate, self.longest_s = rate, longest_s
+        self._streaming, self._lock = 0, threading.Lock()
+
+    @contextlib.contextmanager
+    def streaming(self) -> Iterator[Callable[[], float]]:
+        """Count one more streaming page while the block runs; yields :meth:`interval`."""
+        with self._lock:
+            self._streaming += 1
+        try:
+            yield self.interval
+        finally:
+            with self._lock:
+                self._streaming -= 1
+
+    def interval(self) -> float:
+        """Seconds between two updates of one page now: 0 for a page alone."""
+        pages = self._streaming
+        return 0.0 if pages <= 1 else min(self.longest_s, pages / self.rate)
+
+
+PACER = StreamPacer()  # one per process: the updates of all its pages share one event loop
+
+
 def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: str, count: float,
-                       *settings_and_progress, shortest: ShortestTrain | None = None, task: str = "summary"):
+                       *settings_and_progress, shortest: ShortestTrain | None = None, task: str = "summary",
+                       pacer: StreamPacer | None = None):
     """Handler of Summarize. Reads the dialogue box, mode, example indices and count, and the eight
     generation controls; updates prompt, prompt info, summary, ROUGE table and ROUGE JSON.
 
     A generator: first the prompt, then the summary as it grows token by token, then the final
     values, whose summary is exactly the non-streamed one: it is the same
     :meth:`~summarizer.inference.slots.ModelSlots.answer` request (batched with other sessions'
-    requests), with a stream callback for its row. Beam search cannot stream, so it shows only
-    the final summary. When the page stops reading (a reload, Gradio's cancel), the request is
+    requests), with a stream callback for its row. While a class streams, each page's updates
+    are spaced by ``pacer`` (default :data:`PACER`; see :class:`StreamPacer`), each with the
+    newest text. Beam search cannot stream, so it shows only the final summary. When the page stops reading (a reload, Gradio's cancel), the request is
     withdrawn; other sessions' requests in the same batch go on.
     """
     *values, progress = settings_and_progress
@@ -184,9 +231,11 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
 
     worker = threading.Thread(target=generate, daemon=True)
     worker.start()
+    info = describe_prompt(prompt)
     try:
-        for partial in _newest(updates):
-            yield prompt.text, describe_prompt(prompt), partial, "", None
+        with (pacer or PACER).streaming() as interval:
+            for partial in _newest(updates, interval):
+                yield prompt.text, info, partial, "", None
     finally:
         cancel.set()  # nothing once the answer is in; withdraws it when the page stopped reading
     worker.join()
@@ -196,27 +245,31 @@ def summarize_streamed(studio: Studio, dialogue: str, mode: str, indices_text: s
     yield outputs(studio, refs, prompt, result["summary"])
 
 
-def _newest(updates: queue.SimpleQueue):
-    """The texts of ``updates`` until ``None``, skipping those a newer one has overtaken.
+def _newest(updates: queue.SimpleQueue, interval: Callable[[], float] = lambda: 0.0):
+    """The texts of ``updates`` until ``None``, at most one per ``interval()`` seconds, each the
+    newest text waiting (those it overtook are skipped).
 
-    A summary grows by one token per decoding step; with a class sharing a batch, Gradio sends
-    each page's updates more slowly than the batch writes them, so only the newest text waiting
-    is sent (the page never falls behind the model), and the last one always.
+    A summary grows by one token per decoding step; with a class sharing a batch, the batch writes
+    them faster than the server can send every page each of them (:class:`StreamPacer`), so a
+    page gets the newest text at its next turn and never falls behind the model. The text still
+    waiting when the stream ends is not sent: the caller's final values follow at once.
     """
-    finished = False
-    while not finished:
+    last = float("-inf")  # when the previous text was handed out (time.monotonic)
+    while True:
         text = updates.get()
         if text is None:
             return
-        while True:
+        deadline = last + interval()
+        while True:  # until the deadline, newer texts replace this one
+            wait = deadline - time.monotonic()
             try:
-                newer = updates.get_nowait()
+                newer = updates.get(timeout=wait) if wait > 0 else updates.get_nowait()
             except queue.Empty:
                 break
             if newer is None:
-                finished = True
-                break
+                return
             text = newer
+        last = time.monotonic()
         yield text
 
 

@@ -12,6 +12,7 @@ start token (T5: ``<pad>``) is written by the converter into the model's ``confi
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,10 +26,56 @@ from summarizer.inference import ct2_convert
 from summarizer.inference.generation import GenerationSettings, length_sorted_batches
 from summarizer.inference.meta_model import config_parameters
 from summarizer.inference.model_sources import check_kind
-from summarizer.inference.slot_config import ADAPTER_SLOTS, EMPTY_SLOT_HELP, SlotConfig, SlotError
+from summarizer.inference.slot_config import ADAPTER_SLOTS, EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 
 COMPUTE_TYPES = ("auto", "int8", "float32", "int8_float16")
+
+
+@dataclass(frozen=True)
+class ThreadLayout:
+    """How the CTranslate2 engine spreads ``cores`` CPU threads over its slots' translators.
+
+    Compare translates the four slots side by side (:meth:`CT2Engine.generate_rows`). Each
+    translator runs ``inter`` batches at once with ``intra`` OpenMP threads each (CTranslate2's
+    ``inter_threads`` and ``intra_threads``, docs/parallel.md); if every translator got every
+    core, four side by side would run four times as many threads as there are cores, and OpenMP
+    threads that wait for each other on an oversubscribed CPU lose far more than the parallelism
+    gains (measured: Compare 1.17x one torch base summary on 2 cores, against 0.58 when the cores
+    were otherwise idle; ``docs/benchmarks-overhead.md``). So the threads running at any moment
+    never exceed ``cores``: at most :attr:`side_by_side` slots translate at once, each batch with
+    :attr:`intra` threads, and a slot running alone splits a batch of several rows into up to
+    :attr:`inter` parts that run at once (workers on one device share the model's weights).
+
+    Attributes:
+        cores: the CPU threads the engine may use (``torch.get_num_threads()``, the physical cores by default).
+        intra: threads per batch (``intra_threads``).
+        inter: batches one translator runs at once (``inter_threads``), ``cores // intra``.
+        side_by_side: slots that translate at once.
+    """
+
+    cores: int
+    intra: int
+    inter: int
+    side_by_side: int
+
+    @classmethod
+    def for_cores(cls, cores: int, slots: int = 4) -> "ThreadLayout":
+        """The layout for ``cores`` threads and up to ``slots`` slots side by side: 2 cores give
+        1 thread per batch and 2 slots (or 2 parts of one slot's batch) at once; 16 give 4 x 4.
+
+        Raises:
+            ValueError: ``cores`` or ``slots`` below 1.
+        """
+        if cores < 1 or slots < 1:
+            raise ValueError(f"ThreadLayout: cores and slots must be >= 1, got {cores!r} and {slots!r}.")
+        side = min(slots, cores)
+        intra = cores // side
+        return cls(cores=cores, intra=intra, inter=cores // intra, side_by_side=side)
+
+    def parts(self, slots_at_once: int) -> int:
+        """How many batches one slot may run at once while ``slots_at_once`` slots translate together."""
+        return max(1, self.inter // max(1, min(slots_at_once, self.side_by_side)))
 
 
 class BackendError(ValueError):
@@ -105,19 +152,26 @@ class CT2Model:
     device: str
     compute_type: str
     threads: int
+    workers: int = 1
 
     @classmethod
-    def load(cls, folder: Path, tokenizer, device: str, compute_type: str, threads: int) -> "CT2Model":
-        """Load the converted model in ``folder`` with ``threads`` CPU threads per batch."""
-        return cls(cls._translator(folder, device, compute_type, threads), tokenizer, folder,
-                   device, compute_type, threads)
+    def load(cls, folder: Path, tokenizer, device: str, compute_type: str, threads: int,
+             workers: int = 1) -> "CT2Model":
+        """Load the converted model in ``folder`` with ``threads`` CPU threads per batch and
+        ``workers`` batches at once (:class:`ThreadLayout`)."""
+        return cls(cls._translator(folder, device, compute_type, threads, workers), tokenizer, folder,
+                   device, compute_type, threads, workers)
 
     @staticmethod
-    def _translator(folder, device, compute_type, threads):
+    def _translator(folder, device, compute_type, threads, workers=1):
         import ctranslate2
 
-        return ctranslate2.Translator(str(folder), device=device, compute_type=compute_type,
-                                      intra_threads=threads)
+        torch_threads = torch.get_num_threads()
+        try:
+            return ctranslate2.Translator(str(folder), device=device, compute_type=compute_type,
+                                          intra_threads=threads, inter_threads=workers)
+        finally:  # loading sets the calling thread's OpenMP threads, which torch shares, to intra_threads
+            torch.set_num_threads(torch_threads)
 
     def _seeded_translator(self, settings: GenerationSettings):
         """A translator whose sampling starts from ``settings.seed``.
@@ -132,17 +186,19 @@ class CT2Model:
         if settings.strategy != "sampling":
             return self.translator
         ctranslate2.set_random_seed(settings.seed)
-        return self._translator(self.folder, self.device, self.compute_type, self.threads)
+        return self._translator(self.folder, self.device, self.compute_type, self.threads, self.workers)
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings, batch_size: int = 8,
                  max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS, on_batch: Callable[[int, int], None] | None = None,
-                 streams: dict[int, Callable[[str], None]] | None = None) -> list[str]:
+                 streams: dict[int, Callable[[str], None]] | None = None, parts: int = 1) -> list[str]:
         """One summary per prompt (same contract as :func:`summarizer.inference.generation.generate_texts`).
 
         Prompts are tokenized and truncated to ``max_input_tokens`` as on the torch path, grouped
         in length-sorted batches of ``batch_size``; the seed applies from the first batch.
         ``streams`` (prompt index -> callback) get each row's text so far after every token
-        (``translate_batch``'s step callback; greedy and sampling only).
+        (``translate_batch``'s step callback; greedy and sampling only). Up to ``parts`` batches
+        (at most the translator's :attr:`workers`) run at once, except when sampling, whose
+        draws would then depend on which batch a worker took first.
 
         Raises:
             BackendError: a setting CTranslate2 cannot honour.
@@ -152,17 +208,23 @@ class CT2Model:
         tok = self.tokenizer
         sources = [tok.convert_ids_to_tokens(tok.encode(p, truncation=True, max_length=max_input_tokens))
                    for p in prompts]
-        results = [""] * len(prompts)
-        done = 0
-        for batch in length_sorted_batches([len(s) for s in sources], batch_size):
+        results, done = [""] * len(prompts), 0
+
+        def run(batch: list[int]) -> list[int]:
             extra = self._stream_callback(batch, streams) if streams and opts["beam_size"] == 1 else {}
             out = translator.translate_batch([sources[i] for i in batch], **opts, **extra)
             for i, r in zip(batch, out):
-                ids = tok.convert_tokens_to_ids(r.hypotheses[0])
-                results[i] = tok.decode(ids, skip_special_tokens=True).strip()
-            done += len(batch)
-            if on_batch:
-                on_batch(done, len(prompts))
+                results[i] = tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0]), skip_special_tokens=True).strip()
+            return batch
+
+        batches = length_sorted_batches([len(s) for s in sources], batch_size)
+        parts = 1 if settings.strategy == "sampling" else max(1, min(parts, self.workers, len(batches)))
+        with contextlib.ExitStack() as stack:  # a pool only when batches run at once
+            pool = stack.enter_context(ThreadPoolExecutor(parts, thread_name_prefix="ct2-part")) if parts > 1 else None
+            for batch in (pool.map(run, batches) if pool else map(run, batches)):
+                done += len(batch)
+                if on_batch:
+                    on_batch(done, len(prompts))
         return results
 
     def _stream_callback(self, batch: list[int], streams: dict[int, Callable[[str], None]]) -> dict:
@@ -205,6 +267,16 @@ class CT2Engine:
         self.compute = resolve_compute_type(compute_type, device.type)
         self.base_tokenizer, self.on_progress = base_tokenizer, on_progress
         self.models: dict[str, tuple[tuple, CT2Model]] = {}  # slot -> (conversion key, model)
+        self.cores = max(1, torch.get_num_threads())  # the physical cores unless the user or a Ray replica set it
+
+    @property
+    def layout(self) -> ThreadLayout:
+        """The CPU threads of the translators (:class:`ThreadLayout`) for :attr:`cores`; on CUDA
+        the four slots run side by side on the GPU and every translator keeps every core."""
+        cores = self.cores
+        if self.device.type != "cpu":
+            return ThreadLayout(cores=cores, intra=cores, inter=1, side_by_side=len(SLOTS))
+        return ThreadLayout.for_cores(cores, len(SLOTS))
 
     def is_loaded(self, slot: str) -> bool:
         return slot in self.models
@@ -238,7 +310,8 @@ class CT2Engine:
         if not source:
             raise SlotError(EMPTY_SLOT_HELP[slot])
         base = self.config.base if slot in ADAPTER_SLOTS else None
-        key = (source, base, self.compute)
+        layout = self.layout
+        key = (source, base, self.compute, layout.intra, layout.inter)  # other threads (cores changed): loaded anew
         if slot in self.models and self.models[slot][0] == key:
             return self.models[slot][1]
         check_kind(slot, source)
@@ -248,7 +321,7 @@ class CT2Engine:
             raise SlotError(f"The {slot} slot: {err}") from err
         tokenizer = self.base_tokenizer() if slot != "full" else load_tokenizer(source, slot)
         try:
-            model = CT2Model.load(folder, tokenizer, self.device.type, self.compute, torch.get_num_threads())
+            model = CT2Model.load(folder, tokenizer, self.device.type, self.compute, layout.intra, layout.inter)
         except (RuntimeError, ValueError, OSError) as err:  # ctranslate2 says RuntimeError for a bad file
             raise SlotError(f"The {slot} slot: could not load its CTranslate2 model from the cache folder "
                             f"{folder}: {err}. Delete that folder and try again (it is converted anew)."
@@ -288,7 +361,9 @@ class CT2Engine:
 
         CTranslate2 does not merge separate calls, so the rows of several requests are given to
         each slot's translator as one batch. Slots run side by side in threads (CTranslate2
-        releases the GIL), except when sampling, whose seed is per translator and call.
+        releases the GIL), at most :attr:`ThreadLayout.side_by_side` at once so that the threads
+        never exceed the cores, except when sampling, whose seed is per translator and call; a
+        slot alone splits its rows into :meth:`ThreadLayout.parts` batches that run at once.
 
         Raises:
             SlotError: a slot is empty, cannot be converted or loaded, or a setting is unsupported.
@@ -302,17 +377,20 @@ class CT2Engine:
         for i, (slot, _) in enumerate(rows):
             by_slot.setdefault(slot, []).append(i)
         models = {slot: self.model(slot) for slot in by_slot}  # loaded here, under the slots' lock
+        layout = self.layout
+        at_once = 1 if settings.strategy == "sampling" else min(len(by_slot), layout.side_by_side)
+        parts = 1 if settings.strategy == "sampling" else layout.parts(at_once)  # a sample's draws follow its batch
 
         def run(slot: str) -> list[str]:
             index = by_slot[slot]
             own = {k: streams[i] for k, i in enumerate(index) if i in streams}
-            return models[slot].generate([rows[i][1] for i in index], settings, batch_size=len(index),
+            return models[slot].generate([rows[i][1] for i in index], settings, batch_size=-(-len(index) // parts),
                                          max_input_tokens=self.config.max_input_tokens,
-                                         streams=own)
+                                         streams=own, parts=parts)
 
         out = [""] * len(rows)
-        if len(by_slot) > 1 and settings.strategy != "sampling":
-            with ThreadPoolExecutor(max_workers=len(by_slot), thread_name_prefix="ct2-slot") as pool:
+        if at_once > 1:
+            with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="ct2-slot") as pool:
                 texts = dict(zip(by_slot, pool.map(run, by_slot)))
         else:
             texts = {slot: run(slot) for slot in by_slot}
