@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from summarizer.arena.store import ArenaError, ArenaStore, ServedPair, pick_models, serve_pair
+from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 
 MAX_ROUND_PAIRS = 50  # a class period: 50 pairs take a student about half an hour
 DEFAULT_ROUND_PAIRS = 10
@@ -96,7 +97,7 @@ def model_pairs(filled: Sequence[str], n_pairs: int, rng) -> list[tuple[str, str
     return [tuple(rng.sample(pair, 2)) for pair in itertools.islice(itertools.cycle(combos), n_pairs)]
 
 
-def make_items(slots, rows, n_pairs: int, rng, settings, max_input_tokens: int = 512) -> list[RoundItem]:
+def make_items(slots, rows, n_pairs: int, rng, settings, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS) -> list[RoundItem]:
     """Generate a round's pairs: ``n_pairs`` different dialogues of ``rows``, two slots each, both summaries.
 
     Args:
@@ -115,14 +116,16 @@ def make_items(slots, rows, n_pairs: int, rng, settings, max_input_tokens: int =
     if len(rows) < n_pairs:
         raise ArenaError(f"number of pairs {n_pairs} is more than the {len(rows)} test dialogues; choose fewer.")
     couples = model_pairs([s for s in SLOTS if slots.is_filled(s)], n_pairs, rng)
-    items = []
-    for position, (index, (model_a, model_b)) in enumerate(zip(rng.sample(range(len(rows)), n_pairs), couples)):
-        row = rows[index]
-        prompt = build_prompt("zero-shot", row["dialogue"], tokenizer=slots.tokenizer, max_tokens=max_input_tokens)
-        out = slots.answer([model_a, model_b], [prompt.text], settings)
-        items.append(RoundItem(position, str(row["id"]), row["dialogue"], prompt.text, model_a, slots.source(model_a),
-                               model_b, slots.source(model_b), out[model_a][0], out[model_b][0]))
-    return items
+    chosen = [rows[k] for k in rng.sample(range(len(rows)), n_pairs)]
+    prompts = [build_prompt("zero-shot", row["dialogue"], tokenizer=slots.tokenizer, max_tokens=max_input_tokens).text
+               for row in chosen]
+    summaries: dict[tuple[str, int], str] = {}  # (slot, position) -> summary
+    for slot in sorted({s for couple in couples for s in couple}):  # one batched request per slot
+        positions = [k for k, couple in enumerate(couples) if slot in couple]
+        for k, text in zip(positions, slots.answer([slot], [prompts[k] for k in positions], settings)[slot]):
+            summaries[(slot, k)] = text
+    return [RoundItem(k, str(row["id"]), row["dialogue"], prompts[k], a, slots.source(a), b, slots.source(b),
+                      summaries[(a, k)], summaries[(b, k)]) for k, (row, (a, b)) in enumerate(zip(chosen, couples))]
 
 
 class SamePairsRounds:
@@ -229,7 +232,7 @@ class SamePairsRounds:
 
 
 def next_pair(rounds: SamePairsRounds, slots, rows, browser_session: str, rng, settings,
-              max_input_tokens: int = 512, login: str = "") -> ServedPair:
+              max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS, login: str = "") -> ServedPair:
     """The Arena's next pair: the open same-pairs round's (:meth:`SamePairsRounds.next_for`), else a
     random one (:func:`~summarizer.arena.store.serve_pair` on ``rounds.store``, same arguments)."""
     pair = rounds.next_for(browser_session, login)
