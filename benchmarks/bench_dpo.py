@@ -127,7 +127,10 @@ def main() -> None:
     for case in CASES:
         cmd = [sys.executable, __file__, "--child", case, "--steps", shape[0], "--batch-size", shape[1],
                "--source-tokens", shape[2], "--target-tokens", shape[3], "--threads", shape[4]]
-        out[case] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"case {case} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        out[case] = json.loads(done.stdout.splitlines()[-1])
         print(f"  {case}: {out[case]}", flush=True)
     memory = "CUDA max_memory_allocated" if out["sft"]["device"] == "cuda" else "peak RSS"
     print(f"flan-t5-base shape, random weights, LoRA r=32 (q, v), gradient checkpointing, batch "
