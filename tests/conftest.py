@@ -13,8 +13,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import hashlib
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,20 +40,7 @@ def _cached(name: str, build) -> Path:
     source keeps repeated test runs fast and never serves a model built by older code. The folder
     is written under a temporary name and renamed, so an interrupted build is never reused.
     """
-    # The T5 tokenizer is trained on real DialogSum when present, so that is part of the key too.
-    key = Path(tiny_models.__file__).read_bytes() + str(default_local_dataset()).encode()
-    digest = hashlib.sha256(key).hexdigest()[:12]
-    root = Path(os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parents[1] / ".cache" / "tiny-models"))
-    folder = root / digest / name
-    if not folder.is_dir():
-        tmp = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=_mkdir(root / digest)))
-        build(tmp / name)
-        try:
-            (tmp / name).rename(folder)
-        except OSError:  # another test process finished the same build first
-            pass
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return tiny_models.cached(name, build)
 
 
 def _mkdir(path: Path) -> Path:

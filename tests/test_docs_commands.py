@@ -95,7 +95,9 @@ def _serve_and_ask(argv: list[str], cwd: Path, env: dict, port: int) -> str:
         proc.wait(60)
 
 
-def test_every_offline_command_of_the_docs_runs_as_written(tmp_path, dialogsum_dir):
+def test_every_offline_command_of_the_docs_runs_as_written(tmp_path, dialogsum_dir, tiny_t5, tiny_classifier):
+    # tiny_t5 and tiny_classifier fill the machine's tiny-model cache, which the docs' first command
+    # (python -m tests.tiny_models) copies from instead of training the models a second time.
     main = _sandbox(tmp_path, dialogsum_dir)
     port = free_port()
     env = _env(port)

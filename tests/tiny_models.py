@@ -157,6 +157,38 @@ def build_classifier(out: Path, labels: Sequence[str] = ("nothate", "hate"), ste
     return out
 
 
+def cached(name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per version of this file (and of the DialogSum it trains on), kept in
+    ``.cache/tiny-models/<digest>/<name>`` (or ``$STUDIO_TEST_CACHE``); the tests' fixtures and
+    :func:`main` share it, so the models are built once per machine.
+
+    The folder is written under a temporary name and renamed, so an interrupted build is never
+    reused; a cache made by older code has another digest and is never served.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    from summarizer.data import default_local_dataset
+
+    dataset = default_local_dataset()  # the T5 tokenizer is trained on it: part of the key (its real path)
+    key = Path(__file__).read_bytes() + str(os.path.realpath(dataset) if dataset else None).encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    root = Path(os.environ.get("STUDIO_TEST_CACHE", Path(__file__).resolve().parents[1] / ".cache" / "tiny-models"))
+    folder = root / digest / name
+    if not folder.is_dir():
+        (root / digest).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=root / digest))
+        build(tmp / name)
+        try:
+            (tmp / name).rename(folder)
+        except OSError:  # another process finished the same build first
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,9 +198,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     say = partial(print, flush=True)
     say("Building the tiny offline models (one to a few minutes on a CPU). Their summaries are "
         "near-nonsense and the tiny classifier's toxicity scores are meaningless.")
-    say("T5: training a tokenizer on DialogSum text, then the model...")
-    say(f"T5: {build_t5(args.out / 't5', say=say)}")
-    say(f"classifier: {build_classifier(args.out / 'toxicity', say=say)}")
+    import shutil
+
+    for name, build in (("t5", partial(build_t5, say=say)), ("toxicity", partial(build_classifier, say=say))):
+        say(f"{name}: building (T5: a tokenizer trained on DialogSum text, then the model)..." if name == "t5"
+            else f"{name}: building...")
+        folder = cached(name, build)  # built once per machine; a second run copies it
+        shutil.copytree(folder, args.out / name, dirs_exist_ok=True)
+        say(f"{name}: {args.out / name}")
 
 
 if __name__ == "__main__":
