@@ -45,8 +45,9 @@ def main(argv=None) -> int:
         print(table)
         return 0
     text = DOC.read_text(encoding="utf-8")
-    old = table_in_doc(text)
-    DOC.write_text(text.replace(old, table, 1), encoding="utf-8")
+    table_in_doc(text)  # the markers are there
+    head, rest = text.split(BEGIN, 1)
+    DOC.write_text(f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
     print(f"wrote the roles table ({table.count(chr(10)) - 1} endpoints) into {DOC}")
     return 0
 
