@@ -163,19 +163,21 @@ def test_a_killed_replica_is_recovered_and_no_answer_is_lost_or_mixed(apps, dial
     long = GenerationSettings(max_new_tokens=300, min_new_tokens=300)  # long: killed mid-request
     alone = ModelSlots(SlotConfig(base=slots.source("base"), lora=slots.source("lora")))
     want = alone.generate(["base", "lora"], prompts, long)
-    victim = _replica_actors()[0]
-    retries = slots.retries
+    retries, victims = slots.retries, []
     streaming = [threading.Event() for _ in prompts]
 
-    def kill_mid_request():  # once every request streams: all are in batches on the replicas
+    def kill_mid_request():  # once every request streams, a replica that runs some of them
         for event in streaming:
             event.wait(60)
-        ray.kill(ray.get_actor(victim["name"], namespace=victim["namespace"]), no_restart=False)
+        busy = next(iter(slots.serving))
+        victims.append(next(a for a in _replica_actors() if a["name"].endswith(f"#{busy}")))
+        ray.kill(ray.get_actor(victims[0]["name"], namespace=victims[0]["namespace"]), no_restart=False)
     killer = threading.Thread(target=kill_mid_request)
     killer.start()
     out = _at_once(len(prompts), lambda i: slots.answer(["base", "lora"], [prompts[i]], long,
                                                          streams={0: lambda _, i=i: streaming[i].set()}))
     killer.join()
+    victim = victims[0]
     assert [o["base"][0] for o in out] == want["base"] and [o["lora"][0] for o in out] == want["lora"]
     assert slots.retries > retries  # the dead replica's requests were sent again
     deadline = time.monotonic() + 60  # Ray Serve starts a new replica in its place
@@ -183,13 +185,13 @@ def test_a_killed_replica_is_recovered_and_no_answer_is_lost_or_mixed(apps, dial
         time.sleep(0.5)
     assert _running_replicas() == 2 and victim not in _replica_actors()
     slots.replies.clear()
-    for attempt in range(3):  # the handle's router learns of the new replica within a few seconds
-        fresh = [f"{p} Once more ({attempt})." for p in prompts]  # new requests: not from the answer cache
+    deadline, attempt = time.monotonic() + 45, 0  # the handle's router sends to it some seconds later
+    while len(slots.replies) < 2 and time.monotonic() < deadline:
+        attempt += 1
+        fresh = [f"{p} Once more ({attempt})." for p in prompts[:6]]  # new requests: not from the answer cache
         out = _at_once(len(fresh), lambda i: slots.answer(["base", "lora"], [fresh[i]], GREEDY))
         assert out == [alone.generate(["base", "lora"], [p], GREEDY) for p in fresh]
-        if len(slots.replies) == 2:
-            break
-        time.sleep(2)
+        time.sleep(1)
     assert len(slots.replies) == 2  # the new replica caught up with the slot state and answers
 
 

@@ -157,7 +157,7 @@ class SlotReplica:
 
     async def answer_stream(self, state: SlotState, slots: list[str], prompts: list[str],
                             settings: GenerationSettings, rows: list[int]):
-        """:meth:`answer` as a stream: ``{"start": n}`` when its batch starts, then ``{"rows":
+        """:meth:`answer` as a stream: ``{"start": n, "replica": id}`` when its batch starts, then ``{"rows":
         {row: text so far}}`` (the newest text of each row since the last event), then the reply."""
         loop, events, cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
         put = lambda event: loop.call_soon_threadsafe(events.put_nowait, event)  # noqa: E731
@@ -179,7 +179,7 @@ class SlotReplica:
                     if event is None:
                         ended = True
                     elif event[0] == "start":
-                        yield {"start": event[1]}
+                        yield {"start": event[1], "replica": self.replica_id}
                     else:
                         latest[event[1]] = event[2]
                 if latest:
@@ -251,6 +251,7 @@ class RaySlots(ModelSlots):
 
     Attributes:
         replies: replica id -> answers it gave (for the tests and the benchmark).
+        serving: replica id -> streamed requests running on it now.
         retries: requests sent again (a replica died, or the slots changed while they ran).
     """
 
@@ -261,6 +262,7 @@ class RaySlots(ModelSlots):
         self._tokenizers: dict[tuple[str, str], object] = {}
         self._loaded: set[tuple[int, str]] = set()  # (epoch, slot) loaded on a replica
         self.replies: dict[str, int] = {}
+        self.serving: dict[str, int] = {}  # replica id -> streamed requests it runs now
         self.retries = 0
         super().__init__(config, device="cpu", backend="torch")  # its local engine never loads a model
         self.set_backend(backend, compute_type)
@@ -268,6 +270,12 @@ class RaySlots(ModelSlots):
         import torch
 
         self.device, self.dtype = torch.device(info["device"]), getattr(torch, info["dtype"])
+
+    @property
+    def engine(self):
+        """No engine runs in the app's process with ``--serve ray`` (every model call goes to the
+        replicas); asking for it is a bug that would load a model here."""
+        raise SlotError("With --serve ray the models run on the Ray Serve replicas: there is no engine in the app.")
 
     # ---- state ---------------------------------------------------------------------------------
     def state(self) -> SlotState:
@@ -362,14 +370,14 @@ class RaySlots(ModelSlots):
     def generate(self, slots: Sequence[str], prompts: Sequence[str], settings: GenerationSettings,
                  batch_size: int = 8, on_batch: Callable[[int, int], None] | None = None
                  ) -> dict[str, list[str]]:
-        """:meth:`ModelSlots.generate` spread over the replicas: the prompts in up to
-        ``most_replicas`` contiguous pieces (each at least ``batch_size``, so no batch is cut
-        smaller than the caller asked), sent at once; Ray Serve's router gives each piece to the
-        least busy replica."""
+        """:meth:`ModelSlots.generate` spread over the replicas: the prompts in ``most_replicas``
+        contiguous pieces sent at once (Ray Serve's router gives each to the less busy of two
+        replicas), each generated there in batches of ``batch_size``. A caller that sends one
+        batch per call (Evaluate's and the Prompt Lab's ``take_turns``) has that batch shared out too."""
         for slot in slots:
             self._check_slot(slot)
         n = len(prompts)
-        size = max(batch_size, -(-n // self.serve_config.most_replicas)) if n else 1
+        size = max(1, -(-n // self.serve_config.most_replicas))
         pieces = [list(prompts[i:i + size]) for i in range(0, n, size)]
         out: dict[str, list[str]] = {s: [] for s in slots}
         done, lock = 0, threading.Lock()
@@ -420,7 +428,7 @@ class RaySlots(ModelSlots):
             return self.handle.answer.remote(state, list(slots), list(prompts), settings)
         rows = list(range(len(slots) * len(prompts)))
         return _Stream(self.handle.options(stream=True).answer_stream.remote(
-            state, list(slots), list(prompts), settings, rows), fan_out, on_start)
+            state, list(slots), list(prompts), settings, rows), fan_out, on_start, self.serving)
 
     def _call(self, send: Callable[[SlotState], object], cancel: threading.Event | None = None):
         """``send(state)``'s reply value and the epoch it was made under; sent again once if its
@@ -472,12 +480,16 @@ class RaySlots(ModelSlots):
                     raise Cancelled("cancelled") from None
 
 
+_SERVING_LOCK = threading.Lock()
+
+
 class _Stream:
     """Drives a streaming reply of :meth:`SlotReplica.answer_stream`: row texts to the streams,
     the batch start to ``on_start``; returns the final reply."""
 
-    def __init__(self, generator, streams: dict[int, Callable[[str], None]], on_start):
-        self.generator, self.streams, self.on_start = generator, streams, on_start
+    def __init__(self, generator, streams: dict[int, Callable[[str], None]], on_start, serving: dict[str, int]):
+        self.generator, self.streams, self.on_start, self.serving = generator, streams, on_start, serving
+        self.replica: str | None = None
 
     def drain(self, cancel: threading.Event | None) -> dict:
         watcher = None
@@ -487,8 +499,10 @@ class _Stream:
             watcher.start()
         try:
             for event in self.generator:
-                if "start" in event and self.on_start:
-                    self.on_start(event["start"])
+                if "start" in event:
+                    self._serving(event["replica"], +1)
+                    if self.on_start:
+                        self.on_start(event["start"])
                 for row, text in event.get("rows", {}).items():
                     if row in self.streams:
                         self.streams[row](text)
@@ -501,9 +515,20 @@ class _Stream:
         finally:
             if watcher is not None:
                 stop.set()
+            if self.replica is not None:
+                self._serving(self.replica, -1)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         raise SlotError("The Ray Serve replica's stream ended without an answer; press the button again.")
+
+    def _serving(self, replica: str, step: int) -> None:
+        """Count this stream in (or out of) ``serving[replica]``, the streams a replica runs now."""
+        if step > 0:
+            self.replica = replica
+        with _SERVING_LOCK:
+            self.serving[replica] = self.serving.get(replica, 0) + step
+            if not self.serving[replica]:
+                del self.serving[replica]
 
     def _watch(self, cancel: threading.Event, stop: threading.Event) -> None:
         while not stop.wait(0.05):
