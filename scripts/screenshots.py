@@ -2,6 +2,7 @@
 
     python scripts/screenshots.py [--out docs/assets] [--presenter]
     python scripts/screenshots.py --class-view     # the teacher's Class tab during an Arena round
+    python scripts/screenshots.py --teacher-path   # the tiny-model line, the response task, the Arena's first pair
 
 Starts the app in-process on the tiny offline models (built and cached like the tests do, so it
 needs the real DialogSum: ``$DIALOGSUM_DIR`` or ``../shared/data/dialogsum``), fills the LoRA
@@ -32,6 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--presenter", action="store_true", help="take them in presenter mode (suffix -presenter)")
     p.add_argument("--class-view", action="store_true",
                    help="only screenshot-class.png: a teacher and three students, two of them voting in the Arena")
+    p.add_argument("--teacher-path", action="store_true",
+                   help="only screenshot-tiny-line.png, screenshot-task-response.png and screenshot-arena-first-pair.png")
     return p.parse_args(argv)
 
 
@@ -148,6 +151,25 @@ def class_scene(driver, url: str, out: Path) -> None:
     shoot(driver, out, "screenshot-class.png", "#class-caption")
 
 
+def teacher_path(driver, url: str, out: Path) -> None:
+    """The page's top (the tiny-model line), the response task loaded (context and next turn), and
+    the Arena as it opens (its first pair shown without a click)."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import click, open_tab, value, wait_for
+
+    open_tab(driver, "Prompting", url)
+    wait_for(driver, lambda d: "Test-size models" in d.find_element(By.ID, "tiny-model-line").text, timeout=60)
+    shoot(driver, out, "screenshot-tiny-line.png")
+    driver.find_element(By.XPATH, "//*[@id='task']//label[normalize-space(.)='response']").click()
+    click(driver, "#prompting-load")
+    wait_for(driver, lambda d: value(d, "#prompting-references textarea").startswith("Next turn"), timeout=120)
+    shoot(driver, out, "screenshot-task-response.png", "#prompting-split")
+    open_tab(driver, "Arena")
+    wait_for(driver, lambda d: value(d, "#arena-summary-b textarea"), timeout=300)
+    shoot(driver, out, "screenshot-arena-first-pair.png", "#arena-dialogue")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tests.app_server import running_app
@@ -171,6 +193,8 @@ def main(argv=None) -> int:
             try:
                 if args.class_view:
                     class_scene(driver, url, args.out)
+                elif args.teacher_path:
+                    teacher_path(driver, url, args.out)
                 else:
                     take(driver, url, args.out, "-presenter" if args.presenter else "")
             finally:
