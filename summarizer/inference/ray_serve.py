@@ -53,6 +53,8 @@ from summarizer.inference.serve_config import RayServeConfig
 from summarizer.inference.slots import BACKENDS, ModelSlots
 
 APP_NAME = "studio-slots"
+# A stream sends each row's newest text at most this often (the page redraws about as often).
+STREAM_INTERVAL_S = 0.04
 # Environment a replica needs to find the same models offline as the app does.
 PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
               "STUDIO_CT2_CACHE", "STUDIO_DEVICE", "TOKENIZERS_PARALLELISM")
@@ -107,7 +109,8 @@ class SlotReplica:
         workers: threads that wait on the slots for requests (at least ``max_ongoing``).
     """
 
-    def __init__(self, device: str | None, threads: int, limits: BatchLimits, workers: int):
+    def __init__(self, device: str | None, threads: int, limits: BatchLimits, workers: int,
+                 initial: SlotState | None = None):
         import torch
 
         torch.set_num_threads(max(1, threads))
@@ -117,6 +120,17 @@ class SlotReplica:
         self._sync_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replica")
         self.replica_id = _replica_id()
+        if initial is not None:
+            self._preload(initial)
+
+    def _preload(self, state: SlotState) -> None:
+        """Load the start's filled slots now, so a class's first requests find them loaded; a slot
+        that fails is left to fail on use, with its message (as in the in-process app)."""
+        try:
+            self._sync(state)
+            self.slots.load()
+        except Exception as err:  # noqa: BLE001 - ctranslate2 raises RuntimeError too; never fail the start
+            print(f"replica {self.replica_id}: a slot did not load at start ({err}); it loads on first use.")
 
     def _sync(self, state: SlotState) -> tuple[tuple | None, int]:
         """Apply ``state`` if newer than this replica's; returns (its token now, change count)."""
@@ -184,6 +198,8 @@ class SlotReplica:
                         latest[event[1]] = event[2]
                 if latest:
                     yield {"rows": latest}
+                    if not ended:  # one message per interval: each costs Ray a round of its own
+                        await asyncio.sleep(STREAM_INTERVAL_S)
         except asyncio.CancelledError:
             cancel.set()
             raise
@@ -278,6 +294,14 @@ class RaySlots(ModelSlots):
         raise SlotError("With --serve ray the models run on the Ray Serve replicas: there is no engine in the app.")
 
     # ---- state ---------------------------------------------------------------------------------
+    @staticmethod
+    def initial_state(config: SlotConfig, owner: str, backend: str, compute_type: str) -> SlotState:
+        """The state a new :class:`RaySlots` of ``owner`` starts with (its first epoch), for the
+        replicas to load at start: epoch 1 when the engine is not torch (a switch), else 0."""
+        return SlotState(owner, int(backend != "torch" or compute_type != "auto"),
+                         tuple((s, getattr(config, s)) for s in SLOTS), backend, compute_type,
+                         getattr(config, "max_input_tokens", None))
+
     def state(self) -> SlotState:
         """The slot state every answer must be made under now."""
         with self._state_lock:
@@ -565,11 +589,14 @@ def start_ray_slots(config: SlotConfig, serve_config: RayServeConfig, device: st
         serve.start(proxy_location="Disabled")  # handles only: no HTTP proxy, no port to hold
         replica = serve.deployment(SlotReplica, name="SlotReplica").options(**serve_config.deployment_options())
         threads = max(1, int(serve_config.replica_cpus))
-        app = replica.bind(device, threads, serve_config.limits or BatchLimits(), serve_config.max_ongoing + 4)
+        owner = uuid.uuid4().hex
+        initial = RaySlots.initial_state(config, owner, backend, compute_type)
+        app = replica.bind(device, threads, serve_config.limits or BatchLimits(), serve_config.max_ongoing + 4,
+                           initial)
         deployed = True  # from here on a failure leaves a deployment to delete
         handle = serve._run(app, name=APP_NAME, route_prefix=None, _blocking=False)
         _wait_running(serve, serve_config)
-        slots = RaySlots(config, handle, serve_config, backend, compute_type)
+        slots = RaySlots(config, handle, serve_config, backend, compute_type, owner=owner)
     except BaseException:
         _stop(ray, serve, started_here, deployed)
         raise

@@ -32,7 +32,8 @@ class RayServeConfig:
             be at least a batch's rows (16), else the router keeps them apart.
         target_ongoing: autoscaling target of requests per replica.
         local_cpus: CPUs of a local Ray instance (default: all of this machine's).
-        start_timeout_s: seconds to wait for the replicas to run before giving up.
+        start_timeout_s: seconds to wait for the replicas to run (each loads the filled slots first,
+            a first ct2 conversion included) before giving up.
         limits: each replica's batching (:class:`~summarizer.inference.batcher.BatchLimits`; None:
             its defaults, 16 rows a batch).
     """
@@ -46,7 +47,7 @@ class RayServeConfig:
     max_ongoing: int = 64
     target_ongoing: float = 16.0
     local_cpus: int | None = None
-    start_timeout_s: float = 180.0
+    start_timeout_s: float = 600.0
     limits: "BatchLimits | None" = None
 
     def __post_init__(self):
