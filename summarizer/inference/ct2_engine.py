@@ -39,13 +39,14 @@ class ThreadLayout:
     Compare translates the four slots side by side (:meth:`CT2Engine.generate_rows`). Each
     translator runs ``inter`` batches at once with ``intra`` OpenMP threads each (CTranslate2's
     ``inter_threads`` and ``intra_threads``, docs/parallel.md); if every translator got every
-    core, four side by side would run four times as many threads as there are cores, and OpenMP
-    threads that wait for each other on an oversubscribed CPU lose far more than the parallelism
-    gains (measured: Compare 1.17x one torch base summary on 2 cores, against 0.58 when the cores
-    were otherwise idle; ``docs/benchmarks-overhead.md``). So the threads running at any moment
-    never exceed ``cores``: at most :attr:`side_by_side` slots translate at once, each batch with
-    :attr:`intra` threads, and a slot running alone splits a batch of several rows into up to
-    :attr:`inter` parts that run at once (workers on one device share the model's weights).
+    core, four side by side would run four times as many threads as there are cores (8 OpenMP
+    threads on 2 cores), whose speed then depends on what else the machine runs (issue 23: Compare
+    1.17x one torch base summary one day, 0.58 another; ``docs/benchmarks-overhead.md``). So the
+    threads running at any moment never exceed ``cores``: at most :attr:`side_by_side` slots
+    translate at once, each batch with :attr:`intra` threads, and a slot running alone splits a
+    batch of several rows into up to :attr:`inter` parts that run at once (workers on one device
+    share the model's weights). The cost: on fewer than 8 cores one row alone (a single Summarize)
+    runs on fewer threads than before (1 of 2 here, about 1.7x slower with CTranslate2).
 
     Attributes:
         cores: the CPU threads the engine may use (``torch.get_num_threads()``, the physical cores by default).
