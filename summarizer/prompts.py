@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
+from summarizer.tokenizer_lock import tokenizer_lock
 
 ZERO_SHOT_TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "
 SHOT_TEMPLATE = "Dialogue:\n\n{dialogue}\n\nWhat was going on?\n{summary}\n\n\n"
@@ -121,7 +122,8 @@ def _render_unchecked(mode: str, dialogue: str, examples: Sequence[Example],
 
 def count_tokens(tokenizer, text: str) -> int:
     """Number of tokens ``tokenizer`` makes of ``text``, special tokens (e.g. ``</s>``) included."""
-    return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+    with tokenizer_lock(tokenizer):
+        return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
 
 def shot_costs(tokenizer, examples: Sequence[Example]) -> list[int]:
@@ -133,7 +135,8 @@ def shot_costs(tokenizer, examples: Sequence[Example]) -> list[int]:
     if not examples:
         return []
     blocks = [SHOT_TEMPLATE.format(dialogue=e.dialogue, summary=e.summary) for e in examples]
-    return [len(ids) for ids in tokenizer(blocks, add_special_tokens=False, truncation=False)["input_ids"]]
+    with tokenizer_lock(tokenizer):
+        return [len(ids) for ids in tokenizer(blocks, add_special_tokens=False, truncation=False)["input_ids"]]
 
 
 def largest_fitting(estimate: Callable[[int], int], measure: Callable[[int], int], hi: int,

@@ -18,6 +18,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from summarizer.inference.devices import pick_device
 from summarizer.inference.model_sources import hub_kwargs, offline_problem
 from summarizer.preflight import explain_load_error
+from summarizer.tokenizer_lock import tokenizer_lock
 
 DEFAULT_TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
 NOT_HATE, HATE = "nothate", "hate"
@@ -114,9 +115,10 @@ class ToxicityScorer:
         nothate, hate = self._idx
         for i in range(0, len(texts), batch_size):
             chunk = list(texts[i:i + batch_size])
-            lengths = [len(ids) for ids in self._tokenizer(chunk, truncation=False)["input_ids"]]
-            batch = self._tokenizer(chunk, padding=True, truncation=True,
-                                    max_length=self.max_length, return_tensors="pt").to(self.device)
+            with tokenizer_lock(self._tokenizer):
+                lengths = [len(ids) for ids in self._tokenizer(chunk, truncation=False)["input_ids"]]
+                batch = self._tokenizer(chunk, padding=True, truncation=True,
+                                        max_length=self.max_length, return_tensors="pt").to(self.device)
             logits = self._model(**batch).logits.float()  # (B, num_labels)
             probs = logits.softmax(-1)
             out += [ToxicityScore(float(l[nothate]), float(p[hate]), n, min(n, self.max_length))

@@ -36,6 +36,7 @@ from summarizer.evaluation.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, 
                                          paired_difference_ci)
 from summarizer.tasks import DEFAULT_TASK, check_task, examples, task_of, template
 from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
+from summarizer.tokenizer_lock import tokenizer_lock
 
 TURN_SECONDS = 0.02  # pause between batches in take_turns mode (a batch takes seconds on a CPU)
 CI_METRICS = (*ROUGE_KEYS, "p_hate", "reward")  # per-dialogue metrics that get an interval
@@ -136,7 +137,8 @@ def rouge_table(predictions: Sequence[str], references: Sequence[Sequence[str]])
 
 
 def count_tokens(tokenizer, texts: Sequence[str]) -> list[int]:
-    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    with tokenizer_lock(tokenizer):
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
 def interval_columns(per: dict[str, Sequence[float]], metrics: Sequence[str], bootstrap: dict) -> dict:

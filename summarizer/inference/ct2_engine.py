@@ -28,6 +28,7 @@ from summarizer.inference.meta_model import config_parameters
 from summarizer.inference.model_sources import check_kind
 from summarizer.inference.slot_config import ADAPTER_SLOTS, EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
+from summarizer.tokenizer_lock import tokenizer_lock
 
 COMPUTE_TYPES = ("auto", "int8", "float32", "int8_float16")
 
@@ -207,15 +208,17 @@ class CT2Model:
         opts = translate_options(settings)
         translator = self._seeded_translator(settings)
         tok = self.tokenizer
-        sources = [tok.convert_ids_to_tokens(tok.encode(p, truncation=True, max_length=max_input_tokens))
-                   for p in prompts]
+        with tokenizer_lock(tok):
+            sources = [tok.convert_ids_to_tokens(tok.encode(p, truncation=True, max_length=max_input_tokens))
+                       for p in prompts]
         results, done = [""] * len(prompts), 0
 
         def run(batch: list[int]) -> list[int]:
             extra = self._stream_callback(batch, streams) if streams and opts["beam_size"] == 1 else {}
             out = translator.translate_batch([sources[i] for i in batch], **opts, **extra)
-            for i, r in zip(batch, out):
-                results[i] = tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0]), skip_special_tokens=True).strip()
+            with tokenizer_lock(tok):
+                for i, r in zip(batch, out):
+                    results[i] = tok.decode(tok.convert_tokens_to_ids(r.hypotheses[0]), skip_special_tokens=True).strip()
             return batch
 
         batches = length_sorted_batches([len(s) for s in sources], batch_size)
@@ -239,7 +242,9 @@ class CT2Model:
         def step(result) -> bool:
             if result.batch_id in wanted:
                 tokens[result.batch_id].append(result.token_id)
-                wanted[result.batch_id](self.tokenizer.decode(tokens[result.batch_id], skip_special_tokens=True).strip())
+                with tokenizer_lock(self.tokenizer):
+                    text = self.tokenizer.decode(tokens[result.batch_id], skip_special_tokens=True).strip()
+                wanted[result.batch_id](text)
             return False  # False: go on decoding
         return {"callback": step}
 

@@ -17,6 +17,7 @@ from transformers.generation.streamers import BaseStreamer
 from summarizer.limits import DEFAULT_MAX_INPUT_TOKENS
 from summarizer.text import as_number
 from summarizer.text import excerpt as _short
+from summarizer.tokenizer_lock import tokenizer_lock
 
 STRATEGIES = ("greedy", "sampling", "beam")
 
@@ -190,7 +191,9 @@ class RowStreamer(BaseStreamer):
         ids = value.reshape(-1).tolist()  # (B,)
         for row, callback in self.callbacks.items():
             self.tokens[row].append(ids[row])
-            callback(self.tokenizer.decode(self.tokens[row], skip_special_tokens=True).strip())
+            with tokenizer_lock(self.tokenizer):
+                text = self.tokenizer.decode(self.tokens[row], skip_special_tokens=True).strip()
+            callback(text)
 
     def end(self) -> None:
         pass
@@ -237,14 +240,17 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], settings: Generatio
     results: list[str] = [""] * len(prompts)
     done = 0
     for batch in length_sorted_batches(lengths, batch_size):
-        enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                        truncation=True, max_length=max_input_tokens).to(device)
+        with tokenizer_lock(tokenizer):
+            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
+                            truncation=True, max_length=max_input_tokens).to(device)
         extra = {"adapter_names": [adapter_names[i] for i in batch]} if adapter_names else {}
         row_streams = {k: streams[i] for k, i in enumerate(batch) if i in streams} if streams else {}
         if row_streams and config.num_beams == 1:  # transformers streams no beam search
             extra["streamer"] = RowStreamer(tokenizer, row_streams)
         out = model.generate(**enc, generation_config=config, **extra)  # (B, T_out)
-        for i, text in zip(batch, tokenizer.batch_decode(out, skip_special_tokens=True)):
+        with tokenizer_lock(tokenizer):
+            texts = tokenizer.batch_decode(out, skip_special_tokens=True)
+        for i, text in zip(batch, texts):
             results[i] = text.strip()
         done += len(batch)
         if on_batch:
