@@ -130,13 +130,14 @@ def pickle_only_folder(out, like, adapter: bool = False):
 def test_pickle_only_model_folder_is_refused_with_a_clear_message(tiny_t5, fresh_adapter, tmp_path):
     slots = ModelSlots(SlotConfig(base=str(tiny_t5)))
     evil = pickle_only_folder(tmp_path / "evil", tiny_t5)
-    slots.set_source("full", str(evil))
+    # refused when it is set, before anything is applied or loaded: the slot keeps what it held
     with pytest.raises(SlotError, match="holds pickle weights that cannot be loaded safely; give a folder with model.safetensors"):
-        slots.load(["full"])
+        slots.set_source("full", str(evil))
+    assert slots.source("full") is None
     evil_adapter = pickle_only_folder(tmp_path / "evil-adapter", fresh_adapter, adapter=True)
-    slots.set_source("lora", str(evil_adapter))
     with pytest.raises(SlotError, match="holds pickle weights"):
-        slots.load(["lora"])
+        slots.set_source("lora", str(evil_adapter))
+    assert slots.source("lora") is None
     assert not __import__("os").path.exists("/tmp/studio-pwned")
 
 
