@@ -214,3 +214,16 @@ def test_ray_not_reachable_at_start_names_the_flag_and_starts_nothing(tiny_t5, t
     assert done.returncode != 0 and time.monotonic() - started < 60
     assert f"--ray-address 127.0.0.1:{port}" in done.stderr and "ray start --head" in done.stderr
     assert "Running on" not in done.stdout  # no page was served
+
+
+def test_a_pickle_only_folder_is_refused_before_it_reaches_the_replicas(tiny_t5, fresh_adapter, tmp_path):
+    """The Ray slots check a new source as the in-process slots do (one shared check), so no
+    replica is told to load weights the restricted unpickler refuses."""
+    from tests.test_models import pickle_only_folder
+
+    slots = RaySlots(SlotConfig(base=str(tiny_t5)), _FakeHandle("app-1"), RayServeConfig(replicas=2), owner="app-1")
+    epoch = slots.epoch
+    evil = pickle_only_folder(tmp_path / "evil-adapter", fresh_adapter, adapter=True)
+    with pytest.raises(SlotError, match="holds pickle weights"):
+        slots.set_source("lora", str(evil))
+    assert slots.config.lora is None and slots.epoch == epoch  # the slot keeps what it held

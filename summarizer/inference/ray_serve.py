@@ -47,7 +47,6 @@ from typing import Callable, Sequence
 
 from summarizer.inference.batcher import BatchLimits, Cancelled
 from summarizer.inference.generation import GenerationSettings, batch_key
-from summarizer.inference.model_sources import check_kind, resolve_source
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.inference.serve_config import RayServeConfig
 from summarizer.inference.slots import BACKENDS, ModelSlots
@@ -339,14 +338,10 @@ class RaySlots(ModelSlots):
         must see the same folder or hub id).
 
         Raises:
-            SlotError: unknown slot, missing folder, wrong kind of model, or an empty base.
+            SlotError: unknown slot, missing folder, wrong kind of model (pickle weights the
+                restricted unpickler refuses included), or an empty base.
         """
-        self._check_slot(slot)
-        source = resolve_source(source) if source and str(source).strip() else None
-        if source is None and slot == "base":
-            raise SlotError(EMPTY_SLOT_HELP["base"])
-        if source:
-            check_kind(slot, source)
+        source = self._checked_source(slot, source)
         with self._state_lock:
             if source != getattr(self.config, slot):
                 setattr(self.config, slot, source)

@@ -121,13 +121,7 @@ class ModelSlots:
             SlotError: unknown slot, missing folder, wrong kind of model (pickle weights the
                 restricted unpickler refuses included), or an empty base.
         """
-        self._check_slot(slot)
-        source = resolve_source(source) if source and str(source).strip() else None
-        if source is None and slot == "base":
-            raise SlotError(EMPTY_SLOT_HELP["base"])
-        if source:
-            check_kind(slot, source)
-            check_weights(source)  # refused now, not at every later load
+        source = self._checked_source(slot, source)
         with self._lock:
             if source == getattr(self.config, slot):
                 return
@@ -183,6 +177,20 @@ class ModelSlots:
         if not src:
             return EMPTY_SLOT_HELP[slot]
         return f"{src} ({'loaded' if self.is_loaded(slot) else 'loads on first use'})"
+
+    def _checked_source(self, slot: str, source: str | None) -> str | None:
+        """``source`` resolved and checked for ``slot`` (``None`` empties it); raises :class:`SlotError`
+        for an unknown slot, a missing folder, a wrong kind of model, pickle weights the restricted
+        unpickler refuses, or an empty base. Shared with the Ray slots, whose replicas must not
+        each find the fault."""
+        self._check_slot(slot)
+        source = resolve_source(source) if source and str(source).strip() else None
+        if source is None and slot == "base":
+            raise SlotError(EMPTY_SLOT_HELP["base"])
+        if source:
+            check_kind(slot, source)
+            check_weights(source)  # refused now, not at every later load
+        return source
 
     @staticmethod
     def _check_slot(slot: str) -> None:
