@@ -107,8 +107,7 @@ def take(driver, url: str, out: Path, suffix: str) -> None:
     element(driver, "#lab-table table", timeout=600)
     shoot(driver, out, f"screenshot-prompt-lab{suffix}.png", "#lab-run")
 
-    open_tab(driver, "Arena")
-    click(driver, "#arena-next")
+    open_tab(driver, "Arena")  # shows the first pair by itself; a click on New pair would race it
     wait_for(driver, lambda d: value(d, "#arena-summary-b textarea"), timeout=300)
     click(driver, "#arena-vote-a")
     wait_for(driver, lambda d: value(d, "#arena-reveal textarea"), timeout=120)

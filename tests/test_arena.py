@@ -423,8 +423,8 @@ def test_the_tab_in_a_browser_hides_names_until_the_vote(served, tmp_path):
     before = len(store.votes())
     driver = new_driver(tmp_path / "profile")
     try:
-        open_tab(driver, "Arena", url)
-        click(driver, "#arena-next")
+        open_tab(driver, "Arena", url)  # opening the tab shows the first pair (a click on New pair
+        # here raced it: the later of the two pairs replaced the rated one and enabled Rate again)
         first = wait_for(driver, lambda d: value(d, "#arena-summary-a textarea") and value(d, "#arena-dialogue textarea"))
         assert "base" not in driver.find_element("css selector", "#arena-reveal").text  # nothing revealed yet
         rated_before = len(store.ratings())
