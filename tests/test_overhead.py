@@ -5,7 +5,9 @@ Models: the tiny T5 fixture and a random LoRA adapter; data: the real DialogSum 
 """
 from __future__ import annotations
 
+import asyncio
 import queue
+import types
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +20,10 @@ from summarizer.inference.ct2_engine import ThreadLayout
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SlotConfig
 from summarizer.inference.slots import ModelSlots
+from summarizer.inference.pacing import StreamPacer
+from summarizer.inference.ray_serve import STREAM_INTERVAL_S, STREAM_RATE, SlotReplica
 from summarizer.prompts import build_prompt
-from ui.prompting import SETTING_NAMES, StreamPacer, _newest, summarize, summarize_streamed
+from ui.prompting import SETTING_NAMES, _newest, summarize, summarize_streamed
 
 GREEDY = GenerationSettings(max_new_tokens=30)
 
@@ -97,6 +101,53 @@ def studio(tiny_t5, tiny_classifier, dialogsum_dir):
     return Studio(slots=ModelSlots(SlotConfig(base=str(tiny_t5)), device="cpu"),
                   toxicity=ToxicityScorer(str(tiny_classifier), device="cpu"),
                   dataset=str(dialogsum_dir), runs_dir=Path("unused-runs"))
+
+
+def _replica_messages(streams_on_replica: int, texts: list[str], every_s: float, done_after_s: float):
+    """(messages, seconds from the first text to the stream's end) of :meth:`SlotReplica._paced` for one
+    stream while ``streams_on_replica`` streams share the replica's pacer: ``texts`` arrive one per
+    ``every_s`` seconds, and the reply is done ``done_after_s`` seconds after the first."""
+    replica = types.SimpleNamespace(pacer=StreamPacer(rate=STREAM_RATE), replica_id="r1")
+
+    async def run():
+        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+        reply = loop.create_future()
+
+        async def feed():
+            events.put_nowait(("start", 1, None))
+            for text in texts:
+                events.put_nowait(("row", 0, text))
+                await asyncio.sleep(every_s)
+            await asyncio.sleep(max(0.0, done_after_s - every_s * len(texts)))
+            reply.set_result({"value": texts[-1]})
+            events.put_nowait(None)
+        others = [replica.pacer.streaming() for _ in range(streams_on_replica - 1)]
+        for other in others:
+            other.__enter__()
+        started = time.monotonic()
+        feeder = asyncio.ensure_future(feed())
+        with replica.pacer.streaming() as interval:
+            messages = [m async for m in SlotReplica._paced(replica, events, reply, interval)]
+        await feeder
+        return messages, time.monotonic() - started
+    return asyncio.run(run())
+
+
+def test_a_replica_paces_a_class_stream_messages_and_never_holds_back_the_answer():
+    texts = [" ".join(["word"] * k) for k in range(1, 61)]  # a token every 10 ms for 0.6 s
+    alone, _ = _replica_messages(1, texts, 0.01, 0.6)
+    crowded, _ = _replica_messages(12, texts, 0.01, 0.6)  # a class of 24 on two replicas
+    assert alone[0] == {"start": 1, "replica": "r1"} and crowded[0] == alone[0]
+    for messages in (alone, crowded):
+        rows = [m["rows"][0] for m in messages[1:]]
+        assert rows[-1] == texts[-1]  # the newest text always arrives
+        assert all(texts.index(a) < texts.index(b) for a, b in zip(rows, rows[1:]))  # in order, newest first
+    assert 0.6 / STREAM_INTERVAL_S / 2 < len(alone) - 1  # alone: about one message per 40 ms
+    assert len(crowded) - 1 <= 0.6 / min(0.25, 12 / STREAM_RATE) + 2  # a class: one per 0.25 s
+    assert len(crowded) < len(alone) / 3
+    # The reply done 5 ms after the first text ends the 0.25 s wait at once.
+    messages, seconds = _replica_messages(12, texts[:1], 0.001, 0.005)
+    assert [m.get("rows") for m in messages[1:]] == [{0: texts[0]}] and seconds < 0.15
 
 
 def test_a_class_streaming_at_once_gets_spaced_updates_and_each_its_own_final_outputs(studio):

@@ -7,15 +7,15 @@ page token by token; API clients get the final values.
 """
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import gradio as gr
 
 from summarizer.inference.generation import GenerationSettings, STRATEGIES
+from summarizer.inference.pacing import StreamPacer
 from summarizer.prompts import DEFAULT_SHOTS, Example, MAX_SHOTS, MODES, Prompt, build_prompt, shot_costs
 from summarizer.tasks import TASKS, label, template
 from summarizer.text import clean_dialogue, parse_indices, whole_number
@@ -155,45 +155,6 @@ def summarize(studio: Studio, dialogue: str, mode: str, indices_text: str, count
         refs, prompt, settings = prepare(studio, dialogue, mode, indices_text, count, values, shortest, progress, task)
         summary = studio.slots.answer(["base"], [prompt.text], settings)["base"][0]
     return outputs(studio, refs, prompt, summary)
-
-
-class StreamPacer:
-    """Spaces the streamed updates of every page that streams a summary at once, so that the
-    server sends about :attr:`rate` of them per second in all, whatever the size of the class.
-
-    Each streamed update is serial work on the server (Gradio's thread hop to the generator, its
-    postprocessing, diff and server-sent event, all on one event loop), a few milliseconds each
-    (``benchmarks/profile_class.py``). A page alone gets every token, as before; with ``k``
-    pages streaming, each page gets at most one update per ``k / rate`` seconds (at most
-    :attr:`longest_s`), carrying the newest text, so a class of 24 sees about ten updates a
-    second per page instead of one per decoding step. The final values are never held back.
-
-    Args:
-        rate: streamed updates per second for all pages together.
-        longest_s: the longest wait between two updates of one page, in seconds.
-    """
-
-    def __init__(self, rate: float = 240.0, longest_s: float = 0.25):
-        if rate <= 0 or longest_s < 0:
-            raise ValueError(f"StreamPacer: rate must be > 0 and longest_s >= 0, got {rate!r}, {longest_s!r}.")
-        self.rate, self.longest_s = rate, longest_s
-        self._streaming, self._lock = 0, threading.Lock()
-
-    @contextlib.contextmanager
-    def streaming(self) -> Iterator[Callable[[], float]]:
-        """Count one more streaming page while the block runs; yields :meth:`interval`."""
-        with self._lock:
-            self._streaming += 1
-        try:
-            yield self.interval
-        finally:
-            with self._lock:
-                self._streaming -= 1
-
-    def interval(self) -> float:
-        """Seconds between two updates of one page now: 0 for a page alone."""
-        pages = self._streaming
-        return 0.0 if pages <= 1 else min(self.longest_s, pages / self.rate)
 
 
 PACER = StreamPacer()  # one per process: the updates of all its pages share one event loop

@@ -47,13 +47,19 @@ from typing import Callable, Sequence
 
 from summarizer.inference.batcher import BatchLimits, Cancelled
 from summarizer.inference.generation import GenerationSettings, batch_key
+from summarizer.inference.pacing import StreamPacer
 from summarizer.inference.slot_config import EMPTY_SLOT_HELP, SLOTS, SlotConfig, SlotError
 from summarizer.inference.serve_config import RayServeConfig
 from summarizer.inference.slots import BACKENDS, ModelSlots
 
 APP_NAME = "studio-slots"
-# A stream sends each row's newest text at most this often (the page redraws about as often).
+# A stream alone sends each row's newest text at most this often (the page redraws about as often).
 STREAM_INTERVAL_S = 0.04
+# Stream messages per second of one replica, all its streams together: each message costs Ray a
+# round (serialization, the object store, the app's handle), several times a Gradio update, so a
+# class of 24 on two replicas gets a message per stream every 0.25 s (the app's pages every 0.1 s
+# at most anyway, ui.prompting.PACER); measured in docs/benchmarks-overhead.md.
+STREAM_RATE = 48.0
 # Environment a replica needs to find the same models offline as the app does.
 PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
               "STUDIO_CT2_CACHE", "STUDIO_DEVICE", "TOKENIZERS_PARALLELISM")
@@ -119,6 +125,7 @@ class SlotReplica:
         self._sync_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replica")
         self.replica_id = _replica_id()
+        self.pacer = StreamPacer(rate=STREAM_RATE)  # this replica's streams share its messages
         if initial is not None:
             self._preload(initial)
 
@@ -182,27 +189,35 @@ class SlotReplica:
         reply = asyncio.ensure_future(self._threaded(lambda: self._run(state, work), cancel))
         reply.add_done_callback(lambda _: put(None))
         try:
-            ended = False
-            while not ended:
-                waiting = [await events.get()]
-                while not events.empty():
-                    waiting.append(events.get_nowait())
-                latest = {}  # coalesced: only each row's newest text goes over the wire
-                for event in waiting:
-                    if event is None:
-                        ended = True
-                    elif event[0] == "start":
-                        yield {"start": event[1], "replica": self.replica_id}
-                    else:
-                        latest[event[1]] = event[2]
-                if latest:
-                    yield {"rows": latest}
-                    if not ended:  # one message per interval: each costs Ray a round of its own
-                        await asyncio.sleep(STREAM_INTERVAL_S)
+            with self.pacer.streaming() as interval:
+                async for event in self._paced(events, reply, interval):
+                    yield event
         except asyncio.CancelledError:
             cancel.set()
             raise
         yield await reply
+
+    async def _paced(self, events: asyncio.Queue, reply: asyncio.Future, interval: Callable[[float], float]):
+        """The stream's messages from ``events`` until ``None``: each ``start`` at once, and each
+        row's newest text at most once per ``interval(STREAM_INTERVAL_S)`` seconds (texts it overtook
+        are skipped). The wait ends early when ``reply`` is done, so the answer is never held back."""
+        ended = False
+        while not ended:
+            waiting = [await events.get()]
+            while not events.empty():
+                waiting.append(events.get_nowait())
+            latest = {}  # coalesced: only each row's newest text goes over the wire
+            for event in waiting:
+                if event is None:
+                    ended = True
+                elif event[0] == "start":
+                    yield {"start": event[1], "replica": self.replica_id}
+                else:
+                    latest[event[1]] = event[2]
+            if latest:
+                yield {"rows": latest}
+                if not ended:  # one message per interval: each costs Ray a round of its own
+                    await asyncio.wait([reply], timeout=interval(STREAM_INTERVAL_S))
 
     async def generate(self, state: SlotState, slots: list[str], prompts: list[str],
                        settings: GenerationSettings, batch_size: int) -> dict:
@@ -217,12 +232,13 @@ class SlotReplica:
         return await self._threaded(lambda: self._run(state, lambda: self.slots.trainable_parameters(slot)))
 
     async def info(self) -> dict:
-        """Where this replica runs: device, dtype, torch threads, host name and process id."""
+        """Where this replica runs (device, dtype, torch threads, host name, process id) and what its
+        batcher ran so far (``batches``, and ``rows``: the rows they held)."""
         import torch
 
         return {"device": str(self.slots.device), "dtype": str(self.slots.dtype).replace("torch.", ""),
                 "threads": torch.get_num_threads(), "host": socket.gethostname(), "pid": os.getpid(),
-                "replica": self.replica_id}
+                "replica": self.replica_id, "batches": self.slots.batcher.batches, "rows": self.slots.batcher.rows}
 
 
 def _flat(slots: Sequence[str], answer: dict[str, list[str]]) -> list[str]:
