@@ -7,6 +7,7 @@ Slot-layer tests call :meth:`ModelSlots.answer` from many threads and compare wi
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
@@ -15,7 +16,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from summarizer.data import load_split
-from summarizer.inference.batcher import BatchLimits, Cancelled
+from summarizer.inference.batcher import BatchLimits, Cancelled, Request, RequestBatcher
 from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SlotConfig
 from summarizer.inference.slots import ModelSlots
@@ -204,3 +205,40 @@ def test_concurrent_student_sessions_get_exactly_their_own_summaries(classroom_a
         assert summary == studio.slots.generate(["base"], [prompt], GREEDY)["base"][0]
         assert dialogue.split("\n")[0][:40] in prompt
     assert studio.slots.batcher.batches - before < len(clients)
+
+
+def _waiting(tokens: list[int]) -> list[Request]:
+    """One waiting Summarize request per prompt length in ``tokens``."""
+    return [Request(rows=[("base", f"prompt {k}")], settings=GenerationSettings(), tokens=t)
+            for k, t in enumerate(tokens)]
+
+
+def test_a_class_waiting_is_packed_into_length_sorted_batches_and_the_oldest_goes_first():
+    tokens = [431, 120, 380, 95, 260, 510, 150, 300, 220, 480, 130, 340, 170, 410, 200, 90, 360, 280, 240,
+              110, 450, 190, 320, 140, 500, 210, 390, 160, 270, 100]  # 30 students, oldest first
+    for oldest in (340, 220):  # the oldest among the longest 16, then among the shortest 16, neither at the end
+        order = [oldest] + [t for t in tokens if t != oldest]
+        batcher = RequestBatcher(run=lambda rows, settings, streams: [])
+        batcher._pending.extend(_waiting(order))
+        first, second = batcher._take_batch(), batcher._take_batch()
+        assert first[0].tokens == oldest and len(first) == 16 and len(second) == 14
+        ranked = sorted(tokens)
+        ends = (ranked[14:], ranked[:14]) if oldest == 340 else (ranked[:16], ranked[16:])
+        assert (sorted(r.tokens for r in first), sorted(r.tokens for r in second)) == ends
+
+
+def test_the_worker_waits_while_a_class_keeps_arriving_and_a_request_alone_one_window():
+    sizes: list[int] = []
+    batcher = RequestBatcher(run=lambda rows, settings, streams: sizes.append(len(rows)) or [""] * len(rows),
+                             limits=BatchLimits(window_s=0.05, longest_wait_s=2.0))
+    started = time.monotonic()
+    batcher.submit(_waiting([100])[0])
+    alone = time.monotonic() - started
+    assert sizes == [1] and alone < 0.5
+    threads = [threading.Thread(target=batcher.submit, args=(r,)) for r in _waiting([100] * 10)]
+    for t in threads:  # one every 20 ms: 0.2 s in all, longer than a window
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert sizes == [1, 10]  # one batch; with one window only, the first batch took the first few

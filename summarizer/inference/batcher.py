@@ -3,13 +3,15 @@
 A class of 24 students pressing Summarize at once used to wait 22x one summary, every request
 queued behind all others. :class:`RequestBatcher` keeps one worker thread per set of slots; a
 request (``(slot, prompt)`` rows and settings) waits in its queue, and when the model is free the
-worker takes the oldest waiting request and those that can share its batch (closest in prompt length first)
+worker takes the oldest waiting request and those that can share its batch
 (:func:`~summarizer.inference.generation.batch_key`: greedy with the same lengths, beam with the
 same beams; a sampled request runs alone so that its seed reproduces it), up to
-:attr:`BatchLimits.max_rows` rows and :attr:`BatchLimits.max_tokens` prompt tokens, and runs them
-as one ``generate_rows`` call of the engine: one mixed base/adapter batch on the torch path (peft's
+:attr:`BatchLimits.max_rows` rows and :attr:`BatchLimits.max_tokens` prompt tokens: the shortest
+or the longest prompts, whichever end holds the oldest, as length-sorted batches would (else the
+closest to it in length), so little of this batch or the next is padding. It runs them as one ``generate_rows`` call of the engine: one mixed base/adapter batch on the torch path (peft's
 ``adapter_names``), one ``translate_batch`` per slot on CTranslate2. When the model was idle, the
-worker first waits :attr:`BatchLimits.window_s` for requests arriving at the same moment.
+worker first waits :attr:`BatchLimits.window_s` for requests arriving at the same moment, and
+longer while they keep arriving (:attr:`BatchLimits.longest_wait_s`).
 
 Why not Gradio's ``batch=True``: it has no waiting window (it batches only what is already in
 its queue), refuses generator handlers (Prompting streams), takes one event's inputs only (so
@@ -47,6 +49,12 @@ class BatchLimits:
     Attributes:
         window_s: seconds the worker waits, when the model was idle, for requests arriving
             together (a class pressing the button at once arrives within tens of milliseconds).
+        longest_wait_s: while more requests keep arriving (one within each ``window_s``) and the
+            batch is not full, the worker waits another window, up to this many seconds from the
+            first: a class of 30 reaches the server over a few hundred milliseconds (Gradio
+            starts its events one after another), and without it the first batch took the few
+            that came first and the class ran in three batches instead of two. A request alone
+            still waits one window only.
         max_rows: most (slot, prompt) rows in one batch. On a CPU a batch's cost grows almost
             linearly with its rows once they are a handful (every row's prompt goes through the
             encoder; the weights are read once per step for all), so bigger batches save little
@@ -57,6 +65,7 @@ class BatchLimits:
     """
 
     window_s: float = 0.03
+    longest_wait_s: float = 0.3
     max_rows: int = 16
     max_tokens: int = 16 * DEFAULT_MAX_INPUT_TOKENS
 
@@ -142,11 +151,25 @@ class RequestBatcher:
                         return
                     idle = True
             if idle:
-                time.sleep(self.limits.window_s)  # let the rest of a class's clicks arrive
+                self._gather()
             batch = self._take_batch()
             if batch:
                 self._run_batch(batch)
             idle = False
+
+    def _gather(self) -> None:
+        """Let the rest of a class's clicks arrive: wait one window, and another while requests
+        keep arriving and fewer than ``max_rows`` rows wait, up to ``longest_wait_s`` in all."""
+        started, limits = time.monotonic(), self.limits
+        with self._wake:
+            seen = len(self._pending)
+        while True:
+            time.sleep(limits.window_s)
+            with self._wake:
+                waiting, rows = len(self._pending), sum(len(r.rows) for r in self._pending)
+            if waiting <= seen or rows >= limits.max_rows or time.monotonic() - started >= limits.longest_wait_s:
+                return
+            seen = waiting
 
     def _take_batch(self) -> list[Request]:
         """The oldest waiting request and every later one that can share its batch, within the caps."""
@@ -159,16 +182,33 @@ class RequestBatcher:
             if not live:
                 return []
             first = live[0]  # the oldest always goes first: nobody waits for ever
-            # then those closest to it in prompt length, so little of the batch is padding
-            same = sorted((r for r in live[1:] if r.key == first.key), key=lambda r: abs(r.tokens - first.tokens))
-            batch, rows, tokens = [first], len(first.rows), first.tokens
-            for r in same:
-                if rows + len(r.rows) <= self.limits.max_rows and tokens + r.tokens <= self.limits.max_tokens:
-                    batch.append(r)
-                    rows, tokens = rows + len(r.rows), tokens + r.tokens
+            batch = self._packed(first, [r for r in live if r.key == first.key])
             for r in batch:
                 self._pending.remove(r)
             return batch
+
+    def _packed(self, first: Request, same: list[Request]) -> list[Request]:
+        """``first`` and the requests of ``same`` (those that can share its batch, ``first`` among
+        them) that make the least padding, within the caps: the shortest prompts if ``first`` is
+        among them, else the longest if it is among those (so what is left is of like lengths
+        too, as in length-sorted batches), else those closest to ``first`` in prompt length."""
+        by_length = sorted(same, key=lambda r: r.tokens)
+        for end in (by_length, by_length[::-1]):  # the shortest prompts, then the longest
+            batch = self._fill([first] + [r for r in end if r is not first])
+            if {id(r) for r in batch} == {id(r) for r in end[:len(batch)]}:  # first is at that end
+                return batch
+        closest = sorted((r for r in same if r is not first), key=lambda r: abs(r.tokens - first.tokens))
+        return self._fill([first] + closest)
+
+    def _fill(self, candidates: list[Request]) -> list[Request]:
+        """The first of ``candidates`` and each next one that fits :attr:`limits` (rows, tokens)."""
+        batch, rows, tokens = [], 0, 0
+        for r in candidates:
+            fits = rows + len(r.rows) <= self.limits.max_rows and tokens + r.tokens <= self.limits.max_tokens
+            if not batch or fits:
+                batch.append(r)
+                rows, tokens = rows + len(r.rows), tokens + r.tokens
+        return batch
 
     def _run_batch(self, batch: list[Request]) -> None:
         rows, streams, offsets = [], {}, []
