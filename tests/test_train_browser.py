@@ -80,6 +80,7 @@ def test_overlay_export_and_delete_from_train_tab(tiny_t5, tiny_classifier, dial
     picked run exported with its upload command, then deleted after typing its id."""
     import json
 
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -98,6 +99,10 @@ def test_overlay_export_and_delete_from_train_tab(tiny_t5, tiny_classifier, dial
             return wait_for(browser, lambda _: browser.find_element(By.XPATH, f"//button[contains(., '{text}')]"))
 
         button("Compare runs").click()
+        try:
+            element(browser, "#train-overlay-runs input", timeout=15)
+        except TimeoutException:  # under load the click can come before the page binds it: once more
+            button("Compare runs").click()
         for run_id in runs:
             box = element(browser, "#train-overlay-runs input")
             box.send_keys(run_id)
