@@ -8,7 +8,8 @@ worker takes the oldest waiting request and those that can share its batch
 same beams; a sampled request runs alone so that its seed reproduces it), up to
 :attr:`BatchLimits.max_rows` rows and :attr:`BatchLimits.max_tokens` prompt tokens: the shortest
 or the longest prompts, whichever end holds the oldest, as length-sorted batches would (else the
-closest to it in length), so little of this batch or the next is padding. It runs them as one ``generate_rows`` call of the engine: one mixed base/adapter batch on the torch path (peft's
+closest to it in length), so little of this batch or the next is padding. It runs them as one
+``generate_rows`` call of the engine: one mixed base/adapter batch on the torch path (peft's
 ``adapter_names``), one ``translate_batch`` per slot on CTranslate2. When the model was idle, the
 worker first waits :attr:`BatchLimits.window_s` for requests arriving at the same moment, and
 longer while they keep arriving (:attr:`BatchLimits.longest_wait_s`).
@@ -51,10 +52,11 @@ class BatchLimits:
             together (a class pressing the button at once arrives within tens of milliseconds).
         longest_wait_s: while more requests keep arriving (one within each ``window_s``) and the
             batch is not full, the worker waits another window, up to this many seconds from the
-            first: a class of 30 reaches the server over a few hundred milliseconds (Gradio
-            starts its events one after another), and without it the first batch took the few
-            that came first and the class ran in three batches instead of two. A request alone
-            still waits one window only.
+            first: a class's clicks reach the batcher over more than one window (Gradio starts
+            its events one after another), and with one window the first batch took only those
+            that came first (with the base shape and 30 sessions, the median answer came at 6.4x
+            one summary with this wait and the packing below, 8.9x without;
+            docs/benchmarks-overhead.md). A request alone still waits one window only.
         max_rows: most (slot, prompt) rows in one batch. On a CPU a batch's cost grows almost
             linearly with its rows once they are a handful (every row's prompt goes through the
             encoder; the weights are read once per step for all), so bigger batches save little
