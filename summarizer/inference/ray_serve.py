@@ -56,8 +56,9 @@ APP_NAME = "studio-slots"
 # A stream alone sends each row's newest text at most this often (the page redraws about as often).
 STREAM_INTERVAL_S = 0.04
 # Stream messages per second of one replica, all its streams together: each message costs Ray a
-# round (serialization, the object store, the app's handle), so a class of 24 on two replicas gets a message per stream every 0.25 s (the app's pages every 0.1 s
-# at most anyway, ui.prompting.PACER); measured in docs/benchmarks-overhead.md.
+# round (serialization, the object store, the app's handle), so a class of 24 on two replicas
+# gets a message per stream every 0.25 s (the app's pages get one every 0.1 s at most anyway,
+# ui.prompting.PACER); measured in docs/benchmarks-overhead.md.
 STREAM_RATE = 48.0
 # Environment a replica needs to find the same models offline as the app does.
 PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
