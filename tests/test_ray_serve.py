@@ -180,7 +180,7 @@ def test_a_killed_replica_is_recovered_and_no_answer_is_lost_or_mixed(apps, dial
     victim = victims[0]
     assert [o["base"][0] for o in out] == want["base"] and [o["lora"][0] for o in out] == want["lora"]
     assert slots.retries > retries  # the dead replica's requests were sent again
-    deadline = time.monotonic() + 60  # Ray Serve starts a new replica in its place
+    deadline = time.monotonic() + 120  # Ray Serve starts a new replica in its place (once past 60 s on a busy machine)
     while time.monotonic() < deadline and not (_running_replicas() == 2 and victim not in _replica_actors()):
         time.sleep(0.5)
     assert _running_replicas() == 2 and victim not in _replica_actors()
