@@ -27,3 +27,13 @@ def test_help_describes_the_flags(command):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage:") and "--help" in done.stdout
     assert "%%" not in done.stdout, "a literal %% in the help text (argparse only formats %(...)s)"
+
+
+@pytest.mark.parametrize("rounds", ["0", "200"])
+def test_bench_class_refuses_rounds_the_test_split_cannot_fill_before_building_anything(rounds, dialogsum_dir):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "DIALOGSUM_DIR": str(dialogsum_dir)}
+    done = subprocess.run([sys.executable, "benchmarks/bench_class.py", "--size", "tiny", "--n", "24", "--rounds",
+                           rounds], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and f"--rounds {rounds} x --n 24" in done.stderr, done.stderr[-2000:]
+    assert "dialogues in all" in done.stderr and "building" not in done.stdout
