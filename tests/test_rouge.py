@@ -58,3 +58,24 @@ def test_lab_pairs_are_the_hub_csv_rows():
     assert score_lab(["he left. she stayed."], [["she stayed. he left."]])["rougeLsum"] < 100
     with pytest.raises(ValueError, match="2 predictions but 1"):
         score_lab([PRED, PRED], [[REF]])
+
+
+def test_the_remembering_tokenizer_gives_rouge_scores_tokens_and_scores_on_real_summaries(dialogsum_dir):
+    """MemoTokenizer's tokens and the scores made with it equal rouge_score's own
+    ``DefaultTokenizer(use_stemmer=True)`` and ``RougeScorer(use_stemmer=True)``, asked twice
+    (the second answer comes from its memory), on DialogSum test references."""
+    from rouge_score import rouge_scorer, tokenizers
+
+    from summarizer.data import load_split
+    from summarizer.evaluation.rouge import ROUGE_KEYS, MemoTokenizer, _scorer
+
+    refs = [list(r) for r in load_split(str(dialogsum_dir), "test")["references"][:60]]
+    texts = [r for group in refs for r in group] + ["Running runners ran; #Person1# didn't RUN!", ""]
+    own, memo = tokenizers.DefaultTokenizer(use_stemmer=True), MemoTokenizer()
+    for text in texts * 2:
+        assert memo.tokenize(text) == own.tokenize(text)
+    memo.tokenize(texts[0]).append("changed")  # a caller's list is its own: the memory stays
+    assert memo.tokenize(texts[0]) == own.tokenize(texts[0])
+    plain = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    for a, b in zip(texts[1::7], texts[::5]):
+        assert _scorer().score(a, b) == plain.score(a, b)
