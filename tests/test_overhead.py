@@ -137,17 +137,19 @@ def test_a_replica_paces_a_class_stream_messages_and_never_holds_back_the_answer
     texts = [" ".join(["word"] * k) for k in range(1, 61)]  # a token every 10 ms for 0.6 s
     alone, _ = _replica_messages(1, texts, 0.01, 0.6)
     crowded, _ = _replica_messages(12, texts, 0.01, 0.6)  # a class of 24 on two replicas
-    assert alone[0] == {"start": 1, "replica": "r1"} and crowded[0] == alone[0]
+    # the start goes at once, with the first text that came with it, in one message
+    assert alone[0] == {"start": 1, "replica": "r1", "rows": {0: texts[0]}} and crowded[0] == alone[0]
     for messages in (alone, crowded):
-        rows = [m["rows"][0] for m in messages[1:]]
-        assert rows[-1] == texts[-1]  # the newest text always arrives
-        assert all(texts.index(a) < texts.index(b) for a, b in zip(rows, rows[1:]))  # in order, newest first
+        rows = [m["rows"][0] for m in messages]
+        assert all(texts.index(a) < texts.index(b) for a, b in zip(rows, rows[1:]))  # in order, newest
+        assert texts.index(rows[1]) >= 2  # the next waits one interval (a text every 10 ms)
     assert 0.6 / STREAM_INTERVAL_S / 2 < len(alone) - 1  # alone: about one message per 40 ms
-    assert len(crowded) - 1 <= 0.6 / min(0.25, 12 / STREAM_RATE) + 2  # a class: one per 0.25 s
+    assert len(crowded) - 1 <= 0.6 / min(0.25, 12 / STREAM_RATE) + 1  # a class: one per 0.25 s
     assert len(crowded) < len(alone) / 3
-    # The reply done 5 ms after the first text ends the 0.25 s wait at once.
+    # The reply done 5 ms after the first text ends the 0.25 s wait at once, and no rows message
+    # goes before it: the reply carries the final text.
     messages, seconds = _replica_messages(12, texts[:1], 0.001, 0.005)
-    assert [m.get("rows") for m in messages[1:]] == [{0: texts[0]}] and seconds < 0.15
+    assert messages == [{"start": 1, "replica": "r1", "rows": {0: texts[0]}}] and seconds < 0.15
 
 
 def test_a_class_streaming_at_once_gets_spaced_updates_and_each_its_own_final_outputs(studio):

@@ -198,25 +198,31 @@ class SlotReplica:
         yield await reply
 
     async def _paced(self, events: asyncio.Queue, reply: asyncio.Future, interval: Callable[[float], float]):
-        """The stream's messages from ``events`` until ``None``: each ``start`` at once, and each
-        row's newest text at most once per ``interval(STREAM_INTERVAL_S)`` seconds (texts it overtook
-        are skipped). The wait ends early when ``reply`` is done, so the answer is never held back."""
+        """The stream's messages from ``events`` until ``None``: the ``start`` at once (with any row
+        texts that came with it), then each row's newest text at most once per
+        ``interval(STREAM_INTERVAL_S)`` seconds (texts it overtook are skipped), the first of them
+        one interval after the start. No rows message goes once ``reply`` is done: the reply
+        carries every row's final text (:class:`_Stream` hands it to the streams), and each message
+        costs Ray a round of its own (a stream alone: 3 messages for a tiny model's 60 ms summary,
+        not 5). The wait ends when ``reply`` is done, so the answer is never held back."""
         ended = False
         while not ended:
             waiting = [await events.get()]
             while not events.empty():
                 waiting.append(events.get_nowait())
-            latest = {}  # coalesced: only each row's newest text goes over the wire
+            message, latest = {}, {}  # coalesced: only each row's newest text goes over the wire
             for event in waiting:
                 if event is None:
                     ended = True
                 elif event[0] == "start":
-                    yield {"start": event[1], "replica": self.replica_id}
+                    message.update(start=event[1], replica=self.replica_id)
                 else:
                     latest[event[1]] = event[2]
-            if latest:
-                yield {"rows": latest}
-                if not ended:  # one message per interval: each costs Ray a round of its own
+            if latest and not ended:
+                message["rows"] = latest
+            if message:
+                yield message
+                if not ended:
                     await asyncio.wait([reply], timeout=interval(STREAM_INTERVAL_S))
 
     async def generate(self, state: SlotState, slots: list[str], prompts: list[str],
@@ -541,6 +547,8 @@ class _Stream:
                 for row, text in event.get("rows", {}).items():
                     if row in self.streams:
                         self.streams[row](text)
+                if "value" in event and event.get("token") is not None:
+                    self._final(event["value"])
                 if "value" in event or "error" in event:
                     return event
         except Exception as err:  # noqa: BLE001 - a cancelled stream ends with Ray's error
@@ -555,6 +563,13 @@ class _Stream:
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         raise SlotError("The Ray Serve replica's stream ended without an answer; press the button again.")
+
+    def _final(self, texts: list[str]) -> None:
+        """Each row's final text to its stream: the replica sends no rows message once the answer is
+        done, so a stream ends at the final text here, as in the in-process slots."""
+        for row, stream in self.streams.items():
+            if row < len(texts):
+                stream(texts[row])
 
     def _serving(self, replica: str, step: int) -> None:
         """Count this stream in (or out of) ``serving[replica]``, the streams a replica runs now."""
