@@ -68,6 +68,25 @@ def test_float32_greedy_equals_torch_on_dialogsum_base_and_merged_lora(tiny_t5, 
         assert report["diff"] == 0.0 and report["low"] == report["high"] == 0.0
 
 
+def test_on_a_cpu_a_class_batch_runs_in_sorted_batches_of_at_most_eight_and_evaluate_uses_both_cores(
+        tiny_t5, prompts, torch_out, monkeypatch):
+    sizes, parts = [], []
+    split = ct2_engine.length_sorted_batches
+    monkeypatch.setattr(ct2_engine, "length_sorted_batches",
+                        lambda lengths, size: sizes.append(size) or split(lengths, size))
+    generate = ct2_engine.CT2Model.generate
+    monkeypatch.setattr(ct2_engine.CT2Model, "generate",
+                        lambda self, *a, **k: parts.append(k.get("parts", 1)) or generate(self, *a, **k))
+    ct2 = slots_for(tiny_t5, backend="ct2", compute_type="float32")
+    ct2.engine.cores = 1  # a Ray replica of one CPU: 15 rows of a class in one call
+    texts = ct2.engine.generate_rows([("base", p) for p in prompts[:15]], GREEDY)
+    assert sizes == [ct2_engine.CPU_BATCH_ROWS] and ct2_engine.CPU_BATCH_ROWS == 8  # 8 + 7 rows, not 15
+    assert texts == torch_out["base"][:15]  # the same summaries (float32 equals torch, greedy)
+    ct2.engine.cores, parts[:] = 2, []
+    out = ct2.generate(["base"], prompts, GREEDY, batch_size=8)  # Evaluate's path
+    assert parts == [2] and out["base"] == torch_out["base"]  # two batches at once on two cores
+
+
 def test_int8_reports_share_and_paired_rouge_difference(tiny_t5, prompts, rows, torch_out):
     out = slots_for(tiny_t5, backend="ct2", compute_type="int8").generate(["base"], prompts, GREEDY)
     report = parity_report(torch_out["base"], out["base"], [r["references"] for r in rows])

@@ -33,6 +33,14 @@ from summarizer.tokenizer_lock import tokenizer_lock
 COMPUTE_TYPES = ("auto", "int8", "float32", "int8_float16")
 
 
+# A class's CTranslate2 batch on a CPU holds at most this many rows, in length-sorted batches: on
+# a CPU its time per row grows with the padding a long prompt gives the short ones, and 8 rows
+# already share each read of the weights (one thread, 15 DialogSum prompts as one batch against
+# 8 + 7 rows: base shape 6.2 - 10.1 s against 5.5 - 7.2 s, tiny 0.13 - 0.24 s against 0.12 - 0.18 s;
+# docs/benchmarks-overhead.md). A GPU keeps whole batches.
+CPU_BATCH_ROWS = 8
+
+
 @dataclass(frozen=True)
 class ThreadLayout:
     """How the CTranslate2 engine spreads ``cores`` CPU threads over its slots' translators.
@@ -351,14 +359,17 @@ class CT2Engine:
     def generate(self, slots: Sequence[str], prompts: Sequence[str], settings: GenerationSettings,
                  batch_size: int, on_batch: Callable[[int, int], None] | None) -> dict[str, list[str]]:
         """Each slot on its own CTranslate2 model, one after the other (contract of
-        :meth:`summarizer.inference.slots.ModelSlots.generate`)."""
+        :meth:`summarizer.inference.slots.ModelSlots.generate`), up to :meth:`ThreadLayout.parts`
+        of its batches at once (one thread each on 2 cores, so both cores work; sampling runs one
+        batch at a time, for its seed)."""
         try:
             translate_options(settings)  # refuse unsupported settings before loading
         except BackendError as err:
             raise SlotError(str(err)) from err
         models = {slot: self.model(slot) for slot in slots}
+        parts = self.layout.parts(1)  # one slot at a time: its batches use every core (2 at once here)
         return {slot: model.generate(prompts, settings, batch_size=batch_size, on_batch=on_batch,
-                                      max_input_tokens=self.config.max_input_tokens)
+                                      max_input_tokens=self.config.max_input_tokens, parts=parts)
                 for slot, model in models.items()}
 
     def generate_rows(self, rows: Sequence[tuple[str, str]], settings: GenerationSettings,
@@ -369,7 +380,8 @@ class CT2Engine:
         each slot's translator as one batch. Slots run side by side in threads (CTranslate2
         releases the GIL), at most :attr:`ThreadLayout.side_by_side` at once so that the threads
         never exceed the cores, except when sampling, whose seed is per translator and call; a
-        slot alone splits its rows into :meth:`ThreadLayout.parts` batches that run at once.
+        slot alone splits its rows into :meth:`ThreadLayout.parts` batches that run at once, on a
+        CPU of at most :data:`CPU_BATCH_ROWS` rows each (length-sorted).
 
         Raises:
             SlotError: a slot is empty, cannot be converted or loaded, or a setting is unsupported.
@@ -390,7 +402,10 @@ class CT2Engine:
         def run(slot: str) -> list[str]:
             index = by_slot[slot]
             own = {k: streams[i] for k, i in enumerate(index) if i in streams}
-            return models[slot].generate([rows[i][1] for i in index], settings, batch_size=-(-len(index) // parts),
+            size = -(-len(index) // parts)
+            if self.device.type == "cpu":
+                size = min(size, CPU_BATCH_ROWS)
+            return models[slot].generate([rows[i][1] for i in index], settings, batch_size=size,
                                          max_input_tokens=self.config.max_input_tokens,
                                          streams=own, parts=parts)
 
