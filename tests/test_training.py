@@ -164,7 +164,8 @@ def test_ppo_raises_reward_and_saves_an_adapter(hateful_base, tiny_classifier, d
     # up to three seeds are tried and one must clearly move the policy towards the high reward.
     margins = []
     for seed in (42, 43, 44):
-        run = _ppo_run(hateful_base, tiny_classifier, dialogsum_dir, tmp_path / "runs" / f"p{seed}", seed)
+        # each seed in its own runs folder: _check_finished expects the one run it made there
+        run = _ppo_run(hateful_base, tiny_classifier, dialogsum_dir, tmp_path / f"runs{seed}" / f"p{seed}", seed)
         _check_finished(run, "ppo")
         m = run.status()["metrics"]
         assert m["p_hate_before"] > 0.3, "the start policy must emit insults for the test to mean anything"
