@@ -21,7 +21,7 @@ from summarizer.inference.generation import GenerationSettings
 from summarizer.inference.slot_config import SlotConfig
 from summarizer.inference.slots import ModelSlots
 from summarizer.inference.pacing import StreamPacer
-from summarizer.inference.ray_serve import STREAM_INTERVAL_S, STREAM_RATE, SlotReplica
+from summarizer.inference.ray_serve import FIRST_MESSAGE_S, STREAM_INTERVAL_S, STREAM_RATE, SlotReplica
 from summarizer.prompts import build_prompt
 from ui.prompting import SETTING_NAMES, _newest, summarize, summarize_streamed
 
@@ -104,8 +104,8 @@ def studio(tiny_t5, tiny_classifier, dialogsum_dir):
 
 
 def _replica_messages(streams_on_replica: int, texts: list[str], every_s: float, done_after_s: float):
-    """(messages, seconds from the first text to the stream's end) of :meth:`SlotReplica._paced` for one
-    stream while ``streams_on_replica`` streams share the replica's pacer: ``texts`` arrive one per
+    """(messages, the start held for the reply, seconds from the first text to the stream's end) of
+    :meth:`SlotReplica._paced` for one stream while ``streams_on_replica`` streams share the replica's pacer: ``texts`` arrive one per
     ``every_s`` seconds, and the reply is done ``done_after_s`` seconds after the first."""
     replica = types.SimpleNamespace(pacer=StreamPacer(rate=STREAM_RATE), replica_id="r1")
 
@@ -126,30 +126,46 @@ def _replica_messages(streams_on_replica: int, texts: list[str], every_s: float,
             other.__enter__()
         started = time.monotonic()
         feeder = asyncio.ensure_future(feed())
+        held = {}
         with replica.pacer.streaming() as interval:
-            messages = [m async for m in SlotReplica._paced(replica, events, reply, interval)]
+            messages = [m async for m in SlotReplica._paced(replica, events, reply, interval, held)]
         await feeder
-        return messages, time.monotonic() - started
+        return messages, held, time.monotonic() - started
     return asyncio.run(run())
 
 
 def test_a_replica_paces_a_class_stream_messages_and_never_holds_back_the_answer():
     texts = [" ".join(["word"] * k) for k in range(1, 61)]  # a token every 10 ms for 0.6 s
-    alone, _ = _replica_messages(1, texts, 0.01, 0.6)
-    crowded, _ = _replica_messages(12, texts, 0.01, 0.6)  # a class of 24 on two replicas
-    # the start goes at once, with the first text that came with it, in one message
-    assert alone[0] == {"start": 1, "replica": "r1", "rows": {0: texts[0]}} and crowded[0] == alone[0]
+    alone, held, _ = _replica_messages(1, texts, 0.01, 0.6)
+    crowded, _, _ = _replica_messages(12, texts, 0.01, 0.6)  # a class of 24 on two replicas
+    assert held == {}  # both starts went in the first message
+    # the first message (the start and the newest text by then) waits FIRST_MESSAGE_S, or the
+    # crowded interval (0.25 s) if longer
+    assert alone[0]["start"] == crowded[0]["start"] == 1 and alone[0]["replica"] == "r1"
+    assert texts.index(alone[0]["rows"][0]) >= FIRST_MESSAGE_S / 0.01 - 2
+    assert texts.index(crowded[0]["rows"][0]) >= 0.25 / 0.01 - 2
     for messages in (alone, crowded):
         rows = [m["rows"][0] for m in messages]
         assert all(texts.index(a) < texts.index(b) for a, b in zip(rows, rows[1:]))  # in order, newest
-        assert texts.index(rows[1]) >= 2  # the next waits one interval (a text every 10 ms)
-    assert 0.6 / STREAM_INTERVAL_S / 2 < len(alone) - 1  # alone: about one message per 40 ms
+        assert texts.index(rows[1]) - texts.index(rows[0]) >= 2  # the next waits an interval
+    assert (0.6 - FIRST_MESSAGE_S) / STREAM_INTERVAL_S / 2 < len(alone) - 1  # alone: about one per 40 ms
     assert len(crowded) - 1 <= 0.6 / min(0.25, 12 / STREAM_RATE) + 1  # a class: one per 0.25 s
     assert len(crowded) < len(alone) / 3
-    # The reply done 5 ms after the first text ends the 0.25 s wait at once, and no rows message
-    # goes before it: the reply carries the final text.
-    messages, seconds = _replica_messages(12, texts[:1], 0.001, 0.005)
-    assert messages == [{"start": 1, "replica": "r1", "rows": {0: texts[0]}}] and seconds < 0.15
+    # A reply done 5 ms after the first text ends the first wait at once, and no message goes
+    # before it: the start is held for the reply, which carries the final text.
+    for streams in (1, 12):
+        messages, held, seconds = _replica_messages(streams, texts[:1], 0.001, 0.005)
+        assert messages == [] and held == {"start": 1, "replica": "r1"} and seconds < 0.08
+
+
+def test_a_start_held_for_the_reply_still_reaches_on_start_and_the_stream_ends_at_the_final_text():
+    from summarizer.inference.ray_serve import _Stream
+
+    starts, texts, serving = [], [], {}
+    reply = {"start": 3, "replica": "r1", "value": ["the final text"], "token": ("app", 1)}
+    stream = _Stream(iter([reply]), {0: texts.append}, starts.append, serving)
+    assert stream.drain(None) is reply
+    assert starts == [3] and texts == ["the final text"] and serving == {} and stream.replica == "r1"
 
 
 def test_a_class_streaming_at_once_gets_spaced_updates_and_each_its_own_final_outputs(studio):

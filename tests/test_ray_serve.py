@@ -87,11 +87,12 @@ def test_concurrent_summarize_and_compare_equal_the_in_process_app(apps, dialogu
     assert len(served.slots.replies) == 2  # both replicas answered
 
     # streaming through Ray Serve's streaming response: the text grows, ends at the final summary
-    prompt = _prompts(served.slots, dialogues[9:10])[0]
+    # (a summary long enough to outlast the replica's first wait, FIRST_MESSAGE_S)
+    prompt, long = _prompts(served.slots, dialogues[9:10])[0], GenerationSettings(max_new_tokens=256, min_new_tokens=256)
     seen: list[str] = []
-    final = served.slots.answer(["base", "lora"], [prompt], GREEDY, streams={0: seen.append})
+    final = served.slots.answer(["base", "lora"], [prompt], long, streams={0: seen.append})
     alone = ModelSlots(SlotConfig(base=served.slots.source("base"), lora=served.slots.source("lora")))
-    assert final == alone.generate(["base", "lora"], [prompt], GREEDY)
+    assert final == alone.generate(["base", "lora"], [prompt], long)
     assert len(seen) > 1 and seen[-1] == final["base"][0] and final["base"][0].startswith(seen[0])
 
 

@@ -55,6 +55,10 @@ from summarizer.inference.slots import BACKENDS, ModelSlots
 APP_NAME = "studio-slots"
 # A stream alone sends each row's newest text at most this often (the page redraws about as often).
 STREAM_INTERVAL_S = 0.04
+# A stream's first message waits this long after its batch starts, so an answer done by then goes
+# whole in its reply, with no message before it (a tiny model's 60 ms summary; each message is a
+# Ray round, docs/benchmarks-overhead.md); a first text 0.1 s later is not seen on a page.
+FIRST_MESSAGE_S = 0.1
 # Stream messages per second of one replica, all its streams together: each message costs Ray a
 # round (serialization, the object store, the app's handle), so a class of 24 on two replicas
 # gets a message per stream every 0.25 s (the app's pages get one every 0.1 s at most anyway,
@@ -188,26 +192,32 @@ class SlotReplica:
                                                   on_start=lambda n: put(("start", n, None))))
         reply = asyncio.ensure_future(self._threaded(lambda: self._run(state, work), cancel))
         reply.add_done_callback(lambda _: put(None))
+        held: dict = {}  # a start that the answer overtook: it goes with the reply
         try:
             with self.pacer.streaming() as interval:
-                async for event in self._paced(events, reply, interval):
+                async for event in self._paced(events, reply, interval, held):
                     yield event
         except asyncio.CancelledError:
             cancel.set()
             raise
-        yield await reply
+        yield {**held, **(await reply)}
 
-    async def _paced(self, events: asyncio.Queue, reply: asyncio.Future, interval: Callable[[float], float]):
-        """The stream's messages from ``events`` until ``None``: the ``start`` at once (with any row
-        texts that came with it), then each row's newest text at most once per
-        ``interval(STREAM_INTERVAL_S)`` seconds (texts it overtook are skipped), the first of them
-        one interval after the start. No rows message goes once ``reply`` is done: the reply
-        carries every row's final text (:class:`_Stream` hands it to the streams), and each message
-        costs Ray a round of its own (a stream alone: 3 messages for a tiny model's 60 ms summary,
-        not 5). The wait ends when ``reply`` is done, so the answer is never held back."""
-        ended = False
+    async def _paced(self, events: asyncio.Queue, reply: asyncio.Future, interval: Callable[[float], float],
+                     held: dict):
+        """The stream's messages from ``events`` until ``None``: each row's newest text at most once
+        per ``interval(STREAM_INTERVAL_S)`` seconds (texts it overtook are skipped), the first
+        message (the ``start``, with any row texts by then) :data:`FIRST_MESSAGE_S` (or one
+        interval, if longer) after the batch starts.
+        Nothing goes once ``reply`` is done: the reply carries every row's final text
+        (:class:`_Stream` hands it to the streams), and a start not yet sent is put in ``held`` to
+        go with it. Each message costs Ray a round of its own, so a tiny model's 60 ms summary
+        alone goes as its reply only. The waits end when ``reply`` is done, so the answer is never
+        held back."""
+        ended = sent = False
         while not ended:
             waiting = [await events.get()]
+            if not sent:  # a quick answer needs no message before its reply
+                await asyncio.wait([reply], timeout=max(FIRST_MESSAGE_S, interval(STREAM_INTERVAL_S)))
             while not events.empty():
                 waiting.append(events.get_nowait())
             message, latest = {}, {}  # coalesced: only each row's newest text goes over the wire
@@ -218,12 +228,15 @@ class SlotReplica:
                     message.update(start=event[1], replica=self.replica_id)
                 else:
                     latest[event[1]] = event[2]
-            if latest and not ended:
+            if ended:
+                held.update(message)
+                return
+            if latest:
                 message["rows"] = latest
             if message:
                 yield message
-                if not ended:
-                    await asyncio.wait([reply], timeout=interval(STREAM_INTERVAL_S))
+                sent = True
+                await asyncio.wait([reply], timeout=interval(STREAM_INTERVAL_S))
 
     async def generate(self, state: SlotState, slots: list[str], prompts: list[str],
                        settings: GenerationSettings, batch_size: int) -> dict:
